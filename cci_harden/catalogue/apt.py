@@ -1,0 +1,32 @@
+"""Package management controls."""
+
+from __future__ import annotations
+
+from .model import Control, DesiredFile, Source
+
+APT_PROXY_FILE = "/etc/apt/apt.conf.d/80cci-harden-proxy"
+
+
+def _proxy_files(settings, info):
+    proxy = str(settings.apt.proxy).rstrip("/")
+    return [
+        DesiredFile(
+            APT_PROXY_FILE,
+            "// Managed by cci-harden (CCI-APT-01): apt fetches through the fleet's proxy.\n"
+            f'Acquire::http::Proxy "{proxy}";\n',
+        )
+    ]
+
+
+APT_PROXY = Control(
+    id="CCI-APT-01",
+    title="apt fetches packages through the configured proxy",
+    sources=(Source("toolkit", "air-gapped installs: an internal apt proxy"),),
+    rationale="Hosts without a route to the internet install packages through the operator's "
+    "apt-cacher-ng or mirror; the proxy is a setting, never a host name in code.",
+    files=_proxy_files,
+    applies=lambda settings: settings.apt.proxy is not None,
+    tags=("baseline", "apt"),
+)
+
+CONTROLS = (APT_PROXY,)

@@ -1,0 +1,154 @@
+"""Inventories: the hosts of one server install, with the settings file that sits beside them.
+
+An inventory is a small Python file (``inventories/prod``, no extension) that pyinfra loads as
+written on the command line; it calls :func:`pyinfra_hosts`, which reads ``prod.toml``, validates
+it, and refuses to go on with zero hosts, hosts without a known host key, or a ``--limit`` that
+matches nothing. pyinfra would otherwise run against no host and exit 0.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paramiko
+
+from .errors import CciHardenError, InventoryError
+from .settings import FleetSettings, HostEntry, load_settings
+
+GROUP = "nomad_clients"
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """One inventory: its path, validated settings, and how each host is reached."""
+
+    path: Path
+    settings: FleetSettings
+
+    @classmethod
+    def load(cls, path: Path | str) -> Inventory:
+        path = Path(path)
+        if path.is_dir():
+            raise InventoryError(
+                f"{path} is a directory; name an inventory file inside it, e.g. {path}/prod"
+            )
+        if not path.is_file():
+            raise InventoryError(f"inventory {path} does not exist")
+        return cls(path=path, settings=load_settings(path))
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def hosts(self) -> list[HostEntry]:
+        return list(self.settings.inventory.hosts)
+
+    def _relative(self, value: Path | None, default: str) -> Path:
+        path = value if value is not None else Path(default)
+        return path if path.is_absolute() else (self.path.parent / path)
+
+    @property
+    def known_hosts(self) -> Path:
+        return self._relative(self.settings.inventory.known_hosts, f"{self.name}.known_hosts")
+
+    @property
+    def ssh_key(self) -> Path | None:
+        key = self.settings.inventory.ssh_key
+        return None if key is None else self._relative(key, "")
+
+    @property
+    def ssh_config(self) -> Path | None:
+        config = self.settings.inventory.ssh_config
+        return None if config is None else self._relative(config, "")
+
+    def user_for(self, host: HostEntry) -> str:
+        return host.user or self.settings.inventory.ssh_user
+
+    def select(self, patterns: list[str] | None) -> list[HostEntry]:
+        """The hosts matching any of ``patterns`` (names, globs, or the group name)."""
+        if not patterns:
+            return self.hosts
+        chosen = [
+            host
+            for host in self.hosts
+            if any(p == GROUP or fnmatch.fnmatch(host.name, p) for p in patterns)
+        ]
+        if not chosen:
+            raise InventoryError(
+                f"--limit {' '.join(patterns)} matches no host of inventory {self.path} "
+                f"(hosts: {', '.join(h.name for h in self.hosts)})"
+            )
+        return chosen
+
+    def check_runnable(self) -> None:
+        """Refuse an inventory that would make pyinfra do nothing or trust keys blindly."""
+        if not self.hosts:
+            raise InventoryError(
+                f"inventory {self.path} has no hosts; add [[inventory.hosts]] entries to "
+                f"{self.path.name}.toml"
+            )
+        missing = self.hosts_without_known_key()
+        if missing:
+            raise InventoryError(
+                f"no host key for {', '.join(missing)} in {self.known_hosts}; add each host's key "
+                "from a trusted source (cloud console, image build) - keys are never accepted "
+                "on first use"
+            )
+
+    def hosts_without_known_key(self) -> list[str]:
+        if not self.known_hosts.is_file():
+            return [host.name for host in self.hosts]
+        keys = paramiko.HostKeys(str(self.known_hosts))
+        missing = []
+        for host in self.hosts:
+            lookup = host.address if host.port == 22 else f"[{host.address}]:{host.port}"
+            if keys.lookup(lookup) is None:
+                missing.append(host.name)
+        return missing
+
+    def pyinfra_data(self, host: HostEntry) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "ssh_hostname": host.address,
+            "ssh_port": host.port,
+            "ssh_user": self.user_for(host),
+            "ssh_known_hosts_file": str(self.known_hosts),
+            "ssh_strict_host_key_checking": "yes",
+            "cci_inventory": str(self.path.resolve()),
+        }
+        if self.user_for(host) != "root":
+            data["_sudo"] = True
+        if self.ssh_key is not None:
+            data["ssh_key"] = str(self.ssh_key)
+        return data
+
+
+def limit_patterns_from_argv(argv: list[str]) -> list[str]:
+    """The --limit values pyinfra was given on its command line."""
+    patterns: list[str] = []
+    for index, arg in enumerate(argv):
+        if arg == "--limit" and index + 1 < len(argv):
+            patterns.append(argv[index + 1])
+        elif arg.startswith("--limit="):
+            patterns.append(arg.split("=", 1)[1])
+    return [p for value in patterns for p in value.split(",") if p]
+
+
+def pyinfra_hosts(inventory_file: str) -> list[tuple[str, dict[str, Any]]]:
+    """Called from an inventory file: validated hosts for pyinfra, or exit 2 with the reason.
+
+    pyinfra loads the inventory before it reads --limit; checking the limit here keeps a typo in
+    ``--limit`` from becoming a successful run against no host.
+    """
+    try:
+        inventory = Inventory.load(inventory_file)
+        inventory.check_runnable()
+        inventory.select(limit_patterns_from_argv(sys.argv))
+    except CciHardenError as exc:
+        print(f"cci-harden: {exc}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None
+    return [(host.name, inventory.pyinfra_data(host)) for host in inventory.hosts]

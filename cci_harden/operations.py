@@ -1,0 +1,94 @@
+"""pyinfra operations the toolkit adds: a managed file that is validated before it goes live.
+
+pyinfra's ``files.put`` writes straight to the destination and prints file contents with
+``--diff``. Hardening a service's configuration needs more: stage the new file beside the old one,
+run the service's own validator on it (``sshd -t``, ``nomad config validate``, a JSON parse), and
+only then rename it into place, so a bad render never replaces a working configuration; and a
+secret's contents never reach a log.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import shlex
+from io import StringIO
+
+from pyinfra import host, logger, state
+from pyinfra.api import FileUploadCommand, StringCommand, operation
+from pyinfra.facts.files import File, FileContents, Sha256File
+
+from .catalogue.model import DesiredFile
+
+
+def _owner_mode_differ(remote: dict, desired: DesiredFile) -> bool:
+    return (
+        int(str(remote.get("mode")), 8) != desired.mode
+        or remote.get("user") != desired.user
+        or remote.get("group") != desired.group
+    )
+
+
+@operation()
+def managed_file(desired: DesiredFile):
+    """
+    Write ``desired`` atomically, validating it first when it names a validator.
+
+    + desired: the :class:`~cci_harden.catalogue.model.DesiredFile` to write
+
+    **Example:**
+
+    .. code:: python
+
+        managed_file(
+            name="[CCI-SSH-01] sshd configuration",
+            desired=DesiredFile("/etc/ssh/sshd_config", text, mode=0o600,
+                                validate="sshd -t -f {path}"),
+        )
+    """
+    remote = host.get_fact(File, path=desired.path)
+    if remote:
+        same_content = host.get_fact(Sha256File, path=desired.path) == desired.sha256
+        if same_content and not _owner_mode_differ(remote, desired):
+            host.noop(f"{desired.path} is as desired")
+            return
+        if same_content:
+            yield StringCommand("chown", f"{desired.user}:{desired.group}", desired.path)
+            yield StringCommand("chmod", f"{desired.mode:o}", desired.path)
+            return
+
+    if state.config.DIFF:
+        _log_diff(desired, bool(remote))
+
+    staged = f"{desired.path}.cci-new"
+    yield StringCommand("mkdir", "-p", posixpath.dirname(desired.path))
+    yield FileUploadCommand(
+        StringIO(desired.content),
+        staged,
+        remote_temp_filename=host.get_temp_filename(staged),
+    )
+    yield StringCommand("chown", f"{desired.user}:{desired.group}", staged)
+    yield StringCommand("chmod", f"{desired.mode:o}", staged)
+    if desired.validate:
+        check = desired.validate.format(path=shlex.quote(staged))
+        refusal = shlex.quote(f"cci-harden: refusing {desired.path}: {check} failed")
+        yield StringCommand(
+            f"if ! {check}; then rm -f {shlex.quote(staged)}; echo {refusal} >&2; exit 1; fi"
+        )
+    yield StringCommand("mv", "-f", staged, desired.path)
+
+
+def _log_diff(desired: DesiredFile, exists: bool) -> None:
+    verb = "modify" if exists else "create"
+    if desired.secret:
+        host.log(f"Will {verb} {desired.path} (secret: contents not shown)", logger.info)
+        return
+    host.log(f"Will {verb} {desired.path}", logger.info)
+    current = host.get_fact(FileContents, path=desired.path) if exists else None
+    old = set(current or [])
+    new_lines = desired.content.splitlines()
+    for line in current or []:
+        if line not in new_lines:
+            logger.info("  - %s", line)
+    for line in new_lines:
+        if line not in old:
+            logger.info("  + %s", line)

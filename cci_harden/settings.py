@@ -1,0 +1,365 @@
+"""Typed settings for one fleet of Nomad clients, loaded per inventory.
+
+An inventory ``inventories/NAME`` has its settings in ``inventories/NAME.toml``; any field can be
+overridden by an environment variable ``CCI_<SECTION>__<FIELD>`` (nested fields joined by ``__``,
+lists and tables as JSON). Validation happens before any host is contacted, and a failure names the
+field, the problem and where the value came from. Secrets are ``SecretStr``: masked in repr, in
+``config check`` and in every error message.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from .errors import SettingsError
+
+ENV_PREFIX = "CCI_"
+ENV_DELIMITER = "__"
+
+_toml_path: ContextVar[Path | None] = ContextVar("cci_settings_toml", default=None)
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _not_everywhere(networks: list[IPNetwork]) -> list[IPNetwork]:
+    for network in networks:
+        if network.prefixlen == 0:
+            raise ValueError(
+                f"{network} admits every address; name the networks that need access instead"
+            )
+    return networks
+
+
+# CIDR lists that open a port on the host: never the whole internet.
+IngressCidrs = Annotated[list[IPNetwork], AfterValidator(_not_everywhere)]
+
+_HOST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9-]{1,63})*$")
+_VERSION = re.compile(r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.+-]+)?$")
+_FINGERPRINT = re.compile(r"^[0-9A-F]{40}$")
+
+
+def _host_name(value: str) -> str:
+    if not _HOST_NAME.match(value):
+        raise ValueError("must be a DNS name or an IP address (letters, digits, '-' and '.')")
+    return value
+
+
+def _version(value: str) -> str:
+    if not _VERSION.match(value):
+        raise ValueError("must be an exact version such as 1.6.3 (no ranges, no 'latest')")
+    return value
+
+
+def _fingerprint(value: str) -> str:
+    compact = value.replace(" ", "").upper()
+    if not _FINGERPRINT.match(compact):
+        raise ValueError("must be a full 40-hex-digit OpenPGP fingerprint (short key ids spoof)")
+    return compact
+
+
+HostName = Annotated[str, AfterValidator(_host_name)]
+ExactVersion = Annotated[str, AfterValidator(_version)]
+Fingerprint = Annotated[str, AfterValidator(_fingerprint)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HostEntry(_Section):
+    """One Nomad client host of the inventory."""
+
+    name: HostName = Field(description="Name used by pyinfra, --limit and reports")
+    address: HostName = Field(description="Address or DNS name SSH connects to")
+    port: int = Field(22, ge=1, le=65535, description="SSH port")
+    user: str | None = Field(None, description="SSH user for this host (default: inventory.ssh_user)")
+
+
+class InventorySettings(_Section):
+    """Which hosts to reach and how to trust them."""
+
+    hosts: list[HostEntry] = Field(default_factory=list, description="Nomad client hosts")
+    ssh_user: str = Field("root", description="SSH user; non-root users need passwordless sudo")
+    ssh_key: Path | None = Field(None, description="Private key file (default: the SSH agent)")
+    known_hosts: Path | None = Field(
+        None,
+        description="known_hosts file with every host's key; default: <inventory>.known_hosts. "
+        "Host keys are always checked strictly: an unknown or changed key stops the run.",
+    )
+    ssh_config: Path | None = Field(
+        None, description="OpenSSH client configuration the verify stage uses (ssh:// backend)"
+    )
+
+    @field_validator("hosts")
+    @classmethod
+    def _unique_names(cls, hosts: list[HostEntry]) -> list[HostEntry]:
+        names = [h.name for h in hosts]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"host names must be unique; repeated: {', '.join(duplicates)}")
+        return hosts
+
+
+class AptSettings(_Section):
+    proxy: AnyHttpUrl | None = Field(
+        None, description="HTTP proxy every host's apt uses (an internal apt-cacher-ng or mirror)"
+    )
+
+
+class NetworkSettings(_Section):
+    """Who may reach a Nomad client, and where its jobs may not go."""
+
+    admin_cidrs: IngressCidrs = Field(
+        default_factory=list, description="Networks allowed to SSH to the hosts (port 22)"
+    )
+    nomad_server_cidrs: IngressCidrs = Field(
+        default_factory=list, description="Nomad servers: RPC (4647) to and from the clients"
+    )
+    cluster_cidrs: IngressCidrs = Field(
+        default_factory=list,
+        description="CircleCI Server's Kubernetes cluster (output processor, VM service)",
+    )
+    rerun_ssh_cidrs: IngressCidrs = Field(
+        default_factory=list,
+        description="Users allowed to 'rerun job with SSH' (ports 64535-65535)",
+    )
+    vm_subnet_cidrs: IngressCidrs = Field(
+        default_factory=list, description="VM service machines: egress on 22 and 2376"
+    )
+    vcs_cidrs: IngressCidrs = Field(
+        default_factory=list, description="The VCS (GitHub Enterprise): egress on 22, 80, 443"
+    )
+    blocked_job_cidrs: list[IPNetwork] = Field(
+        default_factory=list,
+        description="Destinations job containers may never reach (169.254.0.0/16 always is)",
+    )
+    nomad_http_api: bool = Field(
+        False, description="Open Nomad's HTTP API (4646) to the server and cluster networks"
+    )
+
+
+class NomadTLS(_Section):
+    """mTLS material for the client's RPC with the Nomad servers."""
+
+    ca_file: Path | None = Field(None, description="CA certificate (PEM) on the operator's machine")
+    cert_file: Path | None = Field(None, description="Client certificate (PEM)")
+    key_file: Path | None = Field(None, description="Client private key (PEM) file")
+    key_pem: SecretStr | None = Field(None, description="Client private key given inline (PEM)")
+    expiry_margin_days: int = Field(
+        30, ge=0, le=365, description="Refuse a certificate that expires within this many days"
+    )
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> NomadTLS:
+        if self.key_file is not None and self.key_pem is not None:
+            raise ValueError("give the client key as key_file or key_pem, not both")
+        return self
+
+    @field_validator("key_pem")
+    @classmethod
+    def _looks_like_pem(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and "PRIVATE KEY-----" not in value.get_secret_value():
+            raise ValueError("is not a PEM private key")
+        return value
+
+
+class NomadSettings(_Section):
+    version: ExactVersion = Field("1.6.3", description="Nomad version to install, exactly")
+    install_source: Literal["hashicorp-apt", "release-zip", "mirror"] = Field(
+        "release-zip",
+        description="hashicorp-apt: HashiCorp's apt repository; release-zip: the release zip "
+        "checked against SHA256SUMS and its signature; mirror: the same zip from an internal mirror",
+    )
+    release_url: AnyHttpUrl | None = Field(
+        None, description="Base URL of the releases or apt repository (required for downloads)"
+    )
+    gpg_fingerprint: Fingerprint | None = Field(
+        None, description="Fingerprint of the key that signs SHA256SUMS / the apt repository"
+    )
+    servers: list[str] = Field(
+        default_factory=list, description="Nomad servers to join, as host:port"
+    )
+    datacenter: str = Field("default", min_length=1)
+    node_class: str = Field("linux-64bit", description="CircleCI schedules onto this node class")
+    data_dir: Path = Field(Path("/opt/nomad"), description="Nomad's state directory")
+    reserved_cpu_cores: int = Field(2, ge=0, description="Cores kept for coordination (seed: 2)")
+    reserved_memory_mb: int = Field(4096, ge=0, description="Memory kept for coordination (4 GB)")
+    allow_oversized_hosts: bool = Field(
+        False, description="Allow hosts above 64 CPUs / 128 GB (ask CircleCI first)"
+    )
+    tls: NomadTLS = Field(default_factory=NomadTLS)
+
+    @field_validator("servers")
+    @classmethod
+    def _host_ports(cls, servers: list[str]) -> list[str]:
+        for server in servers:
+            host, sep, port = server.rpartition(":")
+            if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{server!r} is not host:port")
+            _host_name(host.strip("[]"))
+        return servers
+
+
+class DockerAddressPool(_Section):
+    base: ipaddress.IPv4Network
+    size: int = Field(24, ge=8, le=30)
+
+    @model_validator(mode="after")
+    def _size_fits(self) -> DockerAddressPool:
+        if self.size < self.base.prefixlen:
+            raise ValueError(f"size /{self.size} is larger than the pool {self.base}")
+        return self
+
+
+class DockerSettings(_Section):
+    install_source: Literal["docker-ce", "docker.io"] = Field(
+        "docker-ce", description="docker-ce: Docker's apt repository; docker.io: the distribution's"
+    )
+    version: str | None = Field(None, description="Exact package version to pin (docker-ce)")
+    repo_url: AnyHttpUrl | None = Field(None, description="Docker's apt repository (docker-ce)")
+    gpg_fingerprint: Fingerprint | None = Field(None, description="Docker's repository key")
+    address_pools: list[DockerAddressPool] = Field(
+        default_factory=lambda: [
+            DockerAddressPool(base=ipaddress.IPv4Network("10.10.0.0/16"), size=24)
+        ],
+        description="default-address-pools for job networks (CircleCI: 10.10.0.0/16 in /24s)",
+    )
+    log_max_size: str = Field("10m", pattern=r"^\d+[kmg]$")
+    log_max_files: int = Field(3, ge=1, le=100)
+
+
+class FleetSettings(BaseSettings):
+    """Everything the toolkit needs to know about one CircleCI Server install's Nomad clients."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_DELIMITER,
+        extra="forbid",
+        frozen=True,
+    )
+
+    name: str = Field("fleet", description="Name of this server install")
+    inventory: InventorySettings = Field(default_factory=InventorySettings)
+    apt: AptSettings = Field(default_factory=AptSettings)
+    network: NetworkSettings = Field(default_factory=NetworkSettings)
+    nomad: NomadSettings = Field(default_factory=NomadSettings)
+    docker: DockerSettings = Field(default_factory=DockerSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = _toml_path.get()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+# -- loading -------------------------------------------------------------------------------------
+
+
+def settings_path(inventory: Path) -> Path:
+    """``inventories/prod`` keeps its settings in ``inventories/prod.toml``."""
+    return inventory.with_name(inventory.name + ".toml")
+
+
+def load_settings(inventory: Path | str) -> FleetSettings:
+    """Load and validate the settings of ``inventory``; raise SettingsError naming each bad field."""
+    inventory = Path(inventory)
+    path = settings_path(inventory)
+    if not path.is_file():
+        raise SettingsError(f"{inventory}: its settings file {path} does not exist")
+    try:
+        with open(path, "rb") as handle:
+            tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path}: not valid TOML: {exc}") from None
+    token = _toml_path.set(path)
+    try:
+        return FleetSettings()
+    except ValidationError as exc:
+        raise SettingsError(format_validation_error(exc, path)) from None
+    finally:
+        _toml_path.reset(token)
+
+
+def env_var_for(loc: tuple[Any, ...]) -> str | None:
+    """The environment variable that set the value at ``loc``, if one did."""
+    import os
+
+    environ = {key.upper(): key for key in os.environ}
+    parts = [str(p) for p in loc]
+    while parts:
+        name = ENV_PREFIX + ENV_DELIMITER.join(parts).upper()
+        if name in environ:
+            return environ[name]
+        parts.pop()
+    return None
+
+
+def _is_secret(model: type[BaseModel], loc: tuple[Any, ...]) -> bool:
+    """True when the field at ``loc`` is, or lies under, a SecretStr."""
+    current: Any = model
+    for part in loc:
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            break
+        field = current.model_fields.get(str(part))
+        if field is None:
+            break
+        annotation = field.annotation
+        if "SecretStr" in str(annotation):
+            return True
+        args = getattr(annotation, "__args__", ()) or (annotation,)
+        current = next(
+            (a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), annotation
+        )
+    return False
+
+
+def format_validation_error(exc: ValidationError, path: Path) -> str:
+    """One line per bad field: where it came from, which field, and why; secrets never shown."""
+    lines = [f"invalid settings for inventory {path.with_suffix('')}:"]
+    for error in exc.errors(include_url=False, include_input=True):
+        loc = tuple(error["loc"])
+        field = ".".join(str(p) for p in loc) or "(top level)"
+        env_name = env_var_for(loc)
+        origin = f"environment variable {env_name}" if env_name else str(path)
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "is not a known setting (check its spelling and section)"
+        shown = ""
+        if not _is_secret(FleetSettings, loc) and error["type"] not in ("missing", "extra_forbidden"):
+            value = error.get("input")
+            if isinstance(value, str | int | float | bool) and len(repr(value)) < 80:
+                shown = f" (got {value!r})"
+        lines.append(f"  {field}: {message}{shown} [from {origin}]")
+    return "\n".join(lines)

@@ -1,0 +1,202 @@
+"""The local test bed: booted Debian 12 hosts on this machine, reached over SSH like production.
+
+``up`` builds (once) a base image, then gives each host an overlay, a network namespace on one
+bridge, its own SSH host key and a booted systemd; apt goes through a caching proxy on the bridge.
+``down`` removes every process, mount, namespace, link and file that ``up`` made, by the record
+``up`` keeps, and sweeps by name for anything a crashed ``up`` did not get to record.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import hosts, image, network, process, proxy
+from .layout import Layout
+from .state import HostRecord, TestbedState
+from .system import require_programs, require_root
+from .writer import write_inventory
+
+__all__ = ["Layout", "up", "down", "status", "UpReport"]
+
+
+@dataclass
+class UpReport:
+    hosts: list[HostRecord]
+    image_seconds: float
+    total_seconds: float
+    inventory: Path
+
+
+def _record(layout: Layout, index: int) -> HostRecord:
+    name = layout.host_name(index)
+    return HostRecord(
+        name=name,
+        index=index,
+        address=str(layout.host_address(index)),
+        netns=layout.netns(name),
+        veth=layout.veth(name),
+        merged=str(layout.host_dir(name) / "merged"),
+    )
+
+
+def up(count: int, inventory_dir: Path, layout: Layout | None = None, log=print) -> UpReport:
+    """Bring ``count`` hosts up (keeping those already running) and write the inventory."""
+    layout = layout or Layout()
+    require_root()
+    require_programs()
+    if not 1 <= count <= 200:
+        from ..errors import TestbedError
+
+        raise TestbedError("--hosts must be between 1 and 200")
+    started = time.monotonic()
+    image_seconds = image.build_image(layout, log=log)
+    state = TestbedState.load(layout.state_file)
+    client_key = hosts.ensure_client_key(layout)
+
+    state.bridge = layout.bridge
+    state.save(layout.state_file)
+    network.ensure_bridge(layout.bridge, layout.bridge_address, layout.subnet)
+
+    if not proxy.running(layout, state.proxy_pid):
+        state.proxy_pid = proxy.start(layout)
+        state.save(layout.state_file)
+
+    wanted = [_record(layout, i) for i in range(1, count + 1)]
+    for name in sorted(set(state.hosts) - {r.name for r in wanted}):
+        _remove_host(layout, state.hosts.pop(name))
+        state.save(layout.state_file)
+
+    booting = []
+    for fresh in wanted:
+        record = state.hosts.setdefault(fresh.name, fresh)
+        if hosts.running(record):
+            continue
+        state.save(layout.state_file)
+        network.ensure_host_network(
+            record.netns, record.veth, layout.bridge, layout.host_address(record.index),
+            layout.subnet,
+        )
+        hosts.mount_overlay(layout, record)
+        hosts.personalise(layout, record, client_key)
+        record.pid = hosts.boot(layout, record)
+        state.save(layout.state_file)
+        booting.append(record)
+
+    with ThreadPoolExecutor(max_workers=max(1, len(wanted))) as pool:
+        list(pool.map(hosts.wait_for_ssh, wanted))
+
+    inventory = write_inventory(layout, [state.hosts[r.name] for r in wanted], inventory_dir)
+    state.written_files = sorted(
+        {*state.written_files, *(str(p) for p in inventory.written)}
+    )
+    state.save(layout.state_file)
+    ssh_config = inventory.path.with_name(inventory.path.name + ".ssh_config")
+    with ThreadPoolExecutor(max_workers=max(1, len(wanted))) as pool:
+        states = list(pool.map(lambda r: hosts.wait_for_boot(ssh_config, r), wanted))
+    for record, boot_state in zip(wanted, states, strict=True):
+        if boot_state != "running":
+            log(f"host {record.name} booted {boot_state}: some unit failed (systemctl --failed)")
+    return UpReport(
+        hosts=[state.hosts[r.name] for r in wanted],
+        image_seconds=image_seconds,
+        total_seconds=time.monotonic() - started,
+        inventory=inventory.path,
+    )
+
+
+def _close_ssh_masters(layout: Layout) -> None:
+    control_dir = layout.state_dir / "cm"
+    if not control_dir.is_dir():
+        return
+    for socket_path in control_dir.iterdir():
+        subprocess.run(
+            ["ssh", "-O", "exit", "-o", f"ControlPath={socket_path}", "cci-testbed"],
+            capture_output=True,
+            timeout=10,
+        )
+
+
+def _remove_host(layout: Layout, record: HostRecord) -> None:
+    hosts.stop(record)
+    hosts.unmount(Path(record.merged))
+    network.delete_host_network(record.netns, record.veth)
+    shutil.rmtree(layout.host_dir(record.name), ignore_errors=True)
+
+
+def down(layout: Layout | None = None, log=print) -> list[str]:
+    """Remove everything ``up`` made; return what was removed, for the operator to read."""
+    layout = layout or Layout()
+    require_root()
+    removed: list[str] = []
+    state = TestbedState.load(layout.state_file)
+    _close_ssh_masters(layout)
+
+    for record in state.hosts.values():
+        _remove_host(layout, record)
+        removed.append(f"host {record.name}")
+
+    # Sweep: anything a failed `up` started before it could record it.
+    hosts_root = str(layout.state_dir / "hosts")
+    for pid in process.find_processes(hosts_root, "systemd-nspawn"):
+        process.stop(pid, hosts_root)
+        removed.append(f"systemd-nspawn pid {pid}")
+    with open("/proc/mounts") as mounts:
+        ours = [line.split()[1] for line in mounts if line.split()[1].startswith(hosts_root)]
+    for mount_point in sorted(ours, reverse=True):
+        hosts.unmount(Path(mount_point))
+        removed.append(f"mount {mount_point}")
+    for netns in network.list_netns(layout.prefix):
+        subprocess.run(["ip", "netns", "del", netns], capture_output=True)
+        removed.append(f"netns {netns}")
+
+    if proxy.running(layout, state.proxy_pid) or process.find_processes(
+        str(proxy.config_dir(layout)), "apt-cacher-ng"
+    ):
+        removed.append("apt-cacher-ng")
+    proxy.stop(layout, state.proxy_pid)
+    if network.link_exists(layout.bridge):
+        network.delete_link(layout.bridge)
+        removed.append(f"bridge {layout.bridge}")
+
+    for written in state.written_files:
+        Path(written).unlink(missing_ok=True)
+    if layout.state_dir.exists():
+        shutil.rmtree(layout.state_dir)
+    return removed
+
+
+@dataclass
+class HostStatus:
+    name: str
+    address: str
+    pid: int | None
+    running: bool
+    ssh: bool
+    memory_bytes: int
+
+
+def status(layout: Layout | None = None) -> tuple[bool, list[HostStatus]]:
+    """Whether the proxy runs, and each recorded host's state and memory."""
+    layout = layout or Layout()
+    state = TestbedState.load(layout.state_file)
+    result = []
+    for record in state.hosts.values():
+        alive = hosts.running(record)
+        ssh_ok = False
+        if alive:
+            try:
+                hosts.wait_for_ssh(record, timeout=2)
+                ssh_ok = True
+            except Exception:
+                ssh_ok = False
+        result.append(
+            HostStatus(
+                record.name, record.address, record.pid, alive, ssh_ok, hosts.memory_bytes(record)
+            )
+        )
+    return proxy.running(layout, state.proxy_pid), result

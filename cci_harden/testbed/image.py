@@ -1,0 +1,103 @@
+"""The test bed's base image: a minimal booted Debian, built once with debootstrap and cached.
+
+Each host boots from an overlay on top of this image, so a host's changes never reach the cache and
+``down`` can throw them away. The image is built in a temporary directory and renamed into place
+only when complete, so an interrupted build never leaves a half-made cache behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import shutil
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from . import mirror
+from .layout import BASE_PACKAGES, SUITE, Layout
+from .system import run
+
+MARKER = "etc/cci-testbed-image"
+# Bump when _customise changes: a cached image is then customised again, without debootstrap.
+REVISION = "2"
+
+
+@contextmanager
+def _lock(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _marker_text() -> str:
+    return f"suite={SUITE}\npackages={','.join(BASE_PACKAGES)}\nrevision={REVISION}\n"
+
+
+def image_ready(layout: Layout) -> bool:
+    marker = layout.base_image / MARKER
+    return marker.is_file() and marker.read_text() == _marker_text()
+
+
+def _debootstrapped(layout: Layout) -> bool:
+    marker = layout.base_image / MARKER
+    return marker.is_file() and f"packages={','.join(BASE_PACKAGES)}\n" in marker.read_text()
+
+
+def _customise(root: Path, sources: list[mirror.AptSource]) -> None:
+    """Make the image a template: no per-host identity, the machine's own apt sources."""
+    for key in (root / "etc/ssh").glob("ssh_host_*"):
+        key.unlink()
+    (root / "etc/machine-id").write_text("")
+    legacy = root / "etc/apt/sources.list"
+    if legacy.exists():
+        legacy.unlink()
+    (root / "etc/apt/sources.list.d").mkdir(parents=True, exist_ok=True)
+    (root / "etc/apt/sources.list.d/debian.sources").write_text(mirror.render_deb822(sources))
+    # A container has no consoles to serve; these units only slow the boot down.
+    for unit in ("getty@tty1.service", "console-getty.service"):
+        link = root / "etc/systemd/system" / unit
+        link.unlink(missing_ok=True)
+        link.symlink_to("/dev/null")
+    # systemd-user-sessions can lose a race for its cgroup at container boot (exit 219/CGROUP),
+    # which leaves /run/nologin behind and locks out every user but root.
+    dropin = root / "etc/systemd/system/systemd-user-sessions.service.d"
+    dropin.mkdir(parents=True, exist_ok=True)
+    (dropin / "retry.conf").write_text("[Service]\nRestart=on-failure\nRestartSec=1\n")
+    (root / "root/.ssh").mkdir(mode=0o700, exist_ok=True)
+    (root / MARKER).write_text(_marker_text())
+
+
+def build_image(layout: Layout, *, force: bool = False, log=print) -> float:
+    """Build the base image if it is missing; return the seconds it took (0 when cached)."""
+    with _lock(layout.cache_dir / "base.lock"):
+        if image_ready(layout) and not force:
+            return 0.0
+        if _debootstrapped(layout) and not force:
+            _customise(layout.base_image, mirror.debian_sources(SUITE))
+            return 0.0
+        sources = mirror.debian_sources(SUITE)
+        main_mirror = mirror.debian_mirror(SUITE, sources)
+        staging = layout.cache_dir / f"base-{SUITE}.partial"
+        if staging.exists():
+            shutil.rmtree(staging)
+        log(f"building the base image with debootstrap ({SUITE}); this takes about a minute")
+        started = time.monotonic()
+        run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={','.join(BASE_PACKAGES)}",
+                SUITE,
+                str(staging),
+                main_mirror,
+            ]
+        )
+        _customise(staging, sources)
+        if layout.base_image.exists():
+            shutil.rmtree(layout.base_image)
+        staging.rename(layout.base_image)
+        return time.monotonic() - started

@@ -1,0 +1,78 @@
+"""Where the test bed keeps its files and how its hosts are named and addressed.
+
+The base image is a cache kept outside the checkout and survives ``down``; everything else the test
+bed creates is recorded in its state file and removed by ``down``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SUITE = "bookworm"
+# Packages the base image carries: an init, sshd, and what pyinfra and testinfra use on a host.
+BASE_PACKAGES = (
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "openssh-server",
+    "python3",
+    "iproute2",
+    "sudo",
+    "ca-certificates",
+)
+
+
+@dataclass(frozen=True)
+class Layout:
+    cache_dir: Path = Path(os.environ.get("CCI_TESTBED_CACHE", "/var/cache/cci-harden"))
+    state_dir: Path = Path(os.environ.get("CCI_TESTBED_STATE", "/var/lib/cci-harden/testbed"))
+    subnet: ipaddress.IPv4Network = field(
+        default_factory=lambda: ipaddress.IPv4Network(
+            os.environ.get("CCI_TESTBED_SUBNET", "10.231.0.0/24")
+        )
+    )
+    bridge: str = "ccitb0"
+    proxy_port: int = 3142
+    prefix: str = "ccitb"
+
+    @property
+    def base_image(self) -> Path:
+        return self.cache_dir / f"base-{SUITE}"
+
+    @property
+    def proxy_cache(self) -> Path:
+        return self.cache_dir / "apt-cacher-ng"
+
+    @property
+    def state_file(self) -> Path:
+        return self.state_dir / "state.json"
+
+    @property
+    def client_key(self) -> Path:
+        return self.state_dir / "id_ed25519"
+
+    @property
+    def bridge_address(self) -> ipaddress.IPv4Address:
+        return self.subnet.network_address + 1
+
+    @property
+    def proxy_url(self) -> str:
+        return f"http://{self.bridge_address}:{self.proxy_port}"
+
+    def host_name(self, index: int) -> str:
+        return f"tb{index}"
+
+    def host_address(self, index: int) -> ipaddress.IPv4Address:
+        return self.subnet.network_address + 10 + index
+
+    def host_dir(self, name: str) -> Path:
+        return self.state_dir / "hosts" / name
+
+    def netns(self, name: str) -> str:
+        return f"{self.prefix}-{name}"
+
+    def veth(self, name: str) -> str:
+        return f"{self.prefix}-{name}"[:15]

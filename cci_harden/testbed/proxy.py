@@ -1,0 +1,80 @@
+"""The apt caching proxy on the bridge: the hosts' only way to Debian packages.
+
+apt-cacher-ng runs with a configuration directory of our own, whose Debian backend is this
+machine's own mirror, so the machine's /etc/apt-cacher-ng is never changed. Its cache lives beside
+the base image and survives ``down``, so later runs install packages without refetching.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import time
+from pathlib import Path
+
+from . import mirror, process
+from .layout import SUITE, Layout
+
+SYSTEM_CONFIG = Path("/etc/apt-cacher-ng")
+
+
+def config_dir(layout: Layout) -> Path:
+    return layout.state_dir / "apt-cacher-ng"
+
+
+def _write_config(layout: Layout) -> Path:
+    conf = config_dir(layout)
+    if conf.exists():
+        shutil.rmtree(conf)
+    shutil.copytree(SYSTEM_CONFIG, conf)
+    (conf / "backends_debian").write_text(mirror.debian_mirror(SUITE) + "/\n")
+    return conf
+
+
+def start(layout: Layout) -> int:
+    conf = _write_config(layout)
+    cache = layout.proxy_cache
+    cache.mkdir(parents=True, exist_ok=True)
+    logs = layout.state_dir / "apt-cacher-ng-log"
+    logs.mkdir(parents=True, exist_ok=True)
+    pid = process.spawn(
+        [
+            "apt-cacher-ng",
+            "-c",
+            str(conf),
+            "ForeGround=1",
+            f"BindAddress={layout.bridge_address}",
+            f"Port={layout.proxy_port}",
+            f"CacheDir={cache}",
+            f"LogDir={logs}",
+            f"PidFile={layout.state_dir / 'apt-cacher-ng.pid'}",
+            f"SocketPath={layout.state_dir / 'apt-cacher-ng.socket'}",
+        ],
+        layout.state_dir / "apt-cacher-ng.out",
+    )
+    _wait_listening(str(layout.bridge_address), layout.proxy_port, pid)
+    return pid
+
+
+def _wait_listening(address: str, port: int, pid: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((address, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    from ..errors import TestbedError
+
+    raise TestbedError(f"apt-cacher-ng (pid {pid}) did not listen on {address}:{port}")
+
+
+def running(layout: Layout, pid: int | None) -> bool:
+    return process.owns(pid, str(config_dir(layout)))
+
+
+def stop(layout: Layout, pid: int | None) -> None:
+    marker = str(config_dir(layout))
+    process.stop(pid, marker)
+    for stray in process.find_processes(marker, "apt-cacher-ng"):
+        process.stop(stray, marker)

@@ -1,0 +1,91 @@
+"""Write ``inventories/testbed`` and the files beside it that pyinfra and testinfra read."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..inventory import Inventory
+from ..sshconfig import render_ssh_config
+from . import hosts
+from .layout import Layout
+from .state import HostRecord
+
+INVENTORY_NAME = "testbed"
+
+INVENTORY_FILE = '''\
+"""The local test bed, written by `cci-harden testbed up`; its settings are in testbed.toml.
+
+Run: pyinfra inventories/testbed deploys/nomad.py
+"""
+
+from cci_harden.inventory import pyinfra_hosts
+
+nomad_clients = pyinfra_hosts(__file__)
+'''
+
+
+@dataclass
+class WrittenInventory:
+    path: Path
+    written: list[Path] = field(default_factory=list)
+
+
+def _q(value: str) -> str:
+    return json.dumps(value)
+
+
+def render_settings(layout: Layout, records: list[HostRecord]) -> str:
+    host_lines = ",\n".join(
+        f"  {{ name = {_q(r.name)}, address = {_q(r.address)} }}" for r in records
+    )
+    subnet = _q(str(layout.subnet))
+    return f"""\
+# Settings of the local test bed, written by `cci-harden testbed up`.
+name = "testbed"
+
+[inventory]
+ssh_user = "root"
+ssh_key = {_q(str(layout.client_key))}
+known_hosts = "testbed.known_hosts"
+ssh_config = "testbed.ssh_config"
+hosts = [
+{host_lines},
+]
+
+[apt]
+proxy = {_q(layout.proxy_url)}
+
+[network]
+admin_cidrs = [{subnet}]
+nomad_server_cidrs = [{subnet}]
+cluster_cidrs = [{subnet}]
+rerun_ssh_cidrs = [{subnet}]
+vm_subnet_cidrs = [{subnet}]
+
+[docker]
+install_source = "docker.io"
+"""
+
+
+def write_inventory(layout: Layout, records: list[HostRecord], directory: Path) -> WrittenInventory:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / INVENTORY_NAME
+    result = WrittenInventory(path=path)
+
+    def write(target: Path, text: str) -> None:
+        target.write_text(text)
+        result.written.append(target.resolve())
+
+    write(path, INVENTORY_FILE)
+    write(directory / f"{INVENTORY_NAME}.toml", render_settings(layout, records))
+    write(
+        directory / f"{INVENTORY_NAME}.known_hosts",
+        "".join(hosts.known_hosts_line(layout, r) + "\n" for r in records),
+    )
+    control_dir = layout.state_dir / "cm"
+    control_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    inventory = Inventory.load(path)
+    write(directory / f"{INVENTORY_NAME}.ssh_config", render_ssh_config(inventory, control_dir))
+    return result

@@ -1,0 +1,1 @@
+"""The verify stage: the catalogue's checks, run against hosts over SSH."""
