@@ -64,6 +64,31 @@ def _cmd_testbed_down(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from . import catalogue
+    from .errors import EXIT_DRIFT, EXIT_USAGE
+    from .inventory import Inventory
+    from .verify.report import render_table
+    from .verify.runner import verify_inventory
+
+    inventory = Inventory.load(args.inventory)
+    inventory.check_runnable()
+    hosts = inventory.select(args.limit)
+    controls = catalogue.CATALOGUE
+    if args.control:
+        unknown = sorted(set(args.control) - {c.id for c in controls})
+        if unknown:
+            raise CciHardenError(f"unknown control id(s): {', '.join(unknown)}")
+        controls = catalogue.select(ids=tuple(args.control))
+    reports = verify_inventory(inventory, controls, hosts)
+    print(render_table(reports))
+    if any(not r.reachable for r in reports):
+        return EXIT_USAGE
+    if any(o.status.value == "fail" for r in reports for o in r.outcomes):
+        return EXIT_DRIFT
+    return EXIT_OK
+
+
 def _info(message: str) -> None:
     print(f"cci-harden: {message}", file=sys.stderr)
 
@@ -83,6 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("inventory", help="inventory file, e.g. inventories/prod")
     check.set_defaults(func=_cmd_config_check)
+
+    verify = commands.add_parser(
+        "verify", help="check every control on every host; exit 1 on drift, 2 if unreachable"
+    )
+    verify.add_argument("inventory", help="inventory file, e.g. inventories/prod")
+    verify.add_argument("--limit", action="append", help="host name or glob (repeatable)")
+    verify.add_argument("--control", action="append", help="control id (repeatable)")
+    verify.set_defaults(func=_cmd_verify)
 
     bed = commands.add_parser("testbed", help="local Debian 12 test hosts (needs root)")
     bed_commands = bed.add_subparsers(dest="testbed_command", required=True)
@@ -112,6 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cci-harden: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # never let a crash look like exit 1 (drift)
+        import traceback
+
+        traceback.print_exc()
+        print(f"cci-harden: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -71,7 +71,6 @@ def up(count: int, inventory_dir: Path, layout: Layout | None = None, log=print)
         _remove_host(layout, state.hosts.pop(name))
         state.save(layout.state_file)
 
-    booting = []
     for fresh in wanted:
         record = state.hosts.setdefault(fresh.name, fresh)
         if hosts.running(record):
@@ -85,24 +84,24 @@ def up(count: int, inventory_dir: Path, layout: Layout | None = None, log=print)
         hosts.personalise(layout, record, client_key)
         record.pid = hosts.boot(layout, record)
         state.save(layout.state_file)
-        booting.append(record)
 
-    with ThreadPoolExecutor(max_workers=max(1, len(wanted))) as pool:
-        list(pool.map(hosts.wait_for_ssh, wanted))
+    records = [state.hosts[r.name] for r in wanted]
+    with ThreadPoolExecutor(max_workers=len(records)) as pool:
+        list(pool.map(hosts.wait_for_ssh, records))
 
-    inventory = write_inventory(layout, [state.hosts[r.name] for r in wanted], inventory_dir)
+    inventory = write_inventory(layout, records, inventory_dir)
     state.written_files = sorted(
         {*state.written_files, *(str(p) for p in inventory.written)}
     )
     state.save(layout.state_file)
     ssh_config = inventory.path.with_name(inventory.path.name + ".ssh_config")
-    with ThreadPoolExecutor(max_workers=max(1, len(wanted))) as pool:
-        states = list(pool.map(lambda r: hosts.wait_for_boot(ssh_config, r), wanted))
-    for record, boot_state in zip(wanted, states, strict=True):
+    with ThreadPoolExecutor(max_workers=len(records)) as pool:
+        states = list(pool.map(lambda r: hosts.wait_for_boot(ssh_config, r), records))
+    for record, boot_state in zip(records, states, strict=True):
         if boot_state != "running":
             log(f"host {record.name} booted {boot_state}: some unit failed (systemctl --failed)")
     return UpReport(
-        hosts=[state.hosts[r.name] for r in wanted],
+        hosts=records,
         image_seconds=image_seconds,
         total_seconds=time.monotonic() - started,
         inventory=inventory.path,
@@ -110,7 +109,7 @@ def up(count: int, inventory_dir: Path, layout: Layout | None = None, log=print)
 
 
 def _close_ssh_masters(layout: Layout) -> None:
-    control_dir = layout.state_dir / "cm"
+    control_dir = layout.control_dir
     if not control_dir.is_dir():
         return
     for socket_path in control_dir.iterdir():
@@ -119,6 +118,7 @@ def _close_ssh_masters(layout: Layout) -> None:
             capture_output=True,
             timeout=10,
         )
+    shutil.rmtree(control_dir, ignore_errors=True)
 
 
 def _remove_host(layout: Layout, record: HostRecord) -> None:

@@ -6,6 +6,7 @@ bed creates is recorded in its state file and removed by ``down``.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import os
 from dataclasses import dataclass, field
@@ -53,6 +54,12 @@ class Layout:
     @property
     def client_key(self) -> Path:
         return self.state_dir / "id_ed25519"
+
+    @property
+    def control_dir(self) -> Path:
+        """Where OpenSSH keeps multiplexing sockets: short, as socket paths are capped at 108."""
+        digest = hashlib.sha1(str(self.state_dir).encode()).hexdigest()[:10]
+        return Path("/run/cci-harden") / digest
 
     @property
     def bridge_address(self) -> ipaddress.IPv4Address:

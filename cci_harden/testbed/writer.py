@@ -84,7 +84,7 @@ def write_inventory(layout: Layout, records: list[HostRecord], directory: Path) 
         directory / f"{INVENTORY_NAME}.known_hosts",
         "".join(hosts.known_hosts_line(layout, r) + "\n" for r in records),
     )
-    control_dir = layout.state_dir / "cm"
+    control_dir = layout.control_dir
     control_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     inventory = Inventory.load(path)
     write(directory / f"{INVENTORY_NAME}.ssh_config", render_ssh_config(inventory, control_dir))

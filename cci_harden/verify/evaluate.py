@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..catalogue.model import Control, DesiredFile, Finding, Outcome, Status
+from ..hostinfo import HostInfo
 from ..settings import FleetSettings
 from .snapshot import Snapshot
 
@@ -32,14 +33,16 @@ def compare_file(desired: DesiredFile, snapshot: Snapshot) -> list[Finding]:
     return findings
 
 
-def evaluate(control: Control, settings: FleetSettings, snapshot: Snapshot) -> Outcome:
+def evaluate(
+    control: Control, settings: FleetSettings, info: HostInfo, snapshot: Snapshot
+) -> Outcome:
     if not control.applies(settings):
         return Outcome(control.id, Status.NOT_APPLICABLE)
     findings: list[Finding] = []
-    for desired in control.files(settings):
+    for desired in control.files(settings, info):
         findings += compare_file(desired, snapshot)
     if control.check is not None:
-        findings += control.check(settings, snapshot)
+        findings += control.check(settings, info, snapshot)
     not_verifiable = [f for f in findings if f.found.startswith("not verifiable")]
     if not_verifiable and len(not_verifiable) == len(findings):
         return Outcome(control.id, Status.NOT_VERIFIABLE, tuple(findings))

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Set up this machine for cci-harden and run the main job against the local test bed:
+#   Debian packages, a virtualenv with the package, three booted test hosts,
+#   then `pyinfra inventories/testbed deploys/nomad.py`.
+# With --no-deploy it stops after the installs (what CI needs before running the tests).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+APT_PACKAGES=(
+  debootstrap systemd-container apt-cacher-ng iproute2 openssh-client mount
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "bootstrap.sh: run as root (the test bed creates namespaces, mounts and containers)" >&2
+  exit 2
+fi
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "bootstrap.sh: installing ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! python3 -m venv --help >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+fi
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+
+[ "${1:-}" = "--no-deploy" ] && exit 0
+
+export PYINFRA_PROGRESS=off
+.venv/bin/cci-harden testbed up --hosts 3
+.venv/bin/pyinfra -y inventories/testbed deploys/nomad.py

@@ -1,0 +1,108 @@
+"""Run the catalogue's checks on the hosts of an inventory, in parallel, over OpenSSH.
+
+testinfra's ``ssh://`` backend is used with an ssh_config that checks host keys strictly and
+multiplexes one connection per host, and the whole catalogue is gathered in one remote command.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import testinfra
+
+from ..catalogue.model import Control, Outcome, Probe
+from ..hostinfo import COMMAND as HOSTINFO_COMMAND
+from ..hostinfo import HostInfo
+from ..inventory import Inventory
+from ..settings import HostEntry
+from ..sshconfig import render_ssh_config
+from .evaluate import evaluate
+from .snapshot import Snapshot, build_script, parse_output
+
+HOSTINFO_PROBE = Probe("hostinfo", HOSTINFO_COMMAND)
+
+
+@dataclass
+class HostReport:
+    host: str
+    reachable: bool
+    error: str = ""
+    outcomes: list[Outcome] = field(default_factory=list)
+    remote_commands: int = 0
+
+
+def gather_script(controls: Sequence[Control], inventory: Inventory, info: HostInfo | None):
+    """The one remote script that collects what every control's check reads."""
+    settings = inventory.settings
+    paths: list[str] = []
+    probes: list[Probe] = [HOSTINFO_PROBE]
+    for control in controls:
+        if not control.applies(settings):
+            continue
+        if info is not None:
+            paths += [f.path for f in control.files(settings, info)]
+        probes += control.probes
+    return build_script(paths, probes)
+
+
+def testinfra_host(inventory: Inventory, host: HostEntry, ssh_config: Path):
+    sudo = inventory.user_for(host) != "root"
+    return testinfra.get_host(f"ssh://{host.name}", ssh_config=str(ssh_config), sudo=sudo)
+
+
+class Unreachable(Exception):
+    """SSH could not reach the host or authenticate it (exit 255)."""
+
+
+def _run(conn, script: str) -> str:
+    try:
+        result = conn.run(script)
+    except RuntimeError as exc:  # testinfra's ssh backend raises on exit 255
+        stderr = getattr(exc.args[0], "stderr", "") if exc.args else ""
+        raise Unreachable(stderr.strip() or "ssh failed") from None
+    if result.rc == 255:
+        raise Unreachable(result.stderr.strip() or "ssh failed")
+    return result.stdout
+
+
+def verify_host(
+    inventory: Inventory, host: HostEntry, controls: Sequence[Control], ssh_config: Path
+) -> HostReport:
+    report = HostReport(host=host.name, reachable=True)
+    conn = testinfra_host(inventory, host, ssh_config)
+    try:
+        # Round trip 1: host facts, which decide what the rendered files look like.
+        first = _run(conn, build_script([], [HOSTINFO_PROBE]))
+        report.remote_commands += 1
+        info = HostInfo.parse(parse_output(first).probe("hostinfo").output.splitlines())
+        # Round trip 2: everything the checks read.
+        second = _run(conn, gather_script(controls, inventory, info))
+        report.remote_commands += 1
+    except Unreachable as exc:
+        report.reachable, report.error = False, str(exc).splitlines()[-1]
+        return report
+    snapshot: Snapshot = parse_output(second)
+    report.outcomes = [evaluate(c, inventory.settings, info, snapshot) for c in controls]
+    return report
+
+
+def verify_inventory(
+    inventory: Inventory,
+    controls: Sequence[Control],
+    hosts: Sequence[HostEntry] | None = None,
+    parallel: int = 16,
+) -> list[HostReport]:
+    hosts = list(hosts if hosts is not None else inventory.hosts)
+    with tempfile.TemporaryDirectory(prefix="cci-verify-") as tmp:
+        ssh_config = inventory.ssh_config
+        if ssh_config is None:
+            ssh_config = Path(tmp) / "ssh_config"
+            control_dir = Path(tmp) / "cm"
+            control_dir.mkdir(mode=0o700)
+            ssh_config.write_text(render_ssh_config(inventory, control_dir))
+        with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(hosts)))) as pool:
+            return list(pool.map(lambda h: verify_host(inventory, h, controls, ssh_config), hosts))

@@ -1,0 +1,86 @@
+"""Shared fixtures: the local test bed of real Debian hosts, and runners for the real CLIs.
+
+pyinfra is always run as a subprocess: importing pyinfra_cli would monkey-patch this process with
+gevent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+INVENTORIES = REPO / "inventories"
+TESTBED_HOSTS = 3
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "cci-harden"), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
+
+
+def run_pyinfra(inventory: Path | str, deploy: str, *extra: str, env: dict | None = None,
+                timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "pyinfra"), "-y", *extra, str(inventory), deploy],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYINFRA_PROGRESS": "off", **(env or {})},
+        timeout=timeout,
+    )
+
+
+def pyinfra_json(inventory: Path | str, deploy: str, *extra: str) -> dict:
+    """Run a deploy with --json and return pyinfra's own result document."""
+    proc = run_pyinfra(inventory, deploy, "--json", *extra)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)
+
+
+def changed_hosts(result: dict) -> dict[str, list[str]]:
+    """Operation name -> hosts on which it changed something, from pyinfra's JSON result."""
+    return {
+        op["name"]: op["success"] for op in result["results"]["operations"] if op["success"]
+    }
+
+
+@pytest.fixture(scope="session")
+def testbed():
+    """Three booted test hosts and their inventory; kept up across the session."""
+    proc = run_cli("testbed", "up", "--hosts", str(TESTBED_HOSTS), timeout=900)
+    assert proc.returncode == 0, f"testbed up failed:\n{proc.stderr}"
+    from cci_harden.inventory import Inventory
+
+    return Inventory.load(INVENTORIES / "testbed")
+
+
+@pytest.fixture(scope="session")
+def deployed(testbed):
+    """The test bed after one run of the main deploy."""
+    result = pyinfra_json(testbed.path, "deploys/nomad.py")
+    return testbed, result
+
+
+def ssh(inventory, host: str, command: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        ["ssh", "-F", str(inventory.ssh_config), host, command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if check:
+        assert proc.returncode == 0, f"{host}: {command}: {proc.stderr}"
+    return proc

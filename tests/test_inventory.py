@@ -1,0 +1,44 @@
+"""Inventories: pyinfra runs exactly as operators type it, and never silently against no host."""
+
+from __future__ import annotations
+
+from .conftest import INVENTORIES, run_cli, run_pyinfra
+from .test_settings import BASE, write_inventory
+
+KNOWN = "192.0.2.10 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"
+
+
+def test_prod_example_without_host_keys_fails_before_connecting():
+    proc = run_pyinfra(INVENTORIES / "prod", "deploys/nomad.py")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "no host key for nomad-client-1, nomad-client-2" in proc.stderr
+    assert "Connecting to hosts" not in proc.stdout + proc.stderr
+
+
+def test_inventory_with_zero_hosts_fails(tmp_path):
+    inventory = write_inventory(tmp_path, 'name = "empty"\n')
+    proc = run_pyinfra(inventory, "deploys/nomad.py")
+    assert proc.returncode == 2
+    assert "has no hosts" in proc.stderr
+
+
+def test_limit_matching_no_host_fails(tmp_path):
+    inventory = write_inventory(tmp_path, BASE)
+    (tmp_path / "acme.known_hosts").write_text(KNOWN)
+    proc = run_pyinfra(inventory, "deploys/nomad.py", "--limit", "client-9*")
+    assert proc.returncode == 2
+    assert "--limit client-9* matches no host" in proc.stderr
+
+
+def test_bad_settings_fail_pyinfra_before_any_host(tmp_path):
+    inventory = write_inventory(tmp_path, BASE + '[nomad]\nversion = "1.x"\n')
+    proc = run_pyinfra(inventory, "deploys/nomad.py")
+    assert proc.returncode == 2
+    assert "nomad.version" in proc.stderr and "Connecting" not in proc.stdout + proc.stderr
+
+
+def test_cli_refuses_directory_and_missing_inventory():
+    proc = run_cli("config", "check", "inventories")
+    assert proc.returncode == 2 and "is a directory" in proc.stderr
+    proc = run_cli("config", "check", "inventories/typo")
+    assert proc.returncode == 2 and "does not exist" in proc.stderr

@@ -1,0 +1,154 @@
+"""Settings: valid files load, every class of bad value is refused with the field and origin."""
+
+from __future__ import annotations
+
+import logging
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from cci_harden.errors import SettingsError
+from cci_harden.settings import load_settings
+
+from .conftest import INVENTORIES, run_cli
+
+SECRET = "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LW1hcmtlci0xMjM0NQ==\n-----END PRIVATE KEY-----\n"
+MARKER = "c2VjcmV0LW1hcmtlci0xMjM0NQ"
+
+BASE = """
+name = "acme"
+[inventory]
+hosts = [{ name = "client-1", address = "192.0.2.10" }]
+"""
+VALID = BASE + """
+[network]
+admin_cidrs = ["198.51.100.0/24"]
+[nomad]
+version = "1.6.3"
+servers = ["nomad.internal:4647"]
+"""
+
+
+def write_inventory(tmp_path: Path, toml: str, name: str = "acme") -> Path:
+    inventory = tmp_path / name
+    inventory.write_text("from cci_harden.inventory import pyinfra_hosts\n"
+                         "nomad_clients = pyinfra_hosts(__file__)\n")
+    (tmp_path / f"{name}.toml").write_text(textwrap.dedent(toml))
+    return inventory
+
+
+def error_for(tmp_path: Path, toml: str, monkeypatch=None, **env) -> str:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(SettingsError) as info:
+        load_settings(write_inventory(tmp_path, toml))
+    return str(info.value)
+
+
+def test_example_inventory_is_valid():
+    settings = load_settings(INVENTORIES / "prod")
+    assert settings.nomad.node_class == "linux-64bit"
+    assert settings.nomad.reserved_cpu_cores == 2 and settings.nomad.reserved_memory_mb == 4096
+    assert len(settings.inventory.hosts) >= 2
+
+
+def test_valid_settings_load_with_defaults(tmp_path):
+    settings = load_settings(write_inventory(tmp_path, VALID))
+    assert settings.name == "acme"
+    assert str(settings.network.admin_cidrs[0]) == "198.51.100.0/24"
+    assert [str(p.base) for p in settings.docker.address_pools] == ["10.10.0.0/16"]
+
+
+@pytest.mark.parametrize(
+    ("snippet", "field", "problem"),
+    [
+        ('[network]\nadmin_cidrs = ["10.0.0.300/8"]', "network.admin_cidrs", "network"),
+        ('[network]\nrerun_ssh_cidrs = ["0.0.0.0/0"]', "network.rerun_ssh_cidrs", "every address"),
+        ('[network]\nadmin_cidrs = ["::/0"]', "network.admin_cidrs", "every address"),
+        ('[nomad]\nversion = "latest"', "nomad.version", "exact version"),
+        ('[nomad]\ngpg_fingerprint = "72D7468F"', "nomad.gpg_fingerprint", "40-hex-digit"),
+        ('[nomad]\nservers = ["nomad.internal"]', "nomad.servers", "host:port"),
+        ('[nomad]\ninstall_source = "curl-pipe-bash"', "nomad.install_source", "release-zip"),
+        ('[docker]\nlog_max_files = "many"', "docker.log_max_files", "integer"),
+        ('[docker]\naddress_pools = [{ base = "10.10.0.0/16", size = 8 }]',
+         "docker.address_pools.0", "larger than the pool"),
+        ('[nomad]\nversoin = "1.6.3"', "nomad.versoin", "not a known setting"),
+        ('[apt]\nproxy = "not a url"', "apt.proxy", "URL"),
+    ],
+)
+def test_each_class_of_bad_value_names_field_problem_and_file(tmp_path, snippet, field, problem):
+    message = error_for(tmp_path, BASE + snippet)
+    line = next((ln for ln in message.splitlines() if ln.strip().startswith(field)), None)
+    assert line is not None, message
+    assert problem in line
+    assert "acme.toml" in line
+
+
+def test_duplicate_host_names_are_refused(tmp_path):
+    toml = BASE.replace(
+        'hosts = [{ name = "client-1", address = "192.0.2.10" }]',
+        'hosts = [{ name = "a", address = "192.0.2.10" }, { name = "a", address = "192.0.2.11" }]',
+    )
+    assert "repeated: a" in error_for(tmp_path, toml)
+
+
+def test_invalid_toml_is_reported_with_the_file(tmp_path):
+    assert "not valid TOML" in error_for(tmp_path, "name = ")
+
+
+def test_env_overrides_a_nested_field(tmp_path, monkeypatch):
+    monkeypatch.setenv("CCI_NOMAD__VERSION", "1.7.2")
+    monkeypatch.setenv("CCI_NOMAD__TLS__EXPIRY_MARGIN_DAYS", "14")
+    monkeypatch.setenv("CCI_NETWORK__ADMIN_CIDRS", '["203.0.113.0/24"]')
+    settings = load_settings(write_inventory(tmp_path, VALID))
+    assert settings.nomad.version == "1.7.2"
+    assert settings.nomad.tls.expiry_margin_days == 14
+    assert [str(c) for c in settings.network.admin_cidrs] == ["203.0.113.0/24"]
+    assert settings.nomad.servers == ["nomad.internal:4647"]  # the file's other values stay
+
+
+def test_bad_env_value_names_the_variable(tmp_path, monkeypatch):
+    message = error_for(tmp_path, VALID, monkeypatch, CCI_DOCKER__LOG_MAX_FILES="0")
+    assert "docker.log_max_files" in message
+    assert "environment variable CCI_DOCKER__LOG_MAX_FILES" in message
+
+
+def test_secret_never_appears_in_repr_dump_or_logs(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("CCI_NOMAD__TLS__KEY_PEM", SECRET)
+    settings = load_settings(write_inventory(tmp_path, VALID))
+    assert settings.nomad.tls.key_pem.get_secret_value() == SECRET
+    with caplog.at_level(logging.DEBUG):
+        logging.getLogger("test").info("settings: %s %r", settings, settings)
+    for text in (repr(settings), str(settings), settings.model_dump_json(), caplog.text):
+        assert MARKER not in text
+
+
+def test_secret_never_appears_in_validation_errors(tmp_path, monkeypatch):
+    # a bad secret, and a good secret beside another bad field
+    bad = SECRET.replace("PRIVATE KEY", "CERTIFICATE")
+    message = error_for(tmp_path, VALID, monkeypatch, CCI_NOMAD__TLS__KEY_PEM=bad)
+    assert "nomad.tls.key_pem" in message and MARKER not in message
+    monkeypatch.setenv("CCI_NOMAD__TLS__KEY_PEM", SECRET)
+    monkeypatch.setenv("CCI_NOMAD__TLS__KEY_FILE", "/etc/nomad.d/tls/client.key")
+    message = error_for(tmp_path, VALID)
+    assert "not both" in message and MARKER not in message
+
+
+def test_config_check_prints_effective_settings_masked(tmp_path):
+    inventory = write_inventory(tmp_path, VALID)
+    (tmp_path / "acme.known_hosts").write_text(
+        "192.0.2.10 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"
+    )
+    proc = run_cli("config", "check", str(inventory), env={"CCI_NOMAD__TLS__KEY_PEM": SECRET})
+    assert proc.returncode == 0, proc.stderr
+    assert '"node_class": "linux-64bit"' in proc.stdout
+    assert "**********" in proc.stdout
+    assert MARKER not in proc.stdout + proc.stderr
+
+
+def test_config_check_exits_2_on_bad_settings(tmp_path):
+    inventory = write_inventory(tmp_path, BASE + '[docker]\nlog_max_size = "huge"\n')
+    proc = run_cli("config", "check", str(inventory))
+    assert proc.returncode == 2
+    assert "docker.log_max_size" in proc.stderr and "acme.toml" in proc.stderr
