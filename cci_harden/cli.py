@@ -33,8 +33,10 @@ def _cmd_testbed_up(args: argparse.Namespace) -> int:
     for record in report.hosts:
         print(f"{record.name}\t{record.address}\tpid {record.pid}")
     image = f"{report.image_seconds:.1f}s building the base image, " if report.image_seconds else ""
-    _info(f"{len(report.hosts)} host(s) up in {report.total_seconds:.1f}s ({image}inventory "
-          f"{report.inventory})")
+    _info(
+        f"{len(report.hosts)} host(s) up in {report.total_seconds:.1f}s ({image}inventory "
+        f"{report.inventory})"
+    )
     return EXIT_OK
 
 
@@ -48,9 +50,7 @@ def _cmd_testbed_status(args: argparse.Namespace) -> int:
     for host in hosts:
         state = "running" if host.running else "stopped"
         ssh = "ssh ok" if host.ssh else "ssh down"
-        print(
-            f"{host.name}\t{host.address}\t{state}\t{ssh}\t{host.memory_bytes / 2**20:.1f} MiB"
-        )
+        print(f"{host.name}\t{host.address}\t{state}\t{ssh}\t{host.memory_bytes / 2**20:.1f} MiB")
     return EXIT_OK if all(h.running and h.ssh for h in hosts) else 2
 
 
@@ -117,6 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--control", action="append", help="control id (repeatable)")
     verify.set_defaults(func=_cmd_verify)
 
+    from .audit.command import add_parser as add_audit_parser
+
+    add_audit_parser(commands)
+
     bed = commands.add_parser("testbed", help="local Debian 12 test hosts (needs root)")
     bed_commands = bed.add_subparsers(dest="testbed_command", required=True)
     bed_up = bed_commands.add_parser("up", help="boot test hosts and write inventories/testbed")
@@ -128,9 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     bed_commands.add_parser("status", help="show the test hosts").set_defaults(
         func=_cmd_testbed_status
     )
-    bed_commands.add_parser("down", help="remove every test host, mount and namespace").set_defaults(
-        func=_cmd_testbed_down
-    )
+    bed_commands.add_parser(
+        "down", help="remove every test host, mount and namespace"
+    ).set_defaults(func=_cmd_testbed_down)
     return parser
 
 

@@ -95,7 +95,9 @@ class HostEntry(_Section):
     name: HostName = Field(description="Name used by pyinfra, --limit and reports")
     address: HostName = Field(description="Address or DNS name SSH connects to")
     port: int = Field(22, ge=1, le=65535, description="SSH port")
-    user: str | None = Field(None, description="SSH user for this host (default: inventory.ssh_user)")
+    user: str | None = Field(
+        None, description="SSH user for this host (default: inventory.ssh_user)"
+    )
 
 
 class InventorySettings(_Section):
@@ -191,7 +193,8 @@ class NomadSettings(_Section):
     install_source: Literal["hashicorp-apt", "release-zip", "mirror"] = Field(
         "release-zip",
         description="hashicorp-apt: HashiCorp's apt repository; release-zip: the release zip "
-        "checked against SHA256SUMS and its signature; mirror: the same zip from an internal mirror",
+        "checked against SHA256SUMS and its signature; mirror: the same zip from an internal "
+        "mirror",
     )
     release_url: AnyHttpUrl | None = Field(
         None, description="Base URL of the releases or apt repository (required for downloads)"
@@ -293,7 +296,7 @@ def settings_path(inventory: Path) -> Path:
 
 
 def load_settings(inventory: Path | str) -> FleetSettings:
-    """Load and validate the settings of ``inventory``; raise SettingsError naming each bad field."""
+    """Load and validate ``inventory``'s settings; raise SettingsError naming each bad field."""
     inventory = Path(inventory)
     path = settings_path(inventory)
     if not path.is_file():
@@ -357,7 +360,10 @@ def format_validation_error(exc: ValidationError, path: Path) -> str:
         if error["type"] == "extra_forbidden":
             message = "is not a known setting (check its spelling and section)"
         shown = ""
-        if not _is_secret(FleetSettings, loc) and error["type"] not in ("missing", "extra_forbidden"):
+        if not _is_secret(FleetSettings, loc) and error["type"] not in (
+            "missing",
+            "extra_forbidden",
+        ):
             value = error.get("input")
             if isinstance(value, str | int | float | bool) and len(repr(value)) < 80:
                 shown = f" (got {value!r})"

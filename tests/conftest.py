@@ -20,7 +20,9 @@ INVENTORIES = REPO / "inventories"
 TESTBED_HOSTS = 3
 
 
-def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, env: dict | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(BIN / "cci-harden"), *args],
         capture_output=True,
@@ -31,8 +33,9 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subpro
     )
 
 
-def run_pyinfra(inventory: Path | str, deploy: str, *extra: str, env: dict | None = None,
-                timeout: float = 900) -> subprocess.CompletedProcess:
+def run_pyinfra(
+    inventory: Path | str, deploy: str, *extra: str, env: dict | None = None, timeout: float = 900
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(BIN / "pyinfra"), "-y", *extra, str(inventory), deploy],
         capture_output=True,
@@ -52,9 +55,7 @@ def pyinfra_json(inventory: Path | str, deploy: str, *extra: str) -> dict:
 
 def changed_hosts(result: dict) -> dict[str, list[str]]:
     """Operation name -> hosts on which it changed something, from pyinfra's JSON result."""
-    return {
-        op["name"]: op["success"] for op in result["results"]["operations"] if op["success"]
-    }
+    return {op["name"]: op["success"] for op in result["results"]["operations"] if op["success"]}
 
 
 @pytest.fixture(scope="session")

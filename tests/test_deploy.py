@@ -36,9 +36,14 @@ def test_testinfra_over_ssh_with_connection_reuse(deployed):
     host = testinfra.get_host(f"ssh://{name}", ssh_config=str(inventory.ssh_config))
     proxy_file = host.file(APT_PROXY_FILE)
     assert proxy_file.is_file and proxy_file.user == "root" and proxy_file.mode == 0o644
-    assert proxy_file.contains(f'Acquire::http::Proxy "{str(inventory.settings.apt.proxy).rstrip("/")}"')
-    master = subprocess.run(["ssh", "-F", str(inventory.ssh_config), "-O", "check", name],
-                            capture_output=True, text=True)
+    assert proxy_file.contains(
+        f'Acquire::http::Proxy "{str(inventory.settings.apt.proxy).rstrip("/")}"'
+    )
+    master = subprocess.run(
+        ["ssh", "-F", str(inventory.ssh_config), "-O", "check", name],
+        capture_output=True,
+        text=True,
+    )
     assert master.returncode == 0, master.stderr  # one multiplexed connection serves every command
 
 
@@ -59,7 +64,9 @@ def test_verify_names_drift_and_deploy_repairs_it(deployed):
     proc = run_cli("verify", str(inventory.path))
     assert proc.returncode == 1
     failures = [ln for ln in proc.stdout.splitlines() if ln.startswith("FAIL ")]
-    assert failures == [f"FAIL {drifted} CCI-APT-01 {APT_PROXY_FILE} mode: expected 0644, found 0666"]
+    assert failures == [
+        f"FAIL {drifted} CCI-APT-01 {APT_PROXY_FILE} mode: expected 0644, found 0666"
+    ]
     result = pyinfra_json(inventory.path, "deploys/nomad.py")
     assert changed_hosts(result) == {f"[CCI-APT-01] {APT_PROXY_FILE}": [drifted]}
     assert run_cli("verify", str(inventory.path)).returncode == 0

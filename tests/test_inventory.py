@@ -5,7 +5,9 @@ from __future__ import annotations
 from .conftest import INVENTORIES, run_cli, run_pyinfra
 from .test_settings import BASE, write_inventory
 
-KNOWN = "192.0.2.10 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"
+KNOWN = (
+    "192.0.2.10 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"
+)
 
 
 def test_prod_example_without_host_keys_fails_before_connecting():

@@ -21,19 +21,23 @@ name = "acme"
 [inventory]
 hosts = [{ name = "client-1", address = "192.0.2.10" }]
 """
-VALID = BASE + """
+VALID = (
+    BASE
+    + """
 [network]
 admin_cidrs = ["198.51.100.0/24"]
 [nomad]
 version = "1.6.3"
 servers = ["nomad.internal:4647"]
 """
+)
 
 
 def write_inventory(tmp_path: Path, toml: str, name: str = "acme") -> Path:
     inventory = tmp_path / name
-    inventory.write_text("from cci_harden.inventory import pyinfra_hosts\n"
-                         "nomad_clients = pyinfra_hosts(__file__)\n")
+    inventory.write_text(
+        "from cci_harden.inventory import pyinfra_hosts\nnomad_clients = pyinfra_hosts(__file__)\n"
+    )
     (tmp_path / f"{name}.toml").write_text(textwrap.dedent(toml))
     return inventory
 
@@ -71,8 +75,11 @@ def test_valid_settings_load_with_defaults(tmp_path):
         ('[nomad]\nservers = ["nomad.internal"]', "nomad.servers", "host:port"),
         ('[nomad]\ninstall_source = "curl-pipe-bash"', "nomad.install_source", "release-zip"),
         ('[docker]\nlog_max_files = "many"', "docker.log_max_files", "integer"),
-        ('[docker]\naddress_pools = [{ base = "10.10.0.0/16", size = 8 }]',
-         "docker.address_pools.0", "larger than the pool"),
+        (
+            '[docker]\naddress_pools = [{ base = "10.10.0.0/16", size = 8 }]',
+            "docker.address_pools.0",
+            "larger than the pool",
+        ),
         ('[nomad]\nversoin = "1.6.3"', "nomad.versoin", "not a known setting"),
         ('[apt]\nproxy = "not a url"', "apt.proxy", "URL"),
     ],
@@ -138,7 +145,8 @@ def test_secret_never_appears_in_validation_errors(tmp_path, monkeypatch):
 def test_config_check_prints_effective_settings_masked(tmp_path):
     inventory = write_inventory(tmp_path, VALID)
     (tmp_path / "acme.known_hosts").write_text(
-        "192.0.2.10 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"
+        "192.0.2.10 ssh-ed25519 "
+        "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"
     )
     proc = run_cli("config", "check", str(inventory), env={"CCI_NOMAD__TLS__KEY_PEM": SECRET})
     assert proc.returncode == 0, proc.stderr

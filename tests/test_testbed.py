@@ -20,9 +20,12 @@ def test_hosts_are_booted_debian_with_their_own_identity(testbed):
     assert len(testbed.hosts) == TESTBED_HOSTS
     seen = set()
     for host in testbed.hosts:
-        out = ssh(testbed, host.name,
-                  "systemctl is-system-running; hostname; . /etc/os-release; echo $VERSION_ID; "
-                  "cat /etc/machine-id; ip -4 -o addr show eth0").stdout.split("\n")
+        out = ssh(
+            testbed,
+            host.name,
+            "systemctl is-system-running; hostname; . /etc/os-release; echo $VERSION_ID; "
+            "cat /etc/machine-id; ip -4 -o addr show eth0",
+        ).stdout.split("\n")
         assert out[0] == "running"
         assert out[1] == host.name
         assert out[2] == "12"
@@ -33,8 +36,12 @@ def test_hosts_are_booted_debian_with_their_own_identity(testbed):
 
 def test_hosts_reach_packages_only_through_the_proxy(testbed):
     host = testbed.hosts[0].name
-    proxied = ssh(testbed, host,
-                  f"apt-get -o Acquire::http::Proxy={testbed.settings.apt.proxy} update", check=False)
+    proxied = ssh(
+        testbed,
+        host,
+        f"apt-get -o Acquire::http::Proxy={testbed.settings.apt.proxy} update",
+        check=False,
+    )
     assert proxied.returncode == 0, proxied.stderr
     # no default route: nothing but the bridge subnet is reachable from a test host
     assert "default" not in ssh(testbed, host, "ip route").stdout
@@ -46,10 +53,24 @@ def test_unknown_host_key_is_refused(testbed, tmp_path):
     other = testbed.known_hosts.read_text().splitlines()[1].split()[1:]
     wrong.write_text(f"{host.address} {' '.join(other)}\n")
     proc = subprocess.run(
-        ["ssh", "-o", "BatchMode=yes", "-o", f"UserKnownHostsFile={wrong}",
-         "-o", "StrictHostKeyChecking=yes", "-o", "ControlPath=none",
-         "-i", str(testbed.ssh_key), f"root@{host.address}", "true"],
-        capture_output=True, text=True, timeout=30,
+        [
+            "ssh",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            f"UserKnownHostsFile={wrong}",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "ControlPath=none",
+            "-i",
+            str(testbed.ssh_key),
+            f"root@{host.address}",
+            "true",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert proc.returncode == 255
     assert "HOST IDENTIFICATION HAS CHANGED" in proc.stderr or "verification failed" in proc.stderr
@@ -63,8 +84,9 @@ def test_up_twice_gives_the_same_hosts(testbed):
 
 
 def _up_again():
-    return testbed.up(TESTBED_HOSTS, Path(__file__).resolve().parents[1] / "inventories",
-                      log=lambda _msg: None)
+    return testbed.up(
+        TESTBED_HOSTS, Path(__file__).resolve().parents[1] / "inventories", log=lambda _msg: None
+    )
 
 
 def _leftovers(layout: Layout) -> list[str]:
@@ -73,14 +95,17 @@ def _leftovers(layout: Layout) -> list[str]:
     if network.link_exists(layout.bridge):
         found.append(f"link {layout.bridge}")
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-    found += [f"veth {ln.split(':')[1].strip()}" for ln in links.splitlines()
-              if f" {layout.prefix}-" in ln]
+    found += [
+        f"veth {ln.split(':')[1].strip()}"
+        for ln in links.splitlines()
+        if f" {layout.prefix}-" in ln
+    ]
     with open("/proc/mounts") as mounts:
         found += [f"mount {ln.split()[1]}" for ln in mounts if str(layout.state_dir) in ln]
-    found += [f"nspawn {p}" for p in process.find_processes(str(layout.state_dir),
-                                                             "systemd-nspawn")]
-    found += [f"proxy {p}" for p in process.find_processes(str(layout.state_dir),
-                                                            "apt-cacher-ng")]
+    found += [
+        f"nspawn {p}" for p in process.find_processes(str(layout.state_dir), "systemd-nspawn")
+    ]
+    found += [f"proxy {p}" for p in process.find_processes(str(layout.state_dir), "apt-cacher-ng")]
     for directory in (layout.state_dir, layout.control_dir):
         if directory.exists():
             found.append(f"dir {directory}")
@@ -116,3 +141,40 @@ def test_down_after_a_crashed_up_leaves_nothing(scratch_layout, tmp_path):
     scratch_layout.state_file.unlink()  # the record is lost, as if `up` died mid-way
     testbed.down(scratch_layout)
     assert _leftovers(scratch_layout) == []
+
+
+def test_not_root_or_missing_program_is_explained(tmp_path):
+    from .conftest import BIN
+
+    as_nobody = subprocess.run(
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            str(BIN / "python"),
+            "-m",
+            "cci_harden.cli",
+            "testbed",
+            "up",
+            "--hosts",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert as_nobody.returncode == 2 and "needs root" in as_nobody.stderr
+    no_tools = subprocess.run(
+        [str(BIN / "python"), "-m", "cci_harden.cli", "testbed", "up"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        env={"PATH": str(tmp_path)},
+    )
+    assert no_tools.returncode == 2
+    assert "'debootstrap' was not found on PATH; install it with: apt-get install debootstrap" in (
+        no_tools.stderr
+    )

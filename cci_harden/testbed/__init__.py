@@ -77,7 +77,10 @@ def up(count: int, inventory_dir: Path, layout: Layout | None = None, log=print)
             continue
         state.save(layout.state_file)
         network.ensure_host_network(
-            record.netns, record.veth, layout.bridge, layout.host_address(record.index),
+            record.netns,
+            record.veth,
+            layout.bridge,
+            layout.host_address(record.index),
             layout.subnet,
         )
         hosts.mount_overlay(layout, record)
@@ -90,9 +93,7 @@ def up(count: int, inventory_dir: Path, layout: Layout | None = None, log=print)
         list(pool.map(hosts.wait_for_ssh, records))
 
     inventory = write_inventory(layout, records, inventory_dir)
-    state.written_files = sorted(
-        {*state.written_files, *(str(p) for p in inventory.written)}
-    )
+    state.written_files = sorted({*state.written_files, *(str(p) for p in inventory.written)})
     state.save(layout.state_file)
     ssh_config = inventory.path.with_name(inventory.path.name + ".ssh_config")
     with ThreadPoolExecutor(max_workers=len(records)) as pool:

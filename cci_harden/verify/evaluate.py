@@ -18,7 +18,9 @@ def compare_file(desired: DesiredFile, snapshot: Snapshot) -> list[Finding]:
     findings = []
     if state.sha256 != desired.sha256:
         expected = "content as rendered from settings"
-        found = "content differs" if desired.secret else f"content differs (sha256 {state.sha256[:12]})"
+        found = (
+            "content differs" if desired.secret else f"content differs (sha256 {state.sha256[:12]})"
+        )
         findings.append(Finding(desired.path, expected, found))
     if state.mode != desired.mode:
         findings.append(Finding(f"{desired.path} mode", f"{desired.mode:04o}", f"{state.mode:04o}"))

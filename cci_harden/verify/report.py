@@ -35,8 +35,6 @@ def render_table(reports: Sequence[HostReport]) -> str:
         lines.append("")
         lines.append("control".ljust(width) + "  " + "  ".join(r.host for r in reachable))
         for index, control_id in enumerate(ids):
-            cells = [
-                _MARK[r.outcomes[index].status].ljust(len(r.host)) for r in reachable
-            ]
+            cells = [_MARK[r.outcomes[index].status].ljust(len(r.host)) for r in reachable]
             lines.append(control_id.ljust(width) + "  " + "  ".join(cells))
     return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""CircleCI audit-log ingest and incident hunting (``cci-harden audit``)."""

@@ -1,0 +1,158 @@
+"""``cci-harden audit``: hunt, secrets, generate. Exit 1 when --fail-on finds something."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import EXIT_DRIFT, EXIT_OK, CciHardenError
+from .events import RowError, normalise_time
+from .hunt import Hunter, Options, at_or_above
+from .ingest import IngestStats, read_exports
+from .output import FORMATS, render
+from .rules import SEVERITIES, load_rules
+from .secrets import SecretsInventory, load_severity_patterns
+
+FINDING_COLUMNS = ("severity", "rule", "actor", "count", "first", "last", "why", "event_ids")
+SECRET_COLUMNS = (
+    "severity",
+    "name",
+    "location",
+    "last_stored",
+    "stored_by",
+    "rotate",
+    "deleted_at",
+)
+
+
+def _time(value: str | None, option: str) -> str | None:
+    if value is None:
+        return None
+    text = value if "T" in value else value + "T00:00:00Z"
+    if not text.endswith("Z") and "+" not in text[10:]:
+        text += "Z"
+    try:
+        return normalise_time(text)
+    except RowError:
+        raise CciHardenError(
+            f"{option} {value!r}: give a UTC date or time, e.g. 2022-12-21 or 2022-12-21T00:00:00Z"
+        ) from None
+
+
+def _progress(stats: IngestStats) -> None:
+    print(f"cci-harden: {stats.rows:,} rows read, {stats.events:,} events", file=sys.stderr)
+
+
+def _emit(text: str, output: str | None) -> None:
+    if output:
+        Path(output).write_text(text)
+    else:
+        sys.stdout.write(text)
+
+
+def _report_problems(stats: IngestStats) -> None:
+    print(
+        f"cci-harden: {stats.rows:,} rows, {stats.events:,} events, {stats.duplicates:,} "
+        f"duplicates dropped, {len(stats.malformed):,} malformed rows",
+        file=sys.stderr,
+    )
+    for bad in stats.malformed[:20]:
+        print(f"  malformed {bad.source}: {bad.reason}", file=sys.stderr)
+    if len(stats.malformed) > 20:
+        print(f"  ... and {len(stats.malformed) - 20} more (see --malformed-out)", file=sys.stderr)
+
+
+def cmd_hunt(args: argparse.Namespace) -> int:
+    rules = load_rules(Path(args.rules) if args.rules else None)
+    options = Options(
+        since=_time(args.since, "--since"),
+        until=_time(args.until, "--until"),
+        actors=frozenset(args.actor or ()),
+        projects=frozenset(args.project or ()),
+    )
+    stats = IngestStats()
+    hunter = Hunter(rules, options)
+    progress = _progress if args.progress or sys.stderr.isatty() else None
+    for event in read_exports([Path(p) for p in args.files], stats, progress):
+        hunter.feed(event)
+    findings = hunter.findings()
+    summary = {**stats.as_dict(), "in_window": hunter.in_window, "findings": len(findings)}
+    _emit(
+        render("finding", [f.as_dict() for f in findings], FINDING_COLUMNS, args.format, summary),
+        args.output,
+    )
+    _write_malformed(stats, args.malformed_out)
+    _report_problems(stats)
+    if args.fail_on and at_or_above(findings, args.fail_on):
+        return EXIT_DRIFT
+    return EXIT_OK
+
+
+def cmd_secrets(args: argparse.Namespace) -> int:
+    inventory = SecretsInventory(
+        _time(args.rotate_before, "--rotate-before"),
+        load_severity_patterns(Path(args.severity_rules) if args.severity_rules else None),
+    )
+    stats = IngestStats()
+    for event in read_exports([Path(p) for p in args.files], stats):
+        inventory.feed(event)
+    rows = [r.as_dict() for r in inventory.rows()]
+    _emit(render("secret", rows, SECRET_COLUMNS, args.format, stats.as_dict()), args.output)
+    _write_malformed(stats, args.malformed_out)
+    _report_problems(stats)
+    return EXIT_OK
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from .generate import generate
+
+    truth = generate(Path(args.out), args.rows, seed=args.seed)
+    print(
+        f"wrote {truth.rows:,} rows to {args.out}: {truth.unique:,} events, "
+        f"{truth.duplicates:,} duplicates, {truth.malformed:,} malformed"
+    )
+    return EXIT_OK
+
+
+def _write_malformed(stats: IngestStats, path: str | None) -> None:
+    if path:
+        Path(path).write_text("".join(f"{m.source}\t{m.reason}\n" for m in stats.malformed))
+
+
+def add_parser(commands) -> None:
+    audit = commands.add_parser("audit", help="hunt through CircleCI audit-log exports")
+    sub = audit.add_subparsers(dest="audit_command", required=True)
+
+    def common(p):
+        p.add_argument("files", nargs="+", help="audit-log CSV exports (one per window)")
+        p.add_argument("--format", choices=FORMATS, default="table")
+        p.add_argument("--output", help="write here instead of standard output")
+        p.add_argument("--malformed-out", help="write every malformed row's file:line and reason")
+
+    hunt = sub.add_parser(
+        "hunt",
+        help="find suspicious events (rules and heuristics)",
+        epilog="Example (the January 2023 incident window): --since 2022-12-21 --until 2023-01-05",
+    )
+    common(hunt)
+    hunt.add_argument("--since", help="window start, UTC (events before it are the baseline)")
+    hunt.add_argument("--until", help="window end, UTC (exclusive)")
+    hunt.add_argument("--actor", action="append", help="only this actor (name or id; repeatable)")
+    hunt.add_argument("--project", action="append", help="only this project (repeatable)")
+    hunt.add_argument("--rules", help="TOML file of extra rules (same id replaces a default)")
+    hunt.add_argument("--fail-on", choices=SEVERITIES, help="exit 1 if a finding is this severe")
+    hunt.add_argument("--progress", action="store_true", help="report progress on stderr")
+    hunt.set_defaults(func=cmd_hunt)
+
+    secrets = sub.add_parser("secrets", help="inventory of context and project secrets")
+    common(secrets)
+    secrets.add_argument("--rotate-before", help="secrets stored before this UTC date: rotate")
+    secrets.add_argument("--severity-rules", help="TOML [[severity]] pattern/severity overrides")
+    secrets.set_defaults(func=cmd_secrets)
+
+    gen = sub.add_parser("generate", help="write a realistic synthetic export (tests, benchmarks)")
+    gen.add_argument("out")
+    gen.add_argument("--rows", type=int, default=10_000)
+    gen.add_argument("--seed", type=int, default=7)
+    gen.set_defaults(func=cmd_generate)
