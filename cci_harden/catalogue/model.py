@@ -80,6 +80,11 @@ class Probe:
     command: str
 
 
+def no_files(settings: FleetSettings, info: HostInfo) -> tuple[DesiredFile, ...]:
+    """The default for controls that manage no file."""
+    return ()
+
+
 Files = Callable[["FleetSettings", "HostInfo"], Sequence[DesiredFile]]
 Apply = Callable[["FleetSettings", "HostInfo"], None]
 Check = Callable[["FleetSettings", "HostInfo", "Snapshot"], Sequence[Finding]]
@@ -91,7 +96,7 @@ class Control:
     title: str
     sources: tuple[Source, ...]
     rationale: str
-    files: Files = lambda settings, info: ()
+    files: Files = no_files
     apply: Apply | None = None  # pyinfra operations beyond writing ``files``
     probes: tuple[Probe, ...] = ()
     check: Check | None = None  # checks beyond comparing ``files``
