@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import CciHardenError
@@ -41,15 +41,7 @@ class SecretRow:
     severity: str = ""
 
     def as_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "location": self.location,
-            "last_stored": self.last_stored,
-            "stored_by": self.stored_by,
-            "deleted_at": self.deleted_at,
-            "rotate": self.rotate,
-            "severity": self.severity,
-        }
+        return asdict(self)
 
 
 def load_severity_patterns(path: Path | None) -> list[tuple[re.Pattern, str]]:
