@@ -142,10 +142,23 @@ def memory_bytes(record: HostRecord) -> int:
     return process.pss_bytes(process.descendants(record.pid)[1:])
 
 
+# Early units of a container's boot can lose a race for their cgroup (exit 219/CGROUP) on a
+# machine with hybrid cgroups; which unit loses varies. A failed unit is restarted once.
+_BOOT_CHECK = """
+state=$(systemctl is-system-running --wait)
+if [ "$state" = degraded ]; then
+  failed=$(systemctl list-units --state=failed --plain --no-legend | awk '{print $1}')
+  systemctl restart $failed
+  state=$(systemctl is-system-running)
+fi
+echo "$state"
+"""
+
+
 def wait_for_boot(ssh_config: Path, record: HostRecord, timeout: float = 90.0) -> str:
     """Wait over SSH until systemd finished booting; return its state (running, degraded)."""
     proc = subprocess.run(
-        ["ssh", "-F", str(ssh_config), record.name, "systemctl", "is-system-running", "--wait"],
+        ["ssh", "-F", str(ssh_config), record.name, _BOOT_CHECK],
         capture_output=True,
         text=True,
         timeout=timeout,
