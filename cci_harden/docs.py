@@ -1,6 +1,6 @@
 """Generate docs/controls.md from the catalogue, so the documented controls are the applied ones.
 
-    python -m cci_harden.docs > docs/controls.md
+python -m cci_harden.docs > docs/controls.md
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import CciHardenError
-from .events import Event
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 
@@ -31,12 +30,8 @@ class Rule:
         )
 
     def matches_action(self, action: str) -> bool:
+        """Whether the action patterns match; Hunter checks ``success`` itself."""
         return self._pattern.match(action) is not None  # type: ignore[attr-defined]
-
-    def matches(self, event: Event) -> bool:
-        if self.success is not None and event.success != self.success:
-            return False
-        return self.matches_action(event.action)
 
 
 def _parse(text: str, origin: str) -> list[Rule]:

@@ -1,7 +1,8 @@
 """Run the catalogue's checks on the hosts of an inventory, in parallel, over OpenSSH.
 
 testinfra's ``ssh://`` backend is used with an ssh_config that checks host keys strictly and
-multiplexes one connection per host, and the whole catalogue is gathered in one remote command.
+multiplexes one connection per host. Two remote commands per host: the host's facts (which decide
+how its files render), then everything every check reads.
 """
 
 from __future__ import annotations
@@ -35,16 +36,15 @@ class HostReport:
     remote_commands: int = 0
 
 
-def gather_script(controls: Sequence[Control], inventory: Inventory, info: HostInfo | None):
+def gather_script(controls: Sequence[Control], inventory: Inventory, info: HostInfo) -> str:
     """The one remote script that collects what every control's check reads."""
     settings = inventory.settings
     paths: list[str] = []
-    probes: list[Probe] = [HOSTINFO_PROBE]
+    probes: list[Probe] = []
     for control in controls:
         if not control.applies(settings):
             continue
-        if info is not None:
-            paths += [f.path for f in control.files(settings, info)]
+        paths += [f.path for f in control.files(settings, info)]
         probes += control.probes
     return build_script(paths, probes)
 
