@@ -143,14 +143,16 @@ def memory_bytes(record: HostRecord) -> int:
 
 
 # Early units of a container's boot can lose a race for their cgroup (exit 219/CGROUP) on a
-# machine with hybrid cgroups; which unit loses varies. A failed unit is restarted once.
+# machine with hybrid cgroups; which unit loses varies. Failed units are restarted, three tries.
 _BOOT_CHECK = """
 state=$(systemctl is-system-running --wait)
-if [ "$state" = degraded ]; then
+for attempt in 1 2 3; do
+  [ "$state" = degraded ] || break
   failed=$(systemctl list-units --state=failed --plain --no-legend | awk '{print $1}')
   systemctl restart $failed
+  sleep 0.5
   state=$(systemctl is-system-running)
-fi
+done
 echo "$state"
 """
 
