@@ -16,9 +16,11 @@ from .errors import EXIT_OK, CciHardenError
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
     from .inventory import Inventory
+    from .preflight import require_ready
 
     inventory = Inventory.load(args.inventory)
     inventory.check_runnable()
+    require_ready(inventory.settings)
     effective = inventory.settings.model_dump(mode="json")
     print(f"# effective settings of inventory {inventory.path} (secrets masked)")
     print(json.dumps(effective, indent=2, sort_keys=True))
@@ -68,12 +70,14 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     from . import catalogue
     from .errors import EXIT_DRIFT, EXIT_USAGE
     from .inventory import Inventory
+    from .preflight import require_ready
     from .verify.report import render_table
     from .verify.runner import verify_inventory
 
     inventory = Inventory.load(args.inventory)
     inventory.check_runnable()
     hosts = inventory.select(args.limit)
+    require_ready(inventory.settings)
     controls = catalogue.CATALOGUE
     if args.control:
         unknown = sorted(set(args.control) - {c.id for c in controls})

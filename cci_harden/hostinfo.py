@@ -1,4 +1,4 @@
-"""What a control needs to know about a host: CPUs, memory, distribution.
+"""What a control needs to know about a host: CPUs, memory, distribution, addresses.
 
 The same command serves the deploy (as a pyinfra fact) and the verify stage (as a probe in the
 snapshot), so both render a host's files from the same numbers.
@@ -10,9 +10,23 @@ from dataclasses import dataclass
 
 from pyinfra.api import FactBase
 
-COMMAND = (
-    "nproc; awk '/^MemTotal:/ {print $2}' /proc/meminfo; "
-    '. /etc/os-release; echo "$ID $VERSION_ID"; hostname'
+# One value per line, in the order HostInfo.parse reads them.
+COMMAND = "; ".join(
+    [
+        "nproc",
+        "awk '/^MemTotal:/ {print $2}' /proc/meminfo",
+        '. /etc/os-release; echo "$ID $VERSION_ID ${VERSION_CODENAME:-unknown}"',
+        "hostname",
+        "(dpkg --print-architecture 2>/dev/null || uname -m)",
+        # nominal clock: cpufreq's maximum where the kernel has it, else cpuinfo (VMs)
+        "(cat /sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq 2>/dev/null"
+        " || awk -F': ' '/^cpu MHz/ {printf \"%d\\n\", $2 * 1000; exit}' /proc/cpuinfo"
+        " || echo 0) | head -n1",
+        'awk \'/^nameserver/ {printf "%s ", $2} END {print ""}\' /etc/resolv.conf 2>/dev/null',
+        # the first global address not on a Docker bridge
+        "ip -4 -o addr show scope global 2>/dev/null"
+        " | awk '$2 !~ /^(docker|br-|veth)/ {split($4, a, \"/\"); print a[1]}' | head -n1; echo",
+    ]
 )
 
 
@@ -23,16 +37,34 @@ class HostInfo:
     os_id: str
     os_version: str
     hostname: str
+    codename: str = "unknown"
+    arch: str = "amd64"
+    cpu_mhz: int = 0
+    nameservers: tuple[str, ...] = ()
+    primary_ipv4: str = ""
+    name: str = ""  # the host's name in the inventory, set by the deploy and the verify stage
 
     @classmethod
     def parse(cls, lines: list[str]) -> HostInfo:
-        cpus, mem_kb, os_line, hostname = (line.strip() for line in lines[:4])
-        os_id, _, os_version = os_line.partition(" ")
-        return cls(int(cpus), int(mem_kb) // 1024, os_id, os_version, hostname)
+        values = [line.strip() for line in lines] + [""] * 8
+        cpus, mem_kb, os_line, hostname, arch, khz, resolvers, address = values[:8]
+        os_id, os_version, codename = ([*os_line.split(), "", "", ""])[:3]
+        return cls(
+            cpus=int(cpus),
+            memory_mb=int(mem_kb) // 1024,
+            os_id=os_id,
+            os_version=os_version,
+            hostname=hostname,
+            codename=codename or "unknown",
+            arch={"x86_64": "amd64", "aarch64": "arm64"}.get(arch, arch),
+            cpu_mhz=int(khz or 0) // 1000,
+            nameservers=tuple(resolvers.split()),
+            primary_ipv4=address,
+        )
 
 
 class HostInfoFact(FactBase):
-    """CPUs, memory (MB), distribution and host name, in one command."""
+    """CPUs, memory (MB), distribution, clock, resolvers and address, in one command."""
 
     def command(self) -> str:
         return COMMAND

@@ -17,6 +17,7 @@ from typing import Any
 import paramiko
 
 from .errors import CciHardenError, InventoryError
+from .preflight import require_ready
 from .settings import FleetSettings, HostEntry, load_settings
 
 GROUP = "nomad_clients"
@@ -148,6 +149,7 @@ def pyinfra_hosts(inventory_file: str) -> list[tuple[str, dict[str, Any]]]:
         inventory = Inventory.load(inventory_file)
         inventory.check_runnable()
         inventory.select(limit_patterns_from_argv(sys.argv))
+        require_ready(inventory.settings)
     except CciHardenError as exc:
         print(f"cci-harden: {exc}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from None

@@ -60,12 +60,20 @@ def managed_file(desired: DesiredFile):
         _log_diff(desired, bool(remote))
 
     staged = f"{desired.path}.cci-new"
-    yield StringCommand("mkdir", "-p", posixpath.dirname(desired.path))
-    yield FileUploadCommand(
-        StringIO(desired.content),
-        staged,
-        remote_temp_filename=host.get_temp_filename(staged),
+    directory = posixpath.dirname(desired.path)
+    if desired.dir_mode is not None:
+        yield StringCommand(
+            "install", "-d", "-o", "root", "-g", "root", "-m", f"{desired.dir_mode:o}", directory
+        )
+    else:
+        yield StringCommand("mkdir", "-p", directory)
+    # A secret is uploaded inside its own (root-only) directory, never via a shared /tmp.
+    upload_temp = (
+        posixpath.join(directory, f".{posixpath.basename(desired.path)}.cci-upload")
+        if desired.secret
+        else host.get_temp_filename(staged)
     )
+    yield FileUploadCommand(StringIO(desired.content), staged, remote_temp_filename=upload_temp)
     yield StringCommand("chown", f"{desired.user}:{desired.group}", staged)
     yield StringCommand("chmod", f"{desired.mode:o}", staged)
     if desired.validate:
@@ -92,3 +100,16 @@ def _log_diff(desired: DesiredFile, exists: bool) -> None:
     for line in new_lines:
         if line not in old:
             logger.info("  + %s", line)
+
+
+@operation()
+def refuse(reason: str):
+    """
+    Stop this host here with ``reason``: nothing after this operation runs on it.
+
+    The other hosts go on. Used where a host itself (its size, its state) rules out the deploy.
+
+    + reason: what is wrong and what to do about it
+    """
+    message = shlex.quote(f"cci-harden: refusing host {host.name}: {reason}")
+    yield StringCommand(f"echo {message} >&2; exit 1")

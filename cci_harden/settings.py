@@ -22,6 +22,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -98,6 +99,11 @@ class HostEntry(_Section):
     user: str | None = Field(
         None, description="SSH user for this host (default: inventory.ssh_user)"
     )
+    public_ipv4: ipaddress.IPv4Address | None = Field(
+        None,
+        description="Address users reach for 'rerun job with SSH' (/etc/circleci/public-ipv4); "
+        "default: the host's first global IPv4 address",
+    )
 
 
 class InventorySettings(_Section):
@@ -161,6 +167,22 @@ class NetworkSettings(_Section):
     nomad_http_api: bool = Field(
         False, description="Open Nomad's HTTP API (4646) to the server and cluster networks"
     )
+    job_dns_servers: list[ipaddress.IPv4Address] = Field(
+        default_factory=list,
+        description="Resolvers job containers may always reach on port 53, even inside a blocked "
+        "range; default: the host's own nameservers from /etc/resolv.conf",
+    )
+    restrict_egress: bool = Field(
+        False,
+        description="Drop the host's own outbound traffic except what a Nomad client needs (the "
+        "seed's port tables, DNS, NTP, the apt proxy, the release mirror, egress_cidrs). Off by "
+        "default: the host's Docker pulls job images from registries anywhere.",
+    )
+    egress_cidrs: list[IPNetwork] = Field(
+        default_factory=list,
+        description="Extra destinations the host may reach when restrict_egress is on "
+        "(registries, object storage, the output processor)",
+    )
 
 
 class NomadTLS(_Section):
@@ -202,14 +224,25 @@ class NomadSettings(_Section):
     gpg_fingerprint: Fingerprint | None = Field(
         None, description="Fingerprint of the key that signs SHA256SUMS / the apt repository"
     )
+    gpg_key_file: Path | None = Field(
+        None,
+        description="That key, ASCII-armored, on the operator's machine; its fingerprint must "
+        "equal gpg_fingerprint",
+    )
     servers: list[str] = Field(
         default_factory=list, description="Nomad servers to join, as host:port"
     )
-    datacenter: str = Field("default", min_length=1)
-    node_class: str = Field("linux-64bit", description="CircleCI schedules onto this node class")
+    datacenter: str = Field("default", pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    node_class: str = Field(
+        "linux-64bit",
+        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        description="CircleCI schedules onto this node class",
+    )
     data_dir: Path = Field(Path("/opt/nomad"), description="Nomad's state directory")
     reserved_cpu_cores: int = Field(2, ge=0, description="Cores kept for coordination (seed: 2)")
     reserved_memory_mb: int = Field(4096, ge=0, description="Memory kept for coordination (4 GB)")
+    min_job_cpus: int = Field(1, ge=1, description="A host must fit one job of this size ...")
+    min_job_memory_mb: int = Field(2048, ge=256, description="... and this much memory")
     allow_oversized_hosts: bool = Field(
         False, description="Allow hosts above 64 CPUs / 128 GB (ask CircleCI first)"
     )
@@ -244,6 +277,14 @@ class DockerSettings(_Section):
     version: str | None = Field(None, description="Exact package version to pin (docker-ce)")
     repo_url: AnyHttpUrl | None = Field(None, description="Docker's apt repository (docker-ce)")
     gpg_fingerprint: Fingerprint | None = Field(None, description="Docker's repository key")
+    gpg_key_file: Path | None = Field(
+        None, description="That key, ASCII-armored, on the operator's machine (docker-ce)"
+    )
+    distribution_codename: str | None = Field(
+        None,
+        pattern=r"^[a-z]+$",
+        description="Suite of Docker's repository (default: the host's own codename)",
+    )
     address_pools: list[DockerAddressPool] = Field(
         default_factory=lambda: [
             DockerAddressPool(base=ipaddress.IPv4Network("10.10.0.0/16"), size=24)
@@ -252,6 +293,11 @@ class DockerSettings(_Section):
     )
     log_max_size: str = Field("10m", pattern=r"^\d+[kmg]$")
     log_max_files: int = Field(3, ge=1, le=100)
+    storage_driver: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9-]+$",
+        description="Docker storage driver (default: Docker's choice, overlay2)",
+    )
 
 
 class FleetSettings(BaseSettings):
@@ -270,6 +316,12 @@ class FleetSettings(BaseSettings):
     network: NetworkSettings = Field(default_factory=NetworkSettings)
     nomad: NomadSettings = Field(default_factory=NomadSettings)
     docker: DockerSettings = Field(default_factory=DockerSettings)
+
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    def local_path(self, path: Path) -> Path:
+        """A path from the settings file, on the operator's machine: relative to the inventory."""
+        return path if path.is_absolute() else self._base_dir / path
 
     @classmethod
     def settings_customise_sources(
@@ -308,7 +360,9 @@ def load_settings(inventory: Path | str) -> FleetSettings:
         raise SettingsError(f"{path}: not valid TOML: {exc}") from None
     token = _toml_path.set(path)
     try:
-        return FleetSettings()
+        settings = FleetSettings()
+        settings._base_dir = path.parent.resolve()
+        return settings
     except ValidationError as exc:
         raise SettingsError(format_validation_error(exc, path)) from None
     finally:

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from . import apt
+from . import apt, docker, network, nomad
 from .model import Control, DesiredFile, Finding, Outcome, Probe, Source, Status
 
-CATALOGUE: tuple[Control, ...] = (*apt.CONTROLS,)
+# Deploy order: what a later control needs (a package, a directory, the binary its validator
+# runs) comes from an earlier one. Capacity is first, so a host that cannot serve is left untouched.
+CATALOGUE: tuple[Control, ...] = (
+    nomad.CAPACITY,
+    *apt.CONTROLS,
+    *docker.CONTROLS,
+    *network.CONTROLS,
+    *(c for c in nomad.CONTROLS if c is not nomad.CAPACITY),
+)
 
 _IDS = [c.id for c in CATALOGUE]
 assert len(_IDS) == len(set(_IDS)), "control ids must be unique"

@@ -41,7 +41,9 @@ class DesiredFile:
     group: str = "root"
     secret: bool = False  # never shown in a diff, a log line or a report
     validate: str | None = None  # shell command, "{path}" is the staged file; must exit 0
-    reload: tuple[str, ...] = ()  # systemd units to reload or restart when the file changes
+    reload: tuple[str, ...] = ()  # systemd units to restart when the file changes
+    daemon_reload: bool = False  # a systemd unit file: reload systemd when it changes
+    dir_mode: int | None = None  # the parent directory's mode, set before the file is written
 
     @property
     def sha256(self) -> str:
@@ -57,11 +59,32 @@ class Status(StrEnum):
 
 @dataclass(frozen=True)
 class Finding:
-    """One difference between what a control expects and what a host has."""
+    """One difference between what a control expects and what a host has.
+
+    ``verifiable=False`` marks a check this host cannot answer (a test host without a real Nomad
+    agent, a container that cannot load audit rules): reported as such, never as passed.
+    """
 
     what: str
     expected: str
     found: str
+    verifiable: bool = True
+
+
+@dataclass
+class Applied:
+    """What a control's extra operations tell the deploy about services.
+
+    ``restart_on``: unit -> operations whose change means the unit must restart.
+    ``started``: unit -> operations that started the unit afresh in this run, making a restart
+    redundant (a new package that started its daemon with the new configuration already).
+    ``drifted``: unit -> True when the unit's runtime state no longer matches its files (read
+    from facts), so it must restart even though no file changed.
+    """
+
+    restart_on: dict[str, list] = field(default_factory=dict)
+    started: dict[str, list] = field(default_factory=dict)
+    drifted: dict[str, bool] = field(default_factory=dict)  # unit -> runtime state drifted
 
 
 @dataclass(frozen=True)
@@ -86,7 +109,7 @@ def no_files(settings: FleetSettings, info: HostInfo) -> tuple[DesiredFile, ...]
 
 
 Files = Callable[["FleetSettings", "HostInfo"], Sequence[DesiredFile]]
-Apply = Callable[["FleetSettings", "HostInfo"], None]
+Apply = Callable[["FleetSettings", "HostInfo"], "Applied | None"]
 Check = Callable[["FleetSettings", "HostInfo", "Snapshot"], Sequence[Finding]]
 
 
@@ -98,12 +121,17 @@ class Control:
     rationale: str
     files: Files = no_files
     apply: Apply | None = None  # pyinfra operations beyond writing ``files``
-    probes: tuple[Probe, ...] = ()
+    packages: Callable[[FleetSettings], Sequence[str]] = lambda settings: ()  # before the files
+    services: tuple[str, ...] = ()  # units the deploy keeps enabled and running
+    probes: tuple[Probe, ...] | Callable[[FleetSettings], tuple[Probe, ...]] = ()
     check: Check | None = None  # checks beyond comparing ``files``
     applies: Callable[[FleetSettings], bool] = lambda settings: True
     circleci_impact: str = ""  # how the control keeps CircleCI jobs working, if it touches them
     testbed: str = "verified"  # what the local test bed can show: verified / files-only / none
     tags: tuple[str, ...] = field(default_factory=tuple)
+
+    def probes_for(self, settings: FleetSettings) -> tuple[Probe, ...]:
+        return self.probes(settings) if callable(self.probes) else self.probes
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import hosts, image, network, process, proxy
+from . import hosts, image, network, pki, process, proxy, release
 from .layout import Layout
 from .state import HostRecord, TestbedState
 from .system import require_programs, require_root
@@ -65,6 +65,11 @@ def up(count: int, inventory_dir: Path, layout: Layout | None = None, log=print)
     if not proxy.running(layout, state.proxy_pid):
         state.proxy_pid = proxy.start(layout)
         state.save(layout.state_file)
+    standin = release.prepare(layout)
+    if not release.mirror_running(layout, state.mirror_pid):
+        state.mirror_pid = release.start_mirror(layout)
+        state.save(layout.state_file)
+    tls = pki.ensure_pki(layout)
 
     wanted = [_record(layout, i) for i in range(1, count + 1)]
     for name in sorted(set(state.hosts) - {r.name for r in wanted}):
@@ -92,7 +97,7 @@ def up(count: int, inventory_dir: Path, layout: Layout | None = None, log=print)
     with ThreadPoolExecutor(max_workers=len(records)) as pool:
         list(pool.map(hosts.wait_for_ssh, records))
 
-    inventory = write_inventory(layout, records, inventory_dir)
+    inventory = write_inventory(layout, records, inventory_dir, standin, tls)
     state.written_files = sorted({*state.written_files, *(str(p) for p in inventory.written)})
     state.save(layout.state_file)
     ssh_config = inventory.path.with_name(inventory.path.name + ".ssh_config")
@@ -160,6 +165,9 @@ def down(layout: Layout | None = None, log=print) -> list[str]:
     ):
         removed.append("apt-cacher-ng")
     proxy.stop(layout, state.proxy_pid)
+    if release.mirror_running(layout, state.mirror_pid):
+        removed.append("release mirror")
+    release.stop_mirror(layout, state.mirror_pid)
     if network.link_exists(layout.bridge):
         network.delete_link(layout.bridge)
         removed.append(f"bridge {layout.bridge}")

@@ -37,6 +37,7 @@ class Layout:
     )
     bridge: str = "ccitb0"
     proxy_port: int = 3142
+    mirror_port: int = 3143
     prefix: str = "ccitb"
 
     @property
@@ -68,6 +69,24 @@ class Layout:
     @property
     def proxy_url(self) -> str:
         return f"http://{self.bridge_address}:{self.proxy_port}"
+
+    @property
+    def mirror_dir(self) -> Path:
+        """What the release mirror serves: the stand-in Nomad release, signed."""
+        return self.state_dir / "mirror"
+
+    @property
+    def mirror_url(self) -> str:
+        return f"http://{self.bridge_address}:{self.mirror_port}"
+
+    @property
+    def release_dir(self) -> Path:
+        """The test bed's own release-signing key and the operator-side copy of its public half."""
+        return self.state_dir / "release"
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.state_dir / "pki"
 
     def host_name(self, index: int) -> str:
         return f"tb{index}"

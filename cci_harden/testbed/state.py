@@ -29,6 +29,7 @@ class TestbedState:
 
     bridge: str | None = None
     proxy_pid: int | None = None
+    mirror_pid: int | None = None
     hosts: dict[str, HostRecord] = field(default_factory=dict)
     written_files: list[str] = field(default_factory=list)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +11,8 @@ from ..inventory import Inventory
 from ..sshconfig import render_ssh_config
 from . import hosts
 from .layout import Layout
+from .pki import Pki
+from .release import Release
 from .state import HostRecord
 
 INVENTORY_NAME = "testbed"
@@ -36,7 +39,7 @@ def _q(value: str) -> str:
     return json.dumps(value)
 
 
-def render_settings(layout: Layout, records: list[HostRecord]) -> str:
+def render_settings(layout: Layout, records: list[HostRecord], standin: Release, tls: Pki) -> str:
     host_lines = ",\n".join(
         f"  {{ name = {_q(r.name)}, address = {_q(r.address)} }}" for r in records
     )
@@ -64,12 +67,33 @@ cluster_cidrs = [{subnet}]
 rerun_ssh_cidrs = [{subnet}]
 vm_subnet_cidrs = [{subnet}]
 
+
+[nomad]
+version = {_q(standin.version)}
+install_source = "mirror"
+release_url = {_q(standin.base_url)}
+gpg_fingerprint = {_q(standin.fingerprint)}
+gpg_key_file = {_q(str(standin.public_key))}
+servers = [{_q(f"{layout.bridge_address}:4647")}]
+# Test-bed deviation: its hosts share this machine's {os.cpu_count()} CPUs, so one core is
+# reserved instead of the seed's two (the capacity check refuses two here, as it should).
+reserved_cpu_cores = 1
+
+[nomad.tls]
+ca_file = {_q(str(tls.ca_file))}
+cert_file = {_q(str(tls.cert_file))}
+key_file = {_q(str(tls.key_file))}
+
 [docker]
 install_source = "docker.io"
+# containers cannot start inside a test host; vfs is the driver dockerd can run with there
+storage_driver = "vfs"
 """
 
 
-def write_inventory(layout: Layout, records: list[HostRecord], directory: Path) -> WrittenInventory:
+def write_inventory(
+    layout: Layout, records: list[HostRecord], directory: Path, standin: Release, tls: Pki
+) -> WrittenInventory:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / INVENTORY_NAME
     result = WrittenInventory(path=path)
@@ -79,7 +103,7 @@ def write_inventory(layout: Layout, records: list[HostRecord], directory: Path) 
         result.written.append(target.resolve())
 
     write(path, INVENTORY_FILE)
-    write(directory / f"{INVENTORY_NAME}.toml", render_settings(layout, records))
+    write(directory / f"{INVENTORY_NAME}.toml", render_settings(layout, records, standin, tls))
     write(
         directory / f"{INVENTORY_NAME}.known_hosts",
         "".join(hosts.known_hosts_line(layout, r) + "\n" for r in records),

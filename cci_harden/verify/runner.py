@@ -10,7 +10,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import testinfra
@@ -45,7 +45,7 @@ def gather_script(controls: Sequence[Control], inventory: Inventory, info: HostI
         if not control.applies(settings):
             continue
         paths += [f.path for f in control.files(settings, info)]
-        probes += control.probes
+        probes += control.probes_for(settings)
     return build_script(paths, probes)
 
 
@@ -79,6 +79,7 @@ def verify_host(
         first = _run(conn, build_script([], [HOSTINFO_PROBE]))
         report.remote_commands += 1
         info = HostInfo.parse(parse_output(first).probe("hostinfo").output.splitlines())
+        info = replace(info, name=host.name)
         # Round trip 2: everything the checks read.
         second = _run(conn, gather_script(controls, inventory, info))
         report.remote_commands += 1

@@ -1,0 +1,300 @@
+"""The host's network policy: who may reach a Nomad client, and where its jobs may not go.
+
+Both live in nftables tables of our own (``cci_ingress``, ``cci_jobs``), loaded by one small
+service before the network comes up. Docker's own iptables tables are never flushed or edited, so
+Docker networking keeps working, and a Docker restart cannot drop these rules.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+from ..render import render
+from .model import Control, DesiredFile, Finding, Probe, Source
+from .probes import package_probe, package_version, service_findings, service_probe
+
+FIREWALL_DIR = "/etc/cci-harden/firewall"
+STATE_DIR = "/var/lib/cci-harden/firewall"
+LOADER = "/usr/local/sbin/cci-harden-firewall"
+FIREWALL_UNIT_NAME = "cci-harden-firewall"
+FIREWALL_UNIT = f"/etc/systemd/system/{FIREWALL_UNIT_NAME}.service"
+PUBLIC_IPV4 = "/etc/circleci/public-ipv4"
+METADATA_RANGE = ipaddress.IPv4Network("169.254.0.0/16")
+# Job networks: docker0 and Docker's user-defined bridges, as in CircleCI's DOCKER-USER rules.
+# CircleCI's own ci-privileged network is deliberately not matched.
+JOB_BRIDGES = ("docker*", "br-*")
+VALIDATE_NFT = "nft -c -f {path}"
+
+
+def split(networks: Iterable) -> dict[str, list[str]]:
+    """Collapse overlapping networks (nftables refuses overlapping interval elements)."""
+    v4 = [n for n in networks if n.version == 4]
+    v6 = [n for n in networks if n.version == 6]
+    return {
+        "v4": [str(n) for n in ipaddress.collapse_addresses(v4)],
+        "v6": [str(n) for n in ipaddress.collapse_addresses(v6)],
+    }
+
+
+def _resolvers(settings, info) -> list[ipaddress.IPv4Address]:
+    if settings.network.job_dns_servers:
+        return list(settings.network.job_dns_servers)
+    found = []
+    for text in info.nameservers:
+        try:
+            address = ipaddress.ip_address(text)
+        except ValueError:
+            continue
+        if address.version == 4 and not address.is_loopback:
+            found.append(address)
+    return found
+
+
+# -- ingress -------------------------------------------------------------------------------------
+
+
+def ingress_rules(settings) -> tuple[list, list]:
+    net = settings.network
+    nomad_peers = [*net.nomad_server_cidrs, *net.cluster_cidrs]
+    sets = {
+        "admin": split(net.admin_cidrs),
+        "nomad_peers": split(nomad_peers),
+        "rerun_ssh": split(net.rerun_ssh_cidrs),
+    }
+    rules = [
+        {"proto": "tcp", "ports": "22", "set": "admin", "why": "SSH from admin networks"},
+        {"proto": "tcp", "ports": "4647", "set": "nomad_peers", "why": "Nomad RPC"},
+    ]
+    if net.nomad_http_api:
+        rules.append(
+            {"proto": "tcp", "ports": "4646", "set": "nomad_peers", "why": "Nomad HTTP API"}
+        )
+    rules.append(
+        {"proto": "tcp", "ports": "64535-65535", "set": "rerun_ssh", "why": "rerun job with SSH"}
+    )
+    return list(sets.items()), rules
+
+
+def egress_rules(settings, info) -> tuple[list, list]:
+    net = settings.network
+    sets = {
+        "resolvers": split(_resolvers(settings, info)),
+        "servers": split(net.nomad_server_cidrs),
+        "vm": split(net.vm_subnet_cidrs),
+        "vcs": split(net.vcs_cidrs),
+        "anywhere_in": split([*net.cluster_cidrs, *net.egress_cidrs]),
+    }
+    rules = [
+        {"proto": "tcp", "ports": "4647", "set": "servers", "why": "Nomad RPC to servers"},
+        {"proto": "tcp", "ports": "{ 22, 2376 }", "set": "vm", "why": "VM service: SSH, Docker"},
+        {"proto": "tcp", "ports": "{ 22, 80, 443 }", "set": "vcs", "why": "VCS: git, API"},
+        {"proto": "tcp", "ports": "1-65535", "set": "anywhere_in", "why": "cluster, egress_cidrs"},
+    ]
+    return list(sets.items()), rules
+
+
+def ingress_nft(settings, info) -> str:
+    sets, rules = ingress_rules(settings)
+    egress_sets: list = []
+    egress: list = []
+    if settings.network.restrict_egress:
+        egress_sets, egress = egress_rules(settings, info)
+    return render(
+        "firewall/ingress.nft.j2",
+        "CCI-NET-01",
+        sets=sets + egress_sets,
+        ingress=rules,
+        restrict_egress=settings.network.restrict_egress,
+        egress=egress,
+    )
+
+
+def _loader_files(control_id: str):
+    return [
+        DesiredFile(
+            LOADER,
+            render(
+                "firewall/cci-harden-firewall.j2",
+                control_id,
+                state_dir=STATE_DIR,
+                config_dir=FIREWALL_DIR,
+            ),
+            mode=0o755,
+        ),
+        DesiredFile(
+            FIREWALL_UNIT,
+            render("firewall/cci-harden-firewall.service.j2", control_id, loader=LOADER),
+            daemon_reload=True,
+        ),
+    ]
+
+
+def _ingress_files(settings, info):
+    return [
+        *_loader_files("CCI-NET-01"),
+        DesiredFile(
+            f"{FIREWALL_DIR}/ingress.nft",
+            ingress_nft(settings, info),
+            mode=0o600,
+            validate=VALIDATE_NFT,
+            reload=(FIREWALL_UNIT_NAME,),
+        ),
+    ]
+
+
+def _firewall_apply(settings, info):
+    from pyinfra import host
+
+    from ..firewall import FirewallDrift
+    from .model import Applied
+
+    drifted = host.get_fact(FirewallDrift, stems=["ingress", "jobs"]) or []
+    return Applied(drifted={FIREWALL_UNIT_NAME: bool(drifted)})
+
+
+def loaded_probe(stem: str) -> Probe:
+    config = f"{FIREWALL_DIR}/{stem}.nft"
+    record = f"{STATE_DIR}/{stem}.loaded"
+    return Probe(
+        f"nft:{stem}",
+        f"sha256sum < {config} 2>/dev/null | cut -c1-64; head -n1 {record} 2>/dev/null; echo; "
+        f"nft list table inet cci_{stem} 2>/dev/null | sha256sum | cut -c1-64; "
+        f"tail -n +2 {record} 2>/dev/null | sha256sum | cut -c1-64; "
+        f"nft list table inet cci_{stem} >/dev/null 2>&1 && echo present || echo absent",
+    )
+
+
+def loaded_findings(stem: str, snapshot) -> list[Finding]:
+    lines = snapshot.probe(f"nft:{stem}").output.splitlines() + [""] * 5
+    config_sha, record_head, live_sha, recorded_sha, presence = (
+        lines[0],
+        lines[1],
+        lines[3],
+        lines[4],
+        lines[5],
+    )
+    table = f"nftables table inet cci_{stem}"
+    if presence != "present":
+        return [Finding(table, "loaded in the kernel", "absent")]
+    findings = []
+    if record_head != f"loaded {config_sha}":
+        findings.append(Finding(table, f"loaded from the current {stem}.nft", "an older file"))
+    if live_sha != recorded_sha:
+        findings.append(Finding(table, "rules as loaded", "changed at runtime"))
+    return findings
+
+
+def _ingress_check(settings, info, snapshot) -> list[Finding]:
+    findings = []
+    if package_version("nftables", snapshot) is None:
+        findings.append(Finding("nftables package", "installed", "not installed"))
+    return (
+        findings
+        + service_findings(FIREWALL_UNIT_NAME, snapshot)
+        + loaded_findings("ingress", snapshot)
+    )
+
+
+INGRESS = Control(
+    id="CCI-NET-01",
+    title="Host ingress: 22 from admins, 4647 from Nomad servers/cluster, 64535-65535 for rerun "
+    "with SSH, all else dropped",
+    sources=(
+        Source("seed", "002 Hardening: Nomad client ports (22, 4647, 64535-65535)"),
+        Source("dev-sec", "os-hardening: host firewall"),
+    ),
+    rationale="A default-drop input chain in its own nftables table, validated with `nft -c` "
+    "before it replaces the old file and loaded at boot before the network. No source may be "
+    "0.0.0.0/0 (settings refuse it), and an empty admin list is refused before any host is "
+    "touched, so the operator cannot lock themselves out. Verify compares the kernel's rules "
+    "with what was loaded, so a rule deleted at runtime is drift. With "
+    "network.restrict_egress the host's own egress is limited to the seed's tables (22/2376 "
+    "to VM subnets, 4647 to servers, 22/80/443 to the VCS) plus DNS, NTP and egress_cidrs.",
+    files=_ingress_files,
+    packages=lambda settings: ["nftables"],
+    services=(FIREWALL_UNIT_NAME,),
+    apply=_firewall_apply,
+    probes=(package_probe("nftables"), service_probe(FIREWALL_UNIT_NAME), loaded_probe("ingress")),
+    check=_ingress_check,
+    circleci_impact="Docker's published ports and job traffic take the forward path, untouched "
+    "here; only the host's own services are filtered.",
+    tags=("network",),
+)
+
+
+# -- job egress ----------------------------------------------------------------------------------
+
+
+def jobs_nft(settings, info) -> str:
+    blocked = split([METADATA_RANGE, *settings.network.blocked_job_cidrs])
+    return render(
+        "firewall/jobs.nft.j2",
+        "CCI-NET-02",
+        blocked_v4=blocked["v4"],
+        blocked_v6=blocked["v6"],
+        resolvers=[str(r) for r in _resolvers(settings, info)],
+        bridges=JOB_BRIDGES,
+    )
+
+
+def _jobs_files(settings, info):
+    return [
+        DesiredFile(
+            f"{FIREWALL_DIR}/jobs.nft",
+            jobs_nft(settings, info),
+            mode=0o600,
+            validate=VALIDATE_NFT,
+            reload=(FIREWALL_UNIT_NAME,),
+        ),
+    ]
+
+
+JOBS = Control(
+    id="CCI-NET-02",
+    title="Job containers cannot reach 169.254.0.0/16 or the blocked CIDRs; DNS to the resolver "
+    "stays open",
+    sources=(
+        Source("circleci", "nomad-startup: DOCKER-USER drops for docker+/br+ interfaces"),
+        Source("seed", "002 Hardening: block the metadata endpoint and internal resources"),
+    ),
+    rationale="CircleCI inserts these rules into DOCKER-USER once at boot, where a reboot loses "
+    "them. Here they sit in a forward-hook table of our own, ahead of Docker's chains, loaded by "
+    "the firewall service at every boot and unaffected by Docker restarts.",
+    files=_jobs_files,
+    packages=lambda settings: ["nftables"],
+    services=(FIREWALL_UNIT_NAME,),
+    probes=(loaded_probe("jobs"),),
+    check=lambda settings, info, snapshot: loaded_findings("jobs", snapshot),
+    circleci_impact="Only traffic entering from job bridges is matched; CircleCI's "
+    "ci-privileged network and the host itself keep the metadata service.",
+    tags=("network",),
+)
+
+
+# -- rerun with SSH ------------------------------------------------------------------------------
+
+
+def public_ipv4(settings, info) -> str:
+    for entry in settings.inventory.hosts:
+        if entry.name == info.name and entry.public_ipv4 is not None:
+            return str(entry.public_ipv4)
+    return info.primary_ipv4
+
+
+def _public_files(settings, info):
+    address = public_ipv4(settings, info)
+    return [DesiredFile(PUBLIC_IPV4, f"{address}\n")] if address else []
+
+
+PUBLIC_ADDRESS = Control(
+    id="CCI-NET-03",
+    title="/etc/circleci/public-ipv4 holds the address for rerun with SSH",
+    sources=(Source("circleci", "nomad-startup: /etc/circleci/public-ipv4"),),
+    rationale="Taken from the inventory (hosts[].public_ipv4) or the host's first global IPv4 "
+    "address, never from the cloud metadata service, which job containers are blocked from.",
+    files=_public_files,
+    tags=("network",),
+)
+
+CONTROLS = (JOBS, INGRESS, PUBLIC_ADDRESS)

@@ -1,0 +1,449 @@
+"""The Nomad client: host capacity, a verified binary, mTLS material, client HCL, its service.
+
+Everything CircleCI's own provisioning writes (server-terraform's nomad-startup script), plus what
+it leaves out: the seed's reservation for coordination, a signature check on the binary, a private
+key nobody else can read, a configuration validated before it goes live.
+"""
+
+from __future__ import annotations
+
+from ..materials import load_signing_key, load_tls, tls_configured
+from ..nomad_release import (
+    BINARY,
+    KEY_PATH,
+    RECORD,
+    RECORD_COMMAND,
+    InstalledRelease,
+    parse_record,
+)
+from ..render import render
+from .model import Applied, Control, DesiredFile, Finding, Probe, Source
+from .probes import (
+    directory_findings,
+    directory_probe,
+    package_probe,
+    package_version,
+    service_findings,
+    service_probe,
+)
+
+CONFIG_DIR = "/etc/nomad.d"
+CONFIG = f"{CONFIG_DIR}/client.hcl"
+TLS_DIR = f"{CONFIG_DIR}/tls"
+CA_FILE = f"{TLS_DIR}/ca.pem"
+CERT_FILE = f"{TLS_DIR}/client.pem"
+KEY_FILE = f"{TLS_DIR}/client-key.pem"
+UNIT = "/etc/systemd/system/nomad.service"
+PROFILE = "/etc/profile.d/cci-nomad.sh"
+APT_BINARY = "/usr/bin/nomad"
+HASHICORP_KEYRING = "/etc/apt/keyrings/hashicorp.asc"
+HASHICORP_SOURCES = "/etc/apt/sources.list.d/hashicorp.sources"
+HASHICORP_PIN = "/etc/apt/preferences.d/cci-harden-nomad"
+MAX_CPUS = 64
+MAX_MEMORY_MB = 128 * 1024
+ASSUMED_MHZ = 2000  # when the kernel reports no clock at all
+
+
+def binary(settings) -> str:
+    return APT_BINARY if settings.nomad.install_source == "hashicorp-apt" else BINARY
+
+
+# -- capacity ------------------------------------------------------------------------------------
+
+
+def capacity_problem(settings, info) -> str | None:
+    nomad = settings.nomad
+    if (info.cpus > MAX_CPUS or info.memory_mb > MAX_MEMORY_MB) and not nomad.allow_oversized_hosts:
+        return (
+            f"{info.cpus} CPUs / {info.memory_mb} MB is above the supported maximum of "
+            f"{MAX_CPUS} CPUs / 128 GB; ask CircleCI first, then set "
+            "nomad.allow_oversized_hosts = true"
+        )
+    cpus_left = info.cpus - nomad.reserved_cpu_cores
+    memory_left = info.memory_mb - nomad.reserved_memory_mb
+    if cpus_left < nomad.min_job_cpus or memory_left < nomad.min_job_memory_mb:
+        return (
+            f"{info.cpus} CPUs / {info.memory_mb} MB cannot hold the reservation "
+            f"({nomad.reserved_cpu_cores} CPUs / {nomad.reserved_memory_mb} MB) plus one job "
+            f"({nomad.min_job_cpus} CPU / {nomad.min_job_memory_mb} MB); use a larger machine"
+        )
+    return None
+
+
+def job_capacity(settings, info) -> str:
+    nomad = settings.nomad
+    return (
+        f"job capacity {info.cpus - nomad.reserved_cpu_cores} CPU(s), "
+        f"{info.memory_mb - nomad.reserved_memory_mb} MB "
+        f"({info.cpus} CPUs / {info.memory_mb} MB less {nomad.reserved_cpu_cores} / "
+        f"{nomad.reserved_memory_mb} reserved)"
+    )
+
+
+def _capacity_apply(settings, info):
+    from pyinfra import host
+
+    from ..operations import refuse
+
+    problem = capacity_problem(settings, info)
+    if problem:
+        refuse(name="[CCI-NMD-01] host size fits a Nomad client", reason=problem)
+    else:
+        host.noop(f"[CCI-NMD-01] {job_capacity(settings, info)}")
+
+
+def _capacity_check(settings, info, snapshot) -> list[Finding]:
+    problem = capacity_problem(settings, info)
+    return [Finding("host size", "fits the reservation plus one job", problem)] if problem else []
+
+
+CAPACITY = Control(
+    id="CCI-NMD-01",
+    title="Host size fits the coordination reservation plus a job, within CircleCI's maximum",
+    sources=(Source("seed", "002 Nomad Clients: 2 vCPU + 4 GB reserved; max 64 CPU / 128 GB"),),
+    rationale="Checked before anything is installed: a host too small for the reservation plus "
+    "one job, or above the maximum CircleCI supports without asking, is refused and left "
+    "untouched while the other hosts go on. The deploy log reports each host's job capacity.",
+    apply=_capacity_apply,
+    check=_capacity_check,
+    tags=("nomad",),
+)
+
+
+# -- binary --------------------------------------------------------------------------------------
+
+
+def _install_files(settings, info):
+    nomad = settings.nomad
+    key = load_signing_key("nomad", settings, nomad.gpg_key_file, nomad.gpg_fingerprint)
+    if nomad.install_source != "hashicorp-apt":
+        return [DesiredFile(KEY_PATH, key.armored)]
+    return [
+        DesiredFile(HASHICORP_KEYRING, key.armored),
+        DesiredFile(
+            HASHICORP_SOURCES,
+            "# Managed by cci-harden (CCI-NMD-02): HashiCorp's repository, signed by the pinned "
+            f"key {key.fingerprint}\nTypes: deb\nURIs: {str(nomad.release_url).rstrip('/')}\n"
+            f"Suites: {info.codename}\nComponents: main\nArchitectures: {info.arch}\n"
+            f"Signed-By: {HASHICORP_KEYRING}\n",
+        ),
+        DesiredFile(
+            HASHICORP_PIN,
+            "# Managed by cci-harden (CCI-NMD-02): Nomad's version is pinned, not floating.\n"
+            f"Package: nomad\nPin: version {nomad.version}-*\nPin-Priority: 1001\n",
+        ),
+    ]
+
+
+def _install_apply(settings, info) -> Applied:
+    from ..deploy import ensure_packages
+    from ..nomad_release import release
+
+    nomad = settings.nomad
+    if nomad.install_source == "hashicorp-apt":
+        ops = ensure_packages("CCI-NMD-02", [f"nomad={nomad.version}-1"])
+        return Applied(restart_on={"nomad": ops})
+    op = release(
+        name=f"[CCI-NMD-02] Nomad {nomad.version}: signature, checksum, install",
+        base_url=str(nomad.release_url),
+        version=nomad.version,
+        arch=info.arch,
+        fingerprint=nomad.gpg_fingerprint,
+    )
+    return Applied(restart_on={"nomad": [op]})
+
+
+RELEASE_PROBE = Probe("nomad-release", RECORD_COMMAND)
+
+
+def _install_check(settings, info, snapshot) -> list[Finding]:
+    nomad = settings.nomad
+    if nomad.install_source == "hashicorp-apt":
+        version = package_version("nomad", snapshot)
+        if not version or not version.startswith(f"{nomad.version}-"):
+            return [Finding("nomad package", f"{nomad.version}-*", version or "absent")]
+        return []
+    installed: InstalledRelease = parse_record(snapshot.probe("nomad-release").output.splitlines())
+    findings = []
+    if installed.version != nomad.version:
+        findings.append(Finding(f"{RECORD} version", nomad.version, installed.version or "none"))
+    if not installed.intact:
+        findings.append(
+            Finding(
+                BINARY,
+                "the binary whose checksum was verified at install",
+                "missing" if not installed.actual_sha256 else "a different binary",
+            )
+        )
+    return findings
+
+
+INSTALL = Control(
+    id="CCI-NMD-02",
+    title="Nomad installed at the pinned version, signature and checksum verified",
+    sources=(
+        Source("circleci", "nomad-startup: nomad from HashiCorp's apt repository"),
+        Source("toolkit", "release zip: SHA256SUMS signed by a pinned key; air-gapped mirrors"),
+    ),
+    rationale="From HashiCorp's apt repository (key pinned by fingerprint, version pinned), or "
+    "from a release zip, HashiCorp's or an internal mirror's, checked with gpgv against the "
+    "pinned key and then against SHA256SUMS before the binary is replaced. A bad signature or a "
+    "tampered archive installs nothing. Verify re-checks the binary's checksum.",
+    files=_install_files,
+    packages=lambda settings: (
+        []
+        if settings.nomad.install_source == "hashicorp-apt"
+        else ["curl", "unzip", "gpgv", "ca-certificates"]
+    ),
+    apply=_install_apply,
+    probes=(RELEASE_PROBE, package_probe("nomad")),
+    check=_install_check,
+    tags=("nomad",),
+)
+
+
+# -- mTLS material -------------------------------------------------------------------------------
+
+
+def _tls_files(settings, info):
+    material = load_tls(settings)
+    if material is None:
+        return []
+    return [
+        DesiredFile(CA_FILE, material.ca_pem, 0o644, reload=("nomad",), dir_mode=0o700),
+        DesiredFile(CERT_FILE, material.cert_pem, 0o644, reload=("nomad",), dir_mode=0o700),
+        DesiredFile(
+            KEY_FILE,
+            material.key_pem.get_secret_value(),
+            mode=0o600,
+            secret=True,
+            reload=("nomad",),
+            dir_mode=0o700,
+        ),
+    ]
+
+
+def _tls_apply(settings, info):
+    from pyinfra.operations import files
+
+    files.directory(
+        name=f"[CCI-NMD-03] {TLS_DIR} root-only",
+        path=TLS_DIR,
+        user="root",
+        group="root",
+        mode="0700",
+    )
+
+
+def _tls_check(settings, info, snapshot) -> list[Finding]:
+    findings = directory_findings(TLS_DIR, 0o700, snapshot)
+    material = load_tls(settings)
+    if material is not None:
+        from datetime import UTC, datetime
+
+        days = (material.not_after - datetime.now(UTC)).days
+        if days < settings.nomad.tls.expiry_margin_days:
+            findings.append(Finding(f"{CERT_FILE} expiry", "beyond the margin", f"{days} days"))
+    return findings
+
+
+TLS = Control(
+    id="CCI-NMD-03",
+    title="Nomad mTLS material: CA, client certificate, private key root-only (0600 in 0700)",
+    sources=(
+        Source("circleci", "nomad-startup: /etc/ssl/nomad, key left world-readable"),
+        Source("seed", "002 Hardening: mTLS between Nomad clients and servers"),
+    ),
+    rationale="Checked on the operator's machine before any host is touched: the key must match "
+    "the certificate, the CA must have signed it, and it must not expire within "
+    "nomad.tls.expiry_margin_days. The key never appears in a diff, a log or a report.",
+    files=_tls_files,
+    apply=_tls_apply,
+    probes=(directory_probe(TLS_DIR),),
+    check=_tls_check,
+    applies=tls_configured,
+    tags=("nomad", "tls"),
+)
+
+
+# -- client configuration ------------------------------------------------------------------------
+
+
+def reserved_cpu_mhz(settings, info) -> int:
+    return settings.nomad.reserved_cpu_cores * (info.cpu_mhz or ASSUMED_MHZ)
+
+
+def client_hcl(settings, info) -> str:
+    nomad = settings.nomad
+    http_open = settings.network.nomad_http_api
+    advertise = _advertise_address(settings, info)
+    text = render(
+        "nomad/client.hcl.j2",
+        "CCI-NMD-04",
+        name=info.name or info.hostname,
+        datacenter=nomad.datacenter,
+        data_dir=str(nomad.data_dir),
+        node_class=nomad.node_class,
+        servers=nomad.servers,
+        http_address="0.0.0.0" if http_open else "127.0.0.1",
+        advertise=advertise,
+        reserved_cores=nomad.reserved_cpu_cores,
+        cpu_mhz=info.cpu_mhz or ASSUMED_MHZ,
+        reserved_cpu_mhz=reserved_cpu_mhz(settings, info),
+        reserved_memory_mb=nomad.reserved_memory_mb,
+        reserved_ports="22,4646-4648",
+        tls={"ca_file": CA_FILE, "cert_file": CERT_FILE, "key_file": KEY_FILE}
+        if tls_configured(settings)
+        else None,
+    )
+    _check_hcl(text)
+    return text
+
+
+def _advertise_address(settings, info) -> str:
+    return info.primary_ipv4 or "127.0.0.1"
+
+
+def _check_hcl(text: str) -> None:
+    """Parse the render locally: a template or settings defect never reaches a host."""
+    import hcl2
+
+    try:
+        parsed = hcl2.loads(text)
+    except Exception as exc:  # lark raises many types
+        raise ValueError(f"rendered client.hcl does not parse: {exc}") from None
+    client = parsed.get("client", [{}])[0]
+    if client.get("enabled") is not True or "reserved" not in client:
+        raise ValueError("rendered client.hcl lacks client.enabled or client.reserved")
+
+
+def _config_files(settings, info):
+    return [
+        DesiredFile(
+            CONFIG,
+            client_hcl(settings, info),
+            mode=0o640,
+            validate=f"{binary(settings)} config validate {{path}} >/dev/null",
+            reload=("nomad",),
+        )
+    ]
+
+
+def _config_apply(settings, info):
+    from pyinfra.operations import files
+
+    files.directory(
+        name=f"[CCI-NMD-04] {settings.nomad.data_dir} root-only",
+        path=str(settings.nomad.data_dir),
+        user="root",
+        group="root",
+        mode="0700",
+    )
+
+
+CONFIG_CONTROL = Control(
+    id="CCI-NMD-04",
+    title="Nomad client HCL: node class, server join, raw_exec, telemetry, TLS, reservation",
+    sources=(
+        Source("circleci", "nomad-startup: client.hcl (linux-64bit, raw_exec, telemetry, tls)"),
+        Source("seed", "002 Nomad Clients: 2 vCPU and 4 GB reserved for coordination"),
+    ),
+    rationale="Rendered from settings and the host's facts, parsed locally, then checked with "
+    "`nomad config validate` on the host before it replaces the old file. client.reserved "
+    "carries the seed's reservation (CircleCI's own HCL omits it), cores x the host's clock in "
+    "MHz. The HTTP API stays on loopback unless network.nomad_http_api is set.",
+    files=_config_files,
+    apply=_config_apply,
+    probes=lambda settings: (directory_probe(str(settings.nomad.data_dir)),),
+    check=lambda settings, info, snapshot: directory_findings(
+        str(settings.nomad.data_dir), 0o700, snapshot
+    ),
+    circleci_impact="raw_exec stays enabled: CircleCI's build agent runs through it.",
+    tags=("nomad",),
+)
+
+
+# -- service -------------------------------------------------------------------------------------
+
+
+def agent_environment(settings) -> list[tuple[str, str]]:
+    env = [("NOMAD_ADDR", "http://127.0.0.1:4646")]
+    if tls_configured(settings):
+        env += [("NOMAD_CACERT", CA_FILE)]
+    return env
+
+
+def _service_files(settings, info):
+    env = agent_environment(settings)
+    return [
+        DesiredFile(
+            UNIT,
+            render(
+                "nomad/nomad.service.j2",
+                "CCI-NMD-05",
+                environment=env,
+                binary=binary(settings),
+                config=CONFIG,
+            ),
+            daemon_reload=True,
+            reload=("nomad",),
+        ),
+        DesiredFile(PROFILE, render("nomad/profile.sh.j2", "CCI-NMD-05", environment=env)),
+    ]
+
+
+SERVICE = Control(
+    id="CCI-NMD-05",
+    title="Nomad systemd unit: after Docker, restart policy, file limits, NOMAD_* for the CLI",
+    sources=(Source("circleci", "nomad-startup: nomad.service"),),
+    rationale="Ordered after Docker and the host firewall; restarted on failure with a start "
+    "limit; 64k open files; kept out of the OOM killer's way so a runaway job cannot take the "
+    "agent down. Restarted by the deploy only when its binary, unit, configuration or TLS "
+    "material changed.",
+    files=_service_files,
+    services=("nomad",),
+    probes=(service_probe("nomad"),),
+    check=lambda settings, info, snapshot: service_findings("nomad", snapshot),
+    tags=("nomad",),
+)
+
+
+def _agent_probe() -> Probe:
+    return Probe(
+        "nomad-agent",
+        "for b in /usr/local/bin/nomad /usr/bin/nomad; do [ -x $b ] && { $b version | head -n1; "
+        "break; }; done; command -v curl >/dev/null && "
+        "curl -s -m 3 'http://127.0.0.1:4646/v1/agent/health?type=client'",
+    )
+
+
+def _agent_check(settings, info, snapshot) -> list[Finding]:
+    output = snapshot.probe("nomad-agent").output
+    first = output.splitlines()[0] if output else ""
+    if "stand-in" in first:
+        return [
+            Finding(
+                "Nomad agent health",
+                "client ok on the local API",
+                "not verifiable here: the installed binary is the test bed's stand-in",
+                verifiable=False,
+            )
+        ]
+    if '"ok":true' not in output.replace(" ", ""):
+        return [Finding("Nomad agent health", "client ok on the local API", output[-160:] or "")]
+    return []
+
+
+AGENT = Control(
+    id="CCI-NMD-06",
+    title="Nomad agent answers healthy on its local API",
+    sources=(Source("seed", "002 Nomad Clients: clients must reach the control plane"),),
+    rationale="The only check that needs a real, running Nomad: on a host with the test bed's "
+    "stand-in binary it is reported as not verifiable, never as passed.",
+    probes=(_agent_probe(),),
+    check=_agent_check,
+    testbed="not verifiable (no real Nomad)",
+    tags=("nomad",),
+)
+
+CONTROLS = (CAPACITY, INSTALL, TLS, CONFIG_CONTROL, SERVICE, AGENT)

@@ -1,0 +1,167 @@
+"""Files the operator's machine supplies to the hosts: mTLS material and pinned signing keys.
+
+They are read and checked here, before any host is contacted: a client key that does not match its
+certificate, a certificate its CA did not sign or one about to expire, a signing key whose
+fingerprint is not the pinned one; each is refused with the setting that names it. The private key
+is held as a ``SecretStr`` from the moment it is read.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from pydantic import SecretStr
+
+from .errors import CciHardenError
+from .settings import FleetSettings
+
+
+class PreflightError(CciHardenError):
+    """Material the settings name is missing or unfit; raised before any host is contacted."""
+
+
+@dataclass(frozen=True)
+class TlsMaterial:
+    ca_pem: str
+    cert_pem: str
+    key_pem: SecretStr
+    not_after: datetime  # of the client certificate
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    armored: str
+    fingerprint: str
+
+
+def _read(settings: FleetSettings, field: str, path: Path) -> str:
+    local = settings.local_path(path)
+    try:
+        return local.read_text()
+    except OSError as exc:
+        raise PreflightError(f"{field}: cannot read {local}: {exc.strerror}") from None
+
+
+def tls_configured(settings: FleetSettings) -> bool:
+    tls = settings.nomad.tls
+    return any(v is not None for v in (tls.ca_file, tls.cert_file, tls.key_file, tls.key_pem))
+
+
+def load_tls(settings: FleetSettings, now: datetime | None = None) -> TlsMaterial | None:
+    """The client's mTLS material, checked; None when the settings configure no TLS."""
+    tls = settings.nomad.tls
+    if not tls_configured(settings):
+        return None
+    missing = [n for n in ("ca_file", "cert_file") if getattr(tls, n) is None]
+    if tls.key_file is None and tls.key_pem is None:
+        missing.append("key_file (or key_pem)")
+    if missing:
+        raise PreflightError(f"nomad.tls: also set {', '.join(missing)} (mTLS needs all three)")
+    ca_pem = _read(settings, "nomad.tls.ca_file", tls.ca_file)
+    cert_pem = _read(settings, "nomad.tls.cert_file", tls.cert_file)
+    if tls.key_pem is not None:
+        key = tls.key_pem
+        key_field = "nomad.tls.key_pem"
+    else:
+        key = SecretStr(_read(settings, "nomad.tls.key_file", tls.key_file))
+        key_field = "nomad.tls.key_file"
+    return _check_tls(ca_pem, cert_pem, key, key_field, tls.expiry_margin_days, now)
+
+
+def _check_tls(
+    ca_pem: str,
+    cert_pem: str,
+    key: SecretStr,
+    key_field: str,
+    margin_days: int,
+    now: datetime | None,
+) -> TlsMaterial:
+    try:
+        ca = x509.load_pem_x509_certificate(ca_pem.encode())
+    except ValueError:
+        raise PreflightError("nomad.tls.ca_file: not a PEM certificate") from None
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem.encode())
+    except ValueError:
+        raise PreflightError("nomad.tls.cert_file: not a PEM certificate") from None
+    try:
+        private = serialization.load_pem_private_key(key.get_secret_value().encode(), None)
+    except (ValueError, TypeError):
+        # never echo the key: the parser's message can quote it
+        raise PreflightError(f"{key_field}: not an unencrypted PEM private key") from None
+    raw = serialization.PublicFormat.SubjectPublicKeyInfo
+    pem = serialization.Encoding.PEM
+    if private.public_key().public_bytes(pem, raw) != cert.public_key().public_bytes(pem, raw):
+        raise PreflightError(
+            f"{key_field}: the private key does not match the certificate in nomad.tls.cert_file"
+        )
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, Exception) as exc:  # InvalidSignature has no message
+        raise PreflightError(
+            f"nomad.tls.cert_file: not signed by the CA in nomad.tls.ca_file ({type(exc).__name__})"
+        ) from None
+    now = now or datetime.now(UTC)
+    margin = timedelta(days=margin_days)
+    for field, certificate in (("nomad.tls.cert_file", cert), ("nomad.tls.ca_file", ca)):
+        if certificate.not_valid_before_utc > now:
+            raise PreflightError(f"{field}: not valid before {certificate.not_valid_before_utc}")
+        left = certificate.not_valid_after_utc - now
+        if left < margin:
+            state = "expired" if left.total_seconds() <= 0 else f"expires in {left.days} day(s)"
+            raise PreflightError(
+                f"{field}: {state} ({certificate.not_valid_after_utc:%Y-%m-%d}); "
+                f"nomad.tls.expiry_margin_days is {margin_days}: renew it first"
+            )
+    return TlsMaterial(ca_pem, cert_pem, key, cert.not_valid_after_utc)
+
+
+@lru_cache(maxsize=16)
+def _fingerprints(armored: str) -> tuple[str, ...]:
+    """Primary key fingerprints in an armored key block, read by GnuPG itself."""
+    with tempfile.TemporaryDirectory(prefix="cci-gpg-") as home:
+        proc = subprocess.run(
+            ["gpg", "--batch", "--with-colons", "--show-keys"],
+            input=armored,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "GNUPGHOME": home},
+        )
+    if proc.returncode != 0:
+        return ()
+    fingerprints, expect_primary = [], False
+    for line in proc.stdout.splitlines():
+        kind = line.split(":", 1)[0]
+        if kind == "pub":
+            expect_primary = True
+        elif kind == "fpr" and expect_primary:
+            fingerprints.append(line.split(":")[9])
+            expect_primary = False
+    return tuple(fingerprints)
+
+
+def load_signing_key(field: str, settings: FleetSettings, path: Path | None, pinned: str | None):
+    """The armored public key at ``path``, refused unless it is exactly the pinned key."""
+    if path is None or pinned is None:
+        raise PreflightError(
+            f"{field}: set both gpg_key_file and gpg_fingerprint; nothing is installed from "
+            "an unpinned source"
+        )
+    armored = _read(settings, f"{field}.gpg_key_file", path)
+    found = _fingerprints(armored)
+    if not found:
+        raise PreflightError(f"{field}.gpg_key_file: not an OpenPGP public key (GnuPG read none)")
+    if found != (pinned,):
+        raise PreflightError(
+            f"{field}.gpg_key_file: holds key(s) {', '.join(found)}, but "
+            f"{field}.gpg_fingerprint pins {pinned}; refusing an unpinned signing key"
+        )
+    return SigningKey(armored, pinned)

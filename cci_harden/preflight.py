@@ -1,0 +1,53 @@
+"""Checks that need the operator's machine but no host: run before any connection is opened.
+
+Settings validation proves each value well-formed; this proves the settings usable together: the
+install sources are pinned, the keys and certificates they name exist and fit, and the firewall
+will still admit the operator.
+"""
+
+from __future__ import annotations
+
+from .materials import PreflightError, load_signing_key, load_tls
+from .settings import FleetSettings
+
+
+def problems(settings: FleetSettings) -> list[str]:
+    """Every reason the deploy must not start, one line each (empty when it may)."""
+    found: list[str] = []
+
+    def attempt(check) -> None:
+        try:
+            check()
+        except PreflightError as exc:
+            found.append(str(exc))
+
+    nomad = settings.nomad
+    if nomad.release_url is None:
+        found.append(
+            f"nomad.release_url: required for install_source {nomad.install_source!r} "
+            "(the release host, HashiCorp's apt repository, or your mirror)"
+        )
+    attempt(lambda: load_signing_key("nomad", settings, nomad.gpg_key_file, nomad.gpg_fingerprint))
+    docker = settings.docker
+    if docker.install_source == "docker-ce":
+        for name in ("version", "repo_url"):
+            if getattr(docker, name) is None:
+                found.append(f"docker.{name}: required for install_source 'docker-ce'")
+        attempt(
+            lambda: load_signing_key(
+                "docker", settings, docker.gpg_key_file, docker.gpg_fingerprint
+            )
+        )
+    attempt(lambda: load_tls(settings))
+    if not settings.network.admin_cidrs:
+        found.append(
+            "network.admin_cidrs: empty; the host firewall admits SSH only from these networks, "
+            "so an empty list would lock every operator out"
+        )
+    return found
+
+
+def require_ready(settings: FleetSettings) -> None:
+    found = problems(settings)
+    if found:
+        raise PreflightError("not ready to deploy:\n" + "\n".join(f"  {line}" for line in found))
