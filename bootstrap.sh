@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 APT_PACKAGES=(
-  debootstrap systemd-container apt-cacher-ng iproute2 openssh-client mount
+  debootstrap systemd-container apt-cacher-ng iproute2 openssh-client mount gnupg
 )
 
 if [ "$(id -u)" -ne 0 ]; then

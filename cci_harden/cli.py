@@ -20,11 +20,12 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
 
     inventory = Inventory.load(args.inventory)
     inventory.check_runnable()
-    require_ready(inventory.settings)
     effective = inventory.settings.model_dump(mode="json")
     print(f"# effective settings of inventory {inventory.path} (secrets masked)")
     print(json.dumps(effective, indent=2, sort_keys=True))
     print(f"# {len(inventory.hosts)} host(s); settings valid", file=sys.stderr)
+    require_ready(inventory.settings)  # keys, certificates, lockout: exit 2 with each reason
+    print("# ready to deploy: keys, certificates and admin networks check out", file=sys.stderr)
     return EXIT_OK
 
 

@@ -149,7 +149,12 @@ def test_config_check_prints_effective_settings_masked(tmp_path):
         "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"
     )
     proc = run_cli("config", "check", str(inventory), env={"CCI_NOMAD__TLS__KEY_PEM": SECRET})
-    assert proc.returncode == 0, proc.stderr
+    # the settings are valid and printed; the deploy is not ready (no release source, a key
+    # without certificates), and each reason is named, the key's contents never
+    assert proc.returncode == 2, proc.stderr
+    assert "settings valid" in proc.stderr and "not ready to deploy" in proc.stderr
+    assert "nomad.release_url: required" in proc.stderr
+    assert "nomad.tls: also set ca_file, cert_file" in proc.stderr
     assert '"node_class": "linux-64bit"' in proc.stdout
     assert "**********" in proc.stdout
     assert MARKER not in proc.stdout + proc.stderr
