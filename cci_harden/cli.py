@@ -67,30 +67,101 @@ def _cmd_testbed_down(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def parse_shard(value: str | None) -> tuple[int, int]:
+    """``INDEX/TOTAL`` (INDEX from 0, as CIRCLE_NODE_INDEX); default from CircleCI's variables."""
+    import os
+
+    if value is None:
+        index, total = os.environ.get("CIRCLE_NODE_INDEX"), os.environ.get("CIRCLE_NODE_TOTAL")
+        value = f"{index}/{total}" if index is not None and total is not None else "0/1"
+    index_text, sep, total_text = value.partition("/")
+    if not sep or not index_text.isdigit() or not total_text.isdigit():
+        raise CciHardenError(f"--shard {value}: expected INDEX/TOTAL, e.g. 0/4")
+    index, total = int(index_text), int(total_text)
+    if total < 1 or not 0 <= index < total:
+        raise CciHardenError(f"--shard {value}: INDEX must be 0..TOTAL-1 and TOTAL at least 1")
+    return index, total
+
+
+def shard_hosts(hosts: list, index: int, total: int) -> list:
+    """Hosts by name, dealt round-robin: every host in exactly one shard, stable across runs."""
+    ordered = sorted(hosts, key=lambda h: h.name)
+    return [h for position, h in enumerate(ordered) if position % total == index]
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     from . import catalogue
-    from .errors import EXIT_DRIFT, EXIT_USAGE
     from .inventory import Inventory
     from .preflight import require_ready
-    from .verify.report import render_table
+    from .verify.report import render_junit, render_markdown, render_table
+    from .verify.results import apply_history, build_run, load_previous, to_json
     from .verify.runner import verify_inventory
+    from .verify.waivers import load_waivers, waivers_path
 
     inventory = Inventory.load(args.inventory)
     inventory.check_runnable()
     hosts = inventory.select(args.limit)
+    index, total = parse_shard(args.shard)
+    hosts = shard_hosts(hosts, index, total)
     require_ready(inventory.settings)
     controls = catalogue.CATALOGUE
+    known = {c.id for c in controls}
     if args.control:
-        unknown = sorted(set(args.control) - {c.id for c in controls})
+        unknown = sorted(set(args.control) - known)
         if unknown:
             raise CciHardenError(f"unknown control id(s): {', '.join(unknown)}")
         controls = catalogue.select(ids=tuple(args.control))
-    reports = verify_inventory(inventory, controls, hosts)
-    print(render_table(reports))
-    if any(not r.reachable for r in reports):
-        return EXIT_USAGE
-    if any(o.status.value == "fail" for r in reports for o in r.outcomes):
-        return EXIT_DRIFT
+    waiver_file = Path(args.waivers) if args.waivers else waivers_path(inventory.path)
+    if args.waivers and not waiver_file.is_file():
+        raise CciHardenError(f"--waivers {waiver_file}: no such file")
+    waivers = load_waivers(waiver_file, known)
+    previous = None
+    if args.previous and Path(args.previous).is_file():
+        previous = load_previous(Path(args.previous))
+    elif args.previous:
+        _info(f"no previous report at {args.previous}; drift history starts with this run")
+    reports = verify_inventory(inventory, controls, hosts) if hosts else []
+    run = build_run(inventory.name, reports, waivers, shard=f"{index}/{total}")
+    if previous is not None:
+        apply_history(run, previous)
+    outputs = {"json": args.json, "junit": args.junit, "markdown": args.markdown}
+    if args.report_dir:
+        directory = Path(args.report_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        suffix = "" if total == 1 else f"-{index}"
+        defaults = {"json": "verify.json", "junit": "verify.junit.xml", "markdown": "verify.md"}
+        for kind, name in defaults.items():
+            stem, dot, ext = name.partition(".")
+            outputs[kind] = outputs[kind] or str(directory / f"{stem}{suffix}{dot}{ext}")
+    if outputs["json"]:
+        Path(outputs["json"]).write_text(json.dumps(to_json(run), indent=2) + "\n")
+    if outputs["junit"]:
+        Path(outputs["junit"]).write_text(render_junit(run))
+    if outputs["markdown"]:
+        Path(outputs["markdown"]).write_text(render_markdown(run))
+    if not hosts:
+        _info(f"shard {index}/{total} has no host; nothing to verify")
+    print(render_table(run))
+    return run.exit_code()
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from .onboard import checklist_text, init_inventory
+    from .preflight import problems
+    from .settings import load_settings
+
+    written = init_inventory(args.name, Path(args.inventory_dir))
+    for path in written:
+        print(f"wrote {path}")
+    print()
+    print(checklist_text())
+    todo = problems(load_settings(written[0]))
+    if todo:
+        print()
+        print("Before the first deploy, fill in:")
+        for line in todo:
+            print(f"  - {line}")
+        print(f"  - hosts, and their host keys in {written[0]}.known_hosts")
     return EXIT_OK
 
 
@@ -102,9 +173,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cci-harden",
         description="Install, harden and verify CircleCI Server Nomad clients.",
-        epilog="Exit codes: 0 ok, 1 drift found, 2 usage error / invalid settings / unreachable.",
+        epilog="Exit codes: 0 ok; 1 drift found (a failing control, or an expired waiver); "
+        "2 usage error, invalid settings, or an unreachable host.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    init = commands.add_parser(
+        "init", help="onboard a server install: write inventories/NAME and its settings"
+    )
+    init.add_argument("name", help="inventory name, e.g. prod-eu")
+    init.add_argument("--inventory-dir", default="inventories")
+    init.set_defaults(func=_cmd_init)
 
     config = commands.add_parser("config", help="inspect an inventory's settings")
     config_commands = config.add_subparsers(dest="config_command", required=True)
@@ -120,6 +199,21 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("inventory", help="inventory file, e.g. inventories/prod")
     verify.add_argument("--limit", action="append", help="host name or glob (repeatable)")
     verify.add_argument("--control", action="append", help="control id (repeatable)")
+    verify.add_argument(
+        "--shard",
+        help="INDEX/TOTAL: verify only this share of the hosts (INDEX from 0); default "
+        "CIRCLE_NODE_INDEX/CIRCLE_NODE_TOTAL when set, else 0/1",
+    )
+    verify.add_argument(
+        "--waivers", help="waivers file (default: INVENTORY.waivers.toml when it exists)"
+    )
+    verify.add_argument("--previous", help="previous JSON report: report drift since then")
+    verify.add_argument("--json", help="write the JSON report here")
+    verify.add_argument("--junit", help="write JUnit XML here")
+    verify.add_argument("--markdown", help="write a Markdown summary here")
+    verify.add_argument(
+        "--report-dir", help="write verify.json, verify.junit.xml and verify.md into this directory"
+    )
     verify.set_defaults(func=_cmd_verify)
 
     from .audit.command import add_parser as add_audit_parser

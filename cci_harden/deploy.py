@@ -12,7 +12,7 @@ from functools import lru_cache
 
 from pyinfra import host
 from pyinfra.facts.deb import DebPackages
-from pyinfra.operations import apt, systemd
+from pyinfra.operations import apt, server, systemd
 from pyinfra.operations.util import any_changed
 
 from .catalogue import Control
@@ -45,11 +45,12 @@ def current_info() -> HostInfo:
 _scheduled: dict[str, set[str]] = {}
 
 
-def ensure_packages(control_id: str, packages: list[str]) -> list:
+def ensure_packages(control_id: str, packages: list[str], fresh_lists: bool = False) -> list:
     """Install ``packages`` (``name`` or ``name=version``); refresh apt's lists only if needed.
 
     An unconditional ``apt-get update`` reports a change on every run; refreshing only when
-    something is missing keeps a converged host's re-run at zero changes.
+    something is missing keeps a converged host's re-run at zero changes. ``fresh_lists``: the
+    packages come from a repository this run may just have added, so refresh again for them.
     """
     installed = host.get_fact(DebPackages) or {}
     scheduled = _scheduled.setdefault(host.name, set())
@@ -63,13 +64,24 @@ def ensure_packages(control_id: str, packages: list[str]) -> list:
     if not any(missing(p) for p in packages):
         return []
     scheduled.update(packages)
-    update = apt.update(name=f"[{control_id}] refresh apt package lists")
+    ops = []
+    if fresh_lists or "apt-get update" not in scheduled:  # once per host and run
+        scheduled.add("apt-get update")
+        # Bounded and retried: a stalled mirror or proxy costs a retry, never a hung run.
+        ops.append(
+            server.shell(
+                name=f"[{control_id}] refresh apt package lists",
+                commands=["timeout 90 apt-get update -q -o Acquire::Retries=3"],
+                _retries=2,
+                _retry_delay=5,
+            )
+        )
     install = apt.packages(
         name=f"[{control_id}] install {', '.join(packages)}",
         packages=packages,
         no_recommends=True,
     )
-    return [update, install]
+    return [*ops, install]
 
 
 def _needs_restart(restart_on: list, started: list, drifted: bool):

@@ -178,6 +178,13 @@ class NetworkSettings(_Section):
         "seed's port tables, DNS, NTP, the apt proxy, the release mirror, egress_cidrs). Off by "
         "default: the host's Docker pulls job images from registries anywhere.",
     )
+    allowed_listeners: list[Annotated[str, Field(pattern=r"^(tcp|udp)/\d{1,5}(-\d{1,5})?$")]] = (
+        Field(
+            default_factory=lambda: ["udp/68", "udp/546"],
+            description="Ports besides SSH (and Nomad's API when opened) that may listen on a "
+            "non-loopback address, as proto/port or proto/first-last (default: DHCP clients)",
+        )
+    )
     egress_cidrs: list[IPNetwork] = Field(
         default_factory=list,
         description="Extra destinations the host may reach when restrict_egress is on "

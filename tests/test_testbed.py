@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -106,6 +108,8 @@ def _leftovers(layout: Layout) -> list[str]:
         f"nspawn {p}" for p in process.find_processes(str(layout.state_dir), "systemd-nspawn")
     ]
     found += [f"proxy {p}" for p in process.find_processes(str(layout.state_dir), "apt-cacher-ng")]
+    python = os.path.basename(sys.executable)
+    found += [f"mirror {p}" for p in process.find_processes(str(layout.state_dir), python)]
     for directory in (layout.state_dir, layout.control_dir):
         if directory.exists():
             found.append(f"dir {directory}")

@@ -13,7 +13,10 @@ def _proxy_files(settings, info):
         DesiredFile(
             APT_PROXY_FILE,
             "// Managed by cci-harden (CCI-APT-01): apt fetches through the fleet's proxy.\n"
-            f'Acquire::http::Proxy "{proxy}";\n',
+            f'Acquire::http::Proxy "{proxy}";\n'
+            "// A stalled proxy connection is retried instead of hanging the deploy.\n"
+            'Acquire::http::Timeout "30";\n'
+            'Acquire::Retries "3";\n',
         )
     ]
 

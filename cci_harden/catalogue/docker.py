@@ -60,6 +60,22 @@ def _engine_files(settings, info):
     ]
 
 
+def _distribution_engine(settings) -> list[str]:
+    """Packages installed before the files: only the distribution's, needing no new repository."""
+    return engine_packages(settings) if settings.docker.install_source == "docker.io" else []
+
+
+def _engine_apply(settings, info):
+    from ..deploy import ensure_packages
+    from .model import Applied
+
+    if settings.docker.install_source != "docker-ce":
+        return None
+    # after the repository, key and pin files above are in place
+    installed = ensure_packages("CCI-DKR-01", engine_packages(settings), fresh_lists=True)
+    return Applied(started={"docker": installed})
+
+
 def _engine_check(settings, info, snapshot) -> list[Finding]:
     findings = []
     if settings.docker.install_source == "docker.io":
@@ -86,7 +102,8 @@ ENGINE = Control(
     "an apt pin on the exact version, so an unattended upgrade cannot move it; docker.io is the "
     "distribution's package, for hosts that track Debian's security updates instead.",
     files=_engine_files,
-    packages=engine_packages,
+    packages=_distribution_engine,
+    apply=_engine_apply,
     services=("docker",),
     probes=(
         package_probe("docker.io"),

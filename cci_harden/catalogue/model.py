@@ -55,6 +55,7 @@ class Status(StrEnum):
     FAIL = "fail"
     NOT_VERIFIABLE = "not-verifiable"  # the check needs something this host cannot show
     NOT_APPLICABLE = "not-applicable"  # the settings turn this control off
+    WAIVED = "waived"  # failed, but a current waiver accepts it
 
 
 @dataclass(frozen=True)

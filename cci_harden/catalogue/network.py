@@ -298,3 +298,81 @@ PUBLIC_ADDRESS = Control(
 )
 
 CONTROLS = (JOBS, INGRESS, PUBLIC_ADDRESS)
+
+
+# -- listeners -----------------------------------------------------------------------------------
+
+LISTENERS_PROBE = Probe("listeners", "ss -Hlntup 2>/dev/null || ss -Hlntu")
+
+
+def _allowed(settings) -> list[tuple[str, int, int]]:
+    allowed = [("tcp", 22, 22)]
+    if settings.network.nomad_http_api:
+        allowed.append(("tcp", 4646, 4646))
+    for entry in settings.network.allowed_listeners:
+        proto, _, ports = entry.partition("/")
+        first, _, last = ports.partition("-")
+        allowed.append((proto, int(first), int(last or first)))
+    return allowed
+
+
+def parse_listeners(output: str) -> list[tuple[str, str, int, str]]:
+    """(proto, address, port, process) for each listening socket in ``ss -Hlntup`` output."""
+    found = []
+    for line in output.splitlines():
+        fields = line.split()
+        if len(fields) < 5:
+            continue
+        proto, local = fields[0], fields[4]
+        address, _, port = local.rpartition(":")
+        if not port.isdigit():
+            continue
+        process = ""
+        if len(fields) > 6 and 'users:(("' in fields[6]:
+            process = fields[6].split('"')[1]
+        found.append((proto, address.strip("[]").split("%")[0], int(port), process))
+    return found
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False  # "*" and "0.0.0.0"-style wildcards are every address
+
+
+def _listeners_check(settings, info, snapshot) -> list[Finding]:
+    allowed = _allowed(settings)
+    findings = []
+    for proto, address, port, process in parse_listeners(snapshot.probe("listeners").output):
+        if _is_loopback(address):
+            continue
+        if any(proto == p and first <= port <= last for p, first, last in allowed):
+            continue
+        who = f" ({process})" if process else ""
+        findings.append(
+            Finding(
+                f"{proto} {address}:{port}{who}",
+                "no listener (not in network.allowed_listeners)",
+                "listening",
+            )
+        )
+    return findings
+
+
+LISTENERS = Control(
+    id="CCI-NET-04",
+    title="Nothing listens on the network but SSH (and Nomad's API when opened)",
+    sources=(
+        Source("seed", "002 Hardening: only the documented ports"),
+        Source("dev-sec", "os-hardening: no unneeded services"),
+    ),
+    rationale="The firewall drops what is not allowed, but a listener that should not exist is "
+    "drift in its own right. Check-only: the deploy never stops a process it does not know; "
+    "the operator removes it or adds it to network.allowed_listeners with a reason.",
+    probes=(LISTENERS_PROBE,),
+    check=_listeners_check,
+    tags=("network",),
+)
+
+CONTROLS = (*CONTROLS, LISTENERS)

@@ -141,7 +141,7 @@ def _install_apply(settings, info) -> Applied:
 
     nomad = settings.nomad
     if nomad.install_source == "hashicorp-apt":
-        ops = ensure_packages("CCI-NMD-02", [f"nomad={nomad.version}-1"])
+        ops = ensure_packages("CCI-NMD-02", [f"nomad={nomad.version}-1"], fresh_lists=True)
         return Applied(restart_on={"nomad": ops})
     op = release(
         name=f"[CCI-NMD-02] Nomad {nomad.version}: signature, checksum, install",

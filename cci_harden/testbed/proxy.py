@@ -49,11 +49,35 @@ def start(layout: Layout) -> int:
             f"LogDir={logs}",
             f"PidFile={layout.state_dir / 'apt-cacher-ng.pid'}",
             f"SocketPath={layout.state_dir / 'apt-cacher-ng.socket'}",
+            # Serve index files fetched in the last hour from cache: hosts updating at the same
+            # moment otherwise race to replace the same InRelease and some requests hang.
+            "FreshIndexMaxAge=3600",
         ],
         layout.state_dir / "apt-cacher-ng.out",
     )
     _wait_listening(str(layout.bridge_address), layout.proxy_port, pid)
+    prewarm(layout)
     return pid
+
+
+def prewarm(layout: Layout) -> list[str]:
+    """Fetch each suite's InRelease once, one at a time, before hosts ask for them together."""
+    import urllib.request
+
+    sources_file = layout.base_image / "etc/apt/sources.list.d/debian.sources"
+    if not sources_file.is_file():
+        return []
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": layout.proxy_url}))
+    failed = []
+    for source in mirror._parse_deb822(sources_file.read_text()):
+        for suite in source.suites:
+            url = f"{source.uri}/dists/{suite}/InRelease"
+            try:
+                with opener.open(url, timeout=60) as response:
+                    response.read()
+            except OSError:
+                failed.append(url)  # hosts will fetch it themselves
+    return failed
 
 
 def _wait_listening(address: str, port: int, pid: int, timeout: float = 15.0) -> None:

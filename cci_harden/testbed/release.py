@@ -148,5 +148,5 @@ def mirror_running(layout: Layout, pid: int | None) -> bool:
 def stop_mirror(layout: Layout, pid: int | None) -> None:
     marker = str(layout.mirror_dir)
     process.stop(pid, marker)
-    for stray in process.find_processes(marker, "python"):
+    for stray in process.find_processes(marker, os.path.basename(sys.executable)):
         process.stop(stray, marker)

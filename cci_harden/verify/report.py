@@ -1,40 +1,173 @@
-"""Render verify results for people: a compact table, failures first."""
+"""Views of a verify run: the terminal table, JUnit XML for CI, a Markdown summary."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from xml.etree import ElementTree as ET
 
+from ..catalogue import by_id
 from ..catalogue.model import Status
-from .runner import HostReport
+from .results import VerifyRun
 
 _MARK = {
     Status.PASS: "ok",
     Status.FAIL: "FAIL",
     Status.NOT_VERIFIABLE: "n/v",
     Status.NOT_APPLICABLE: "-",
+    Status.WAIVED: "waived",
 }
 
 
-def render_table(reports: Sequence[HostReport]) -> str:
+def _failure_lines(run: VerifyRun) -> list[str]:
     lines = []
-    for report in reports:
-        if not report.reachable:
-            lines.append(f"UNREACHABLE {report.host}: {report.error}")
-    for report in reports:
-        for outcome in report.outcomes:
-            if outcome.status is Status.FAIL:
-                for finding in outcome.findings:
-                    lines.append(
-                        f"FAIL {report.host} {outcome.control_id} {finding.what}: "
-                        f"expected {finding.expected}, found {finding.found}"
-                    )
-    reachable = [r for r in reports if r.reachable]
+    for report in run.unreachable:
+        lines.append(f"UNREACHABLE {report.host}: {report.error}")
+    for waiver in run.expired_waivers:
+        lines.append(
+            f"EXPIRED WAIVER {waiver.control} on {', '.join(waiver.hosts)} "
+            f"(owner {waiver.owner}, expired {waiver.expires})"
+        )
+    for cell in run.failing():
+        for finding in cell.outcome.findings:
+            lines.append(
+                f"FAIL {cell.host} {cell.outcome.control_id} {finding.what}: "
+                f"expected {finding.expected}, found {finding.found}"
+            )
+    return lines
+
+
+def render_table(run: VerifyRun) -> str:
+    """Failures first (expected vs found), then a compact hosts x controls grid."""
+    lines = _failure_lines(run)
+    if run.drift is not None:
+        lines.append(
+            f"drift since the previous report: {len(run.drift.newly_failing)} newly failing, "
+            f"{len(run.drift.newly_fixed)} newly fixed, {len(run.drift.still_failing)} "
+            "still failing"
+        )
+        for host, control in run.drift.newly_failing:
+            lines.append(f"  newly failing: {host} {control}")
+        for host, control in run.drift.newly_fixed:
+            lines.append(f"  newly fixed:   {host} {control}")
+        for host, control, since in run.drift.still_failing:
+            lines.append(f"  still failing: {host} {control} since {since}")
+    reachable = [r for r in run.reports if r.reachable]
     if reachable:
-        ids = [o.control_id for o in reachable[0].outcomes]
-        width = max([len(i) for i in ids] + [7])
+        grid: dict[str, dict[str, Status]] = {}
+        for cell in run.cells:
+            grid.setdefault(cell.outcome.control_id, {})[cell.host] = cell.outcome.status
+        width = max([len(i) for i in grid] + [7])
+        widths = [max(len(r.host), 6) for r in reachable]
         lines.append("")
-        lines.append("control".ljust(width) + "  " + "  ".join(r.host for r in reachable))
-        for index, control_id in enumerate(ids):
-            cells = [_MARK[r.outcomes[index].status].ljust(len(r.host)) for r in reachable]
-            lines.append(control_id.ljust(width) + "  " + "  ".join(cells))
+        lines.append(
+            "control".ljust(width)
+            + "  "
+            + "  ".join(r.host.ljust(w) for r, w in zip(reachable, widths, strict=True))
+        )
+        order = sorted(grid, key=lambda cid: 0 if Status.FAIL in grid[cid].values() else 1)
+        for control_id in order:
+            cells = [
+                _MARK[grid[control_id][r.host]].ljust(w)
+                for r, w in zip(reachable, widths, strict=True)
+            ]
+            lines.append(control_id.ljust(width) + "  " + "  ".join(cells).rstrip())
     return "\n".join(lines)
+
+
+def render_junit(run: VerifyRun) -> str:
+    """One testsuite per host, one testcase per control; unreachable hosts are errors."""
+    suites = ET.Element("testsuites", name=f"cci-harden verify {run.inventory}")
+    for report in run.reports:
+        cells = [c for c in run.cells if c.host == report.host]
+        suite = ET.SubElement(suites, "testsuite", name=report.host, timestamp=run.generated_at)
+        failures = errors = skipped = 0
+        if not report.reachable:
+            case = ET.SubElement(suite, "testcase", classname=report.host, name="reachable")
+            ET.SubElement(case, "error", message="unreachable").text = report.error
+            errors += 1
+        for cell in cells:
+            control = cell.outcome.control_id
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                classname=report.host,
+                name=f"{control} {by_id(control).title}",
+            )
+            detail = "\n".join(
+                f"{f.what}: expected {f.expected}, found {f.found}" for f in cell.outcome.findings
+            )
+            status = cell.outcome.status
+            if status is Status.FAIL:
+                failures += 1
+                ET.SubElement(case, "failure", message=f"{control} drifted").text = detail
+            elif status is Status.WAIVED:
+                skipped += 1
+                waiver = cell.waiver
+                ET.SubElement(
+                    case,
+                    "skipped",
+                    message=f"waived until {waiver.expires} by {waiver.owner}: "
+                    f"{waiver.justification}",
+                )
+            elif status in (Status.NOT_VERIFIABLE, Status.NOT_APPLICABLE):
+                skipped += 1
+                ET.SubElement(case, "skipped", message=status.value).text = detail or None
+        suite.set("tests", str(len(cells) + (0 if report.reachable else 1)))
+        suite.set("failures", str(failures))
+        suite.set("errors", str(errors))
+        suite.set("skipped", str(skipped))
+    ET.indent(suites)
+    return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def render_markdown(run: VerifyRun) -> str:
+    verdict = {0: "all controls pass", 1: "drift found", 2: "hosts unreachable"}[run.exit_code()]
+    lines = [
+        f"# cci-harden verify: {run.inventory}",
+        "",
+        f"{run.generated_at}, shard {run.shard}: **{verdict}** (exit {run.exit_code()}).",
+        "",
+    ]
+    problems = _failure_lines(run)
+    if problems:
+        lines += ["## Problems", ""] + [f"- {line}" for line in problems] + [""]
+    if run.drift is not None:
+        lines += [
+            "## Since the previous report",
+            "",
+            f"- newly failing: {', '.join(f'{h} {c}' for h, c in run.drift.newly_failing) or '-'}",
+            f"- newly fixed: {', '.join(f'{h} {c}' for h, c in run.drift.newly_fixed) or '-'}",
+            "- still failing: "
+            + (", ".join(f"{h} {c} (since {s})" for h, c, s in run.drift.still_failing) or "-"),
+            "",
+        ]
+    waived = [c for c in run.cells if c.outcome.status is Status.WAIVED]
+    if waived:
+        lines += [
+            "## Waived",
+            "",
+            "| host | control | owner | expires | why |",
+            "|---|---|---|---|---|",
+        ]
+        for cell in waived:
+            w = cell.waiver
+            lines.append(
+                f"| {cell.host} | {cell.outcome.control_id} | {w.owner} | {w.expires} | "
+                f"{w.justification} |"
+            )
+        lines.append("")
+    reachable = [r for r in run.reports if r.reachable]
+    if reachable:
+        lines += [
+            "## Controls",
+            "",
+            "| control | " + " | ".join(r.host for r in reachable) + " |",
+            "|---|" + "---|" * len(reachable),
+        ]
+        grid: dict[str, dict[str, Status]] = {}
+        for cell in run.cells:
+            grid.setdefault(cell.outcome.control_id, {})[cell.host] = cell.outcome.status
+        for control_id, row in grid.items():
+            lines.append(
+                f"| {control_id} | " + " | ".join(_MARK[row[r.host]] for r in reachable) + " |"
+            )
+    return "\n".join(lines) + "\n"

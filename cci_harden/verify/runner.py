@@ -1,8 +1,9 @@
 """Run the catalogue's checks on the hosts of an inventory, in parallel, over OpenSSH.
 
 testinfra's ``ssh://`` backend is used with an ssh_config that checks host keys strictly and
-multiplexes one connection per host. Two remote commands per host: the host's facts (which decide
-how its files render), then everything every check reads.
+multiplexes one connection per host. One remote command per host gathers the host's facts and
+everything every check reads; a second is needed only when the facts add a file to check that a
+typical host would not have (it names the missing paths only).
 """
 
 from __future__ import annotations
@@ -36,17 +37,38 @@ class HostReport:
     remote_commands: int = 0
 
 
+# Facts to plan the gather with before the real ones are known; only file *paths* depend on it.
+PLANNING_INFO = HostInfo(
+    cpus=64,
+    memory_mb=65536,
+    os_id="debian",
+    os_version="12",
+    hostname="planning",
+    codename="bookworm",
+    arch="amd64",
+    cpu_mhz=2000,
+    nameservers=("192.0.2.53",),
+    primary_ipv4="192.0.2.1",
+)
+
+
+def needed_paths(controls: Sequence[Control], settings, info: HostInfo) -> list[str]:
+    return [
+        f.path
+        for control in controls
+        if control.applies(settings)
+        for f in control.files(settings, info)
+    ]
+
+
 def gather_script(controls: Sequence[Control], inventory: Inventory, info: HostInfo) -> str:
-    """The one remote script that collects what every control's check reads."""
+    """The remote script that collects host facts and what every control's check reads."""
     settings = inventory.settings
-    paths: list[str] = []
-    probes: list[Probe] = []
+    probes: list[Probe] = [HOSTINFO_PROBE]
     for control in controls:
-        if not control.applies(settings):
-            continue
-        paths += [f.path for f in control.files(settings, info)]
-        probes += control.probes_for(settings)
-    return build_script(paths, probes)
+        if control.applies(settings):
+            probes += control.probes_for(settings)
+    return build_script(needed_paths(controls, settings, info), probes)
 
 
 def testinfra_host(inventory: Inventory, host: HostEntry, ssh_config: Path):
@@ -74,19 +96,22 @@ def verify_host(
 ) -> HostReport:
     report = HostReport(host=host.name, reachable=True)
     conn = testinfra_host(inventory, host, ssh_config)
+    planning = replace(PLANNING_INFO, name=host.name)
     try:
-        # Round trip 1: host facts, which decide what the rendered files look like.
-        first = _run(conn, build_script([], [HOSTINFO_PROBE]))
+        snapshot: Snapshot = parse_output(_run(conn, gather_script(controls, inventory, planning)))
         report.remote_commands += 1
-        info = HostInfo.parse(parse_output(first).probe("hostinfo").output.splitlines())
+        info = HostInfo.parse(snapshot.probe("hostinfo").output.splitlines())
         info = replace(info, name=host.name)
-        # Round trip 2: everything the checks read.
-        second = _run(conn, gather_script(controls, inventory, info))
-        report.remote_commands += 1
+        missing = [
+            p for p in needed_paths(controls, inventory.settings, info) if p not in snapshot.files
+        ]
+        if missing:
+            extra = parse_output(_run(conn, build_script(missing, [])))
+            report.remote_commands += 1
+            snapshot.files.update(extra.files)
     except Unreachable as exc:
         report.reachable, report.error = False, str(exc).splitlines()[-1]
         return report
-    snapshot: Snapshot = parse_output(second)
     report.outcomes = [evaluate(c, inventory.settings, info, snapshot) for c in controls]
     return report
 

@@ -1,0 +1,88 @@
+"""Benchmark: `pyinfra INVENTORY deploys/nomad.py` on 1, 5 and 10 fresh test-bed hosts.
+
+    sudo .venv/bin/python bench/deploy.py [--sizes 1,5,10] [--verify]
+
+For each size the test bed is brought down and up again (fresh hosts from the cached image; the
+apt proxy's cache is kept, as an operator's mirror would be), then the deploy runs twice: the
+first converge, and a no-op re-run that must change nothing. With --verify, `cci-harden verify`
+is timed too (issue 5's figure). Prints one line per size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cci_harden import testbed
+from cci_harden.testbed.layout import Layout
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def deploy(inventory: Path) -> tuple[float, dict]:
+    started = time.monotonic()
+    proc = subprocess.run(
+        [str(BIN / "pyinfra"), "-y", "--json", str(inventory), "deploys/nomad.py"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYINFRA_PROGRESS": "off"},
+    )
+    elapsed = time.monotonic() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"deploy failed:\n{proc.stderr[-3000:]}")
+    return elapsed, json.loads(proc.stdout)
+
+
+def changes(result: dict) -> int:
+    return sum(len(op["success"]) for op in result["results"]["operations"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="1,5,10")
+    parser.add_argument("--verify", action="store_true", help="also time cci-harden verify")
+    args = parser.parse_args()
+    layout = Layout()
+    quiet = lambda _m: None  # noqa: E731
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in (int(s) for s in args.sizes.split(",")):
+            testbed.down(layout, log=quiet)
+            testbed.up(size, Path(tmp), layout, log=quiet)
+            inventory = Path(tmp) / "testbed"
+            first, first_result = deploy(inventory)
+            again, again_result = deploy(inventory)
+            line = (
+                f"{size:>2} host(s): first converge {first:6.1f} s ({changes(first_result)} "
+                f"changes); no-op re-run {again:5.1f} s ({changes(again_result)} changes)"
+            )
+            if args.verify:
+                report = Path(tmp) / "verify.json"
+                started = time.monotonic()
+                proc = subprocess.run(
+                    [str(BIN / "cci-harden"), "verify", str(inventory), "--json", str(report)],
+                    capture_output=True,
+                    text=True,
+                )
+                seconds = time.monotonic() - started
+                document = json.loads(report.read_text())
+                checks = sum(len(h["outcomes"]) for h in document["hosts"])
+                commands = sum(h["remote_commands"] for h in document["hosts"])
+                line += (
+                    f"; verify {seconds:4.1f} s (exit {proc.returncode}, {checks} checks, "
+                    f"{checks / seconds:.0f} checks/s, {commands / checks:.3f} remote commands "
+                    "per check)"
+                )
+            print(line, flush=True)
+    testbed.down(layout, log=quiet)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""``cci-harden init NAME``: a new server install's inventory, documented, and its checklist.
+
+The settings file is generated from the settings models themselves, so every field appears with
+its description and safe default, and the file can never document a field that does not exist.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from .errors import CciHardenError
+from .settings import FleetSettings, load_settings
+
+INVENTORY_FILE = '''\
+"""Nomad clients of server install {name}; settings in {name}.toml beside this file.
+
+Run: pyinfra inventories/{name} deploys/nomad.py
+"""
+
+from cci_harden.inventory import pyinfra_hosts
+
+nomad_clients = pyinfra_hosts(__file__)
+'''
+
+# Values that must be the operator's own; written commented out, with an example.
+EXAMPLES: dict[str, str] = {
+    "inventory.hosts": '[{ name = "nomad-client-1", address = "192.0.2.11" }]',
+    "network.admin_cidrs": '["198.51.100.0/28"]',
+    "network.nomad_server_cidrs": '["192.0.2.0/26"]',
+    "network.cluster_cidrs": '["192.0.2.64/26"]',
+    "network.rerun_ssh_cidrs": '["203.0.113.0/24"]',
+    "network.vm_subnet_cidrs": '["192.0.2.128/26"]',
+    "network.vcs_cidrs": '["198.51.100.128/25"]',
+    "nomad.release_url": '"https://releases.example.internal/nomad"',
+    "nomad.gpg_fingerprint": '"798AEC654E5C15428C8E42EEAA16FCBCA621E701"',
+    "nomad.gpg_key_file": '"keys/hashicorp-release.asc"',
+    "nomad.servers": '["nomad.circleci.internal:4647"]',
+    "nomad.tls.ca_file": '"/path/to/nomad/ca.pem"',
+    "nomad.tls.cert_file": '"/path/to/nomad/client.pem"',
+    "nomad.tls.key_file": '"/path/to/nomad/client-key.pem"',
+}
+# A new install starts from the distribution's Docker: no extra repository key to fetch.
+SAFE_DEFAULTS: dict[str, str] = {"docker.install_source": '"docker.io"'}
+
+# (item, source, control ids enforcing it; empty: the operator's)
+CHECKLIST: list[tuple[str, str, str]] = [
+    (
+        "Each Nomad client keeps 2 vCPU and 4 GB for coordinating builds",
+        "002 Nomad Clients",
+        "CCI-NMD-01, CCI-NMD-04",
+    ),
+    (
+        "Nomad clients no larger than 128 GB / 64 CPUs unless CircleCI agrees",
+        "002 Nomad Clients",
+        "CCI-NMD-01",
+    ),
+    (
+        "Nomad clients reach VM service machines on 22 (SSH) and 2376 (remote Docker)",
+        "002 Build Environment",
+        "CCI-NET-01 (with network.restrict_egress)",
+    ),
+    (
+        "Nomad clients reach the VCS on 22 (git) and 80/443 (API)",
+        "002 GitHub ports",
+        "CCI-NET-01 (with network.restrict_egress)",
+    ),
+    (
+        "Nomad clients and the cluster reach object storage (artifacts, caches, audit logs)",
+        "002 Build Environment",
+        "",
+    ),
+    ("mTLS between Nomad clients and the Nomad control plane", "002 Hardening", "CCI-NMD-03"),
+    (
+        "Job containers cannot reach the cloud metadata endpoint or internal ranges",
+        "002 Hardening",
+        "CCI-NET-02",
+    ),
+    (
+        "Docker's default seccomp profile plus clone/setns/unshare for user namespaces",
+        "001 Security: Docker",
+        "CCI-DKR-03",
+    ),
+    (
+        "Minimise the secrets builds need; rotate them regularly and as people leave",
+        "001 Customer checklist",
+        "",
+    ),
+    (
+        "Keep secrets out of logs: no env/printenv, no echo, tools that print on error",
+        "001 Customer checklist",
+        "",
+    ),
+    (
+        "Least privilege in the VCS organisation and for cloud credentials (IAM)",
+        "001 Customer checklist",
+        "",
+    ),
+    ("Restricted contexts shared only with the teams that need them", "001 Customer checklist", ""),
+    (
+        "Audit who holds SSH keys (cci-harden audit hunt flags new ones)",
+        "001 Customer checklist",
+        "",
+    ),
+    ("Two-factor authentication on the VCS for every member", "001 Customer checklist", ""),
+    (
+        "Decide whether forked pull requests may receive environment variables",
+        "001 Customer checklist",
+        "",
+    ),
+    ("Choose the GitHub instance once: it cannot be changed after setup", "002 GitHub", ""),
+]
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, Path):
+        return json.dumps(str(value))
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    return json.dumps(str(value))
+
+
+def _section(model: type[BaseModel], instance: BaseModel, prefix: str) -> list[str]:
+    lines: list[str] = []
+    nested: list[tuple[str, type[BaseModel], BaseModel]] = []
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        if key == "name":
+            continue  # written in the header
+        value = getattr(instance, name)
+        if isinstance(value, BaseModel):
+            nested.append((key, type(value), value))
+            continue
+        if field.description:
+            lines.append(f"# {field.description}")
+        if key in SAFE_DEFAULTS:
+            lines.append(f"{name} = {SAFE_DEFAULTS[key]}")
+        elif key in EXAMPLES:
+            lines.append(f"# {name} = {EXAMPLES[key]}   # example: set your own")
+        elif value is None:
+            lines.append(f"# {name} =   # unset")
+        else:
+            dumped = value
+            if isinstance(value, list) and value and isinstance(value[0], BaseModel):
+                dumped = [v.model_dump(mode="json") for v in value]
+            elif not isinstance(value, bool | int | float | str | list | Path):
+                dumped = str(value)
+            lines.append(f"{name} = {_toml_value(dumped)}")
+    for key, sub_model, sub in nested:
+        lines += ["", f"[{key}]"]
+        lines += _section(sub_model, sub, f"{key}.")
+    return lines
+
+
+def settings_toml(name: str) -> str:
+    defaults = FleetSettings.model_construct()
+    header = [
+        f"# Settings of server install {name!r}, written by `cci-harden init {name}`.",
+        "# Every field is listed with its description and default. Lines marked 'example'",
+        "# need your own values before a deploy: `cci-harden config check` names what is missing.",
+        "# Any field can be overridden by environment, e.g. CCI_NOMAD__VERSION=1.6.3.",
+        "",
+        f"name = {json.dumps(name)}",
+    ]
+    body = _section(FleetSettings, defaults, "")
+    return "\n".join(header + body) + "\n"
+
+
+def checklist_text() -> str:
+    lines = ["Pre-flight checklist (from the seeds)", "", "Enforced and verified by cci-harden:"]
+    lines += [f"  [x] {item} ({source}; {ids})" for item, source, ids in CHECKLIST if ids]
+    lines += ["", "Stays with the operator:"]
+    lines += [f"  [ ] {item} ({source})" for item, source, ids in CHECKLIST if not ids]
+    return "\n".join(lines)
+
+
+def init_inventory(name: str, directory: Path) -> list[Path]:
+    if not name.replace("-", "").replace("_", "").isalnum():
+        raise CciHardenError(f"inventory name {name!r}: use letters, digits, '-' and '_'")
+    inventory = directory / name
+    settings = directory / f"{name}.toml"
+    existing = [p for p in (inventory, settings) if p.exists()]
+    if existing:
+        raise CciHardenError(
+            f"{', '.join(str(p) for p in existing)} already exists; init never overwrites an "
+            "inventory (choose another name, or edit the existing one)"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    settings.write_text(settings_toml(name))
+    inventory.write_text(INVENTORY_FILE.format(name=name))
+    try:
+        load_settings(inventory)
+    except CciHardenError:
+        inventory.unlink()
+        settings.unlink()
+        raise
+    return [inventory, settings]
