@@ -20,6 +20,7 @@ from .catalogue.model import Applied
 from .hostinfo import HostInfo, HostInfoFact
 from .operations import managed_file
 from .settings import FleetSettings, load_settings
+from .sshd import guarded_config
 
 
 @lru_cache(maxsize=8)
@@ -114,7 +115,14 @@ def apply_controls(controls: tuple[Control, ...]) -> None:
                 started.setdefault(unit, []).extend(started_by_packages)
         unit_files = []
         for desired in control.files(settings, info):
-            op = managed_file(name=f"[{control.id}] {desired.path}", desired=desired)
+            if desired.via == "sshd":
+                op = guarded_config(
+                    name=f"[{control.id}] {desired.path} (sshd -t, reload, fresh login)",
+                    desired=desired,
+                    login_timeout=settings.ssh.login_check_timeout,
+                )
+            else:
+                op = managed_file(name=f"[{control.id}] {desired.path}", desired=desired)
             for unit in desired.reload:
                 restart_on.setdefault(unit, []).append(op)
             if desired.daemon_reload:

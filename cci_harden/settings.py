@@ -307,6 +307,33 @@ class DockerSettings(_Section):
     )
 
 
+class SshSettings(_Section):
+    """sshd on the Nomad clients: key-only, modern algorithms, short limits."""
+
+    permit_root_login: Literal["no", "prohibit-password"] | None = Field(
+        None,
+        description="Default: 'no', or 'prohibit-password' (keys only) when inventory.ssh_user "
+        "is root, so the deploy cannot lock itself out",
+    )
+    allow_users: list[Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_.@*?-]*$")]] = Field(
+        default_factory=list, description="AllowUsers (empty: any user with a key)"
+    )
+    allow_groups: list[Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]*$")]] = Field(
+        default_factory=list, description="AllowGroups (empty: any group)"
+    )
+    host_key_types: list[Literal["ed25519", "rsa"]] = Field(
+        default_factory=lambda: ["ed25519"],
+        description="Host keys sshd offers; known_hosts must hold one of them for each host",
+    )
+    max_auth_tries: int = Field(3, ge=1, le=10)
+    idle_timeout_seconds: int = Field(
+        600, ge=60, le=86400, description="Idle sessions are closed after this long"
+    )
+    login_check_timeout: int = Field(
+        20, ge=5, le=300, description="Seconds the lockout guard waits for a fresh login"
+    )
+
+
 class FleetSettings(BaseSettings):
     """Everything the toolkit needs to know about one CircleCI Server install's Nomad clients."""
 
@@ -323,6 +350,7 @@ class FleetSettings(BaseSettings):
     network: NetworkSettings = Field(default_factory=NetworkSettings)
     nomad: NomadSettings = Field(default_factory=NomadSettings)
     docker: DockerSettings = Field(default_factory=DockerSettings)
+    ssh: SshSettings = Field(default_factory=SshSettings)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
 

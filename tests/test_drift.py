@@ -9,6 +9,7 @@ import time
 import pytest
 
 from cci_harden.catalogue.nomad import CONFIG, KEY_FILE
+from cci_harden.catalogue.ssh import DROPIN
 from cci_harden.seccomp import PROFILE_PATH
 
 from .conftest import INVENTORIES, REPO, pyinfra_json, run_cli, run_pyinfra, ssh
@@ -49,6 +50,7 @@ def test_each_drift_is_named_on_its_host_and_the_deploy_repairs_it(deployed, tmp
     ssh(inventory, two, f"systemd-run --unit cci-stray python3 -m http.server {STRAY_PORT}")
     ssh(inventory, three, f"sed -i 's/memory         = 4096/memory         = 1024/' {CONFIG}")
     ssh(inventory, three, drop_rule)
+    ssh(inventory, three, f"sed -i 's/^MaxAuthTries 3/MaxAuthTries 6/' {DROPIN}")
     time.sleep(1)  # the stray listener binds
 
     proc = run_cli("verify", str(inventory.path), "--json", str(tmp_path / "night1.json"))
@@ -61,10 +63,14 @@ def test_each_drift_is_named_on_its_host_and_the_deploy_repairs_it(deployed, tmp
         (two, "CCI-NET-04"),
         (three, "CCI-NMD-04"),
         (three, "CCI-NET-01"),
+        (three, "CCI-SSH-01"),
     }
     assert f"FAIL {one} CCI-NMD-03 {KEY_FILE} mode: expected 0600, found 0644" in proc.stdout
     assert f"FAIL {two} CCI-NMD-05 nomad now: expected active, found inactive" in proc.stdout
     assert f"FAIL {two} CCI-NET-04 tcp 0.0.0.0:{STRAY_PORT} (python3)" in proc.stdout
+    # the file and what sshd actually does (MaxAuthTries is read at connection time)
+    assert f"FAIL {three} CCI-SSH-01 {DROPIN}: expected content as rendered" in proc.stdout
+    assert f"FAIL {three} CCI-SSH-01 sshd maxauthtries: expected 3, found 6" in proc.stdout
 
     result = pyinfra_json(inventory.path, "deploys/nomad.py")
     assert result["results"]["failed_hosts"] == []
@@ -72,7 +78,7 @@ def test_each_drift_is_named_on_its_host_and_the_deploy_repairs_it(deployed, tmp
     after = run_cli("verify", str(inventory.path), "--previous", str(tmp_path / "night1.json"))
     assert after.returncode == 1
     assert failing(after) == {(two, "CCI-NET-04")}
-    assert "6 newly fixed" in after.stdout and "1 still failing" in after.stdout
+    assert "7 newly fixed" in after.stdout and "1 still failing" in after.stdout
     ssh(inventory, two, "systemctl stop cci-stray")
     assert run_cli("verify", str(inventory.path)).returncode == 0
 

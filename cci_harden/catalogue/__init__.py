@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import apt, docker, network, nomad
+from . import apt, docker, network, nomad, ssh
 from .model import Control, DesiredFile, Finding, Outcome, Probe, Source, Status
 
 # Deploy order: what a later control needs (a package, a directory, the binary its validator
@@ -10,6 +10,7 @@ from .model import Control, DesiredFile, Finding, Outcome, Probe, Source, Status
 CATALOGUE: tuple[Control, ...] = (
     nomad.CAPACITY,
     *apt.CONTROLS,
+    *ssh.CONTROLS,
     *docker.CONTROLS,
     *network.CONTROLS,
     *(c for c in nomad.CONTROLS if c is not nomad.CAPACITY),

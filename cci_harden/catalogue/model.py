@@ -44,6 +44,7 @@ class DesiredFile:
     reload: tuple[str, ...] = ()  # systemd units to restart when the file changes
     daemon_reload: bool = False  # a systemd unit file: reload systemd when it changes
     dir_mode: int | None = None  # the parent directory's mode, set before the file is written
+    via: str = "file"  # "sshd": written by the lockout-guarded sshd operation
 
     @property
     def sha256(self) -> str:
