@@ -289,3 +289,34 @@ def test_secret_key_never_reaches_the_output_of_a_verbose_diff_run(deployed):
     assert report.returncode == 0
     for line in body:
         assert line not in report.stdout + report.stderr
+
+
+def test_restricted_egress_ruleset_is_accepted_by_nft_on_a_host(deployed):
+    """network.restrict_egress renders an output chain that nftables itself accepts."""
+    from cci_harden.catalogue.network import ingress_nft
+    from cci_harden.hostinfo import HostInfo
+
+    inventory, _ = deployed
+    settings = inventory.settings.model_copy(
+        update={
+            "network": inventory.settings.network.model_copy(
+                update={
+                    "restrict_egress": True,
+                    "vcs_cidrs": inventory.settings.network.admin_cidrs,
+                }
+            )
+        }
+    )
+    info = HostInfo(2, 4096, "debian", "12", "tb", nameservers=("192.0.2.53",))
+    text = ingress_nft(settings, info)
+    assert "chain output" in text and "policy drop" in text
+    assert 'dport { 22, 2376 } ip daddr @vm_v4 accept comment "VM service: SSH, Docker"' in text
+    host = inventory.hosts[0].name
+    check = subprocess.run(
+        ["ssh", "-F", str(inventory.ssh_config), host, "nft -c -f -"],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert check.returncode == 0, check.stderr
