@@ -1,34 +1,69 @@
 """Whether the kernel still holds the firewall rules cci-harden loaded.
 
-The loader records ``nft list table`` right after loading each table; a rule deleted or added at
-runtime makes the live listing differ from that record. The deploy restarts the loader then, and
-the verify stage reports it as drift.
+The loader records ``nft list table`` right after loading each table, under a first line naming the
+checksum of the file it loaded. One shell command reads a table's state; the deploy (as a fact)
+and the verify stage (as a probe) both run it and read it with :func:`parse_state`, so the two can
+never disagree about drift.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pyinfra.api import FactBase
 
+FIREWALL_DIR = "/etc/cci-harden/firewall"
 STATE_DIR = "/var/lib/cci-harden/firewall"
+
+
+@dataclass(frozen=True)
+class TableState:
+    present: bool  # the table is in the kernel
+    from_current_file: bool  # what was loaded is the file as it is now
+    changed_at_runtime: bool  # the live rules differ from what was loaded
+
+
+def state_command(stem: str) -> str:
+    """Five lines: file checksum, record header, live checksum, recorded checksum, presence."""
+    config, record = f"{FIREWALL_DIR}/{stem}.nft", f"{STATE_DIR}/{stem}.loaded"
+    return (
+        f"sha256sum < {config} 2>/dev/null | cut -c1-64; "
+        f"head -n1 {record} 2>/dev/null || echo; "
+        f"nft list table inet cci_{stem} 2>/dev/null | sha256sum | cut -c1-64; "
+        f"tail -n +2 {record} 2>/dev/null | sha256sum | cut -c1-64; "
+        f"nft list table inet cci_{stem} >/dev/null 2>&1 && echo present || echo absent"
+    )
+
+
+def parse_state(lines: list[str]) -> TableState:
+    config_sha, record_head, live_sha, recorded_sha, presence = (
+        [line.strip() for line in lines] + [""] * 5
+    )[:5]
+    return TableState(
+        present=presence == "present",
+        from_current_file=record_head == f"loaded {config_sha}",
+        changed_at_runtime=live_sha != recorded_sha,
+    )
 
 
 class FirewallDrift(FactBase):
     """Names of the loaded tables whose live rules differ from what was loaded."""
 
     def command(self, stems: list[str]) -> str:
-        parts = []
-        for stem in stems:
-            record = f"{STATE_DIR}/{stem}.loaded"
-            parts.append(
-                f"if [ -f {record} ]; then "
-                f"live=$(nft list table inet cci_{stem} 2>/dev/null | sha256sum); "
-                f"kept=$(tail -n +2 {record} | sha256sum); "
-                f'[ "$live" = "$kept" ] || echo {stem}; fi'
-            )
-        return "; ".join(parts) + "; true"
-
-    def requires_command(self, stems: list[str]) -> str:
-        return "nft"
+        return "; ".join(f"echo @@{stem}; {state_command(stem)}" for stem in stems)
 
     def process(self, output) -> list[str]:
-        return [line.strip() for line in output if line.strip()]
+        blocks: dict[str, list[str]] = {}
+        current = None
+        for line in output:
+            if line.startswith("@@"):
+                current = line[2:].strip()
+                blocks[current] = []
+            elif current is not None:
+                blocks[current].append(line)
+        drifted = []
+        for stem, lines in blocks.items():
+            state = parse_state(lines)
+            if state.present and state.changed_at_runtime:
+                drifted.append(stem)
+        return drifted

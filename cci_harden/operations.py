@@ -28,6 +28,46 @@ def _owner_mode_differ(remote: dict, desired: DesiredFile) -> bool:
     )
 
 
+def in_place_fixes(desired: DesiredFile, remote: dict | None) -> list | None:
+    """Commands that make the file on the host right without rewriting it.
+
+    ``None`` when its content must be rewritten; ``[]`` (after logging a no-op) when it is as
+    desired; else the chown/chmod that only owner or mode need.
+    """
+    if not remote or host.get_fact(Sha256File, path=desired.path) != desired.sha256:
+        return None
+    if not _owner_mode_differ(remote, desired):
+        host.noop(f"{desired.path} is as desired")
+        return []
+    return [
+        StringCommand("chown", f"{desired.user}:{desired.group}", desired.path),
+        StringCommand("chmod", f"{desired.mode:o}", desired.path),
+    ]
+
+
+def staged_upload(desired: DesiredFile, staged: str) -> list:
+    """Commands that put ``desired`` at ``staged`` with its owner and mode, ready to move."""
+    directory = posixpath.dirname(desired.path)
+    if desired.dir_mode is not None:
+        make_dir = StringCommand(
+            "install", "-d", "-o", "root", "-g", "root", "-m", f"{desired.dir_mode:o}", directory
+        )
+    else:
+        make_dir = StringCommand("mkdir", "-p", directory)
+    # A secret is uploaded inside its own (root-only) directory, never via a shared /tmp.
+    upload_temp = (
+        posixpath.join(directory, f".{posixpath.basename(desired.path)}.cci-upload")
+        if desired.secret
+        else host.get_temp_filename(staged)
+    )
+    return [
+        make_dir,
+        FileUploadCommand(StringIO(desired.content), staged, remote_temp_filename=upload_temp),
+        StringCommand("chown", f"{desired.user}:{desired.group}", staged),
+        StringCommand("chmod", f"{desired.mode:o}", staged),
+    ]
+
+
 @operation()
 def managed_file(desired: DesiredFile):
     """
@@ -46,36 +86,16 @@ def managed_file(desired: DesiredFile):
         )
     """
     remote = host.get_fact(File, path=desired.path)
-    if remote:
-        same_content = host.get_fact(Sha256File, path=desired.path) == desired.sha256
-        if same_content and not _owner_mode_differ(remote, desired):
-            host.noop(f"{desired.path} is as desired")
-            return
-        if same_content:
-            yield StringCommand("chown", f"{desired.user}:{desired.group}", desired.path)
-            yield StringCommand("chmod", f"{desired.mode:o}", desired.path)
-            return
+    fixes = in_place_fixes(desired, remote)
+    if fixes is not None:
+        yield from fixes
+        return
 
     if state.config.DIFF:
         _log_diff(desired, bool(remote))
 
     staged = f"{desired.path}.cci-new"
-    directory = posixpath.dirname(desired.path)
-    if desired.dir_mode is not None:
-        yield StringCommand(
-            "install", "-d", "-o", "root", "-g", "root", "-m", f"{desired.dir_mode:o}", directory
-        )
-    else:
-        yield StringCommand("mkdir", "-p", directory)
-    # A secret is uploaded inside its own (root-only) directory, never via a shared /tmp.
-    upload_temp = (
-        posixpath.join(directory, f".{posixpath.basename(desired.path)}.cci-upload")
-        if desired.secret
-        else host.get_temp_filename(staged)
-    )
-    yield FileUploadCommand(StringIO(desired.content), staged, remote_temp_filename=upload_temp)
-    yield StringCommand("chown", f"{desired.user}:{desired.group}", staged)
-    yield StringCommand("chmod", f"{desired.mode:o}", staged)
+    yield from staged_upload(desired, staged)
     if desired.validate:
         check = desired.validate.format(path=shlex.quote(staged))
         refusal = shlex.quote(f"cci-harden: refusing {desired.path}: {check} failed")

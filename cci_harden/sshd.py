@@ -9,17 +9,16 @@ old file is restored, sshd reloaded again, and the host fails with the reason.
 
 from __future__ import annotations
 
-import posixpath
 import shlex
 import time
-from io import StringIO
 
 import paramiko
 from pyinfra import host
-from pyinfra.api import FileUploadCommand, FunctionCommand, StringCommand, operation
-from pyinfra.facts.files import File, Sha256File
+from pyinfra.api import FunctionCommand, StringCommand, operation
+from pyinfra.facts.files import File
 
 from .catalogue.model import DesiredFile
+from .operations import in_place_fixes, staged_upload
 
 RELOAD = "systemctl reload-or-restart ssh 2>/dev/null || systemctl reload-or-restart sshd"
 
@@ -127,21 +126,12 @@ def guarded_config(desired: DesiredFile, login_timeout: int = 20):
             "/etc/ssh/sshd_config.d/00-cci-harden.conf", text, mode=0o600))
     """
     path = desired.path
-    remote = host.get_fact(File, path=path)
-    if remote and host.get_fact(Sha256File, path=path) == desired.sha256:
-        if int(str(remote.get("mode")), 8) == desired.mode and remote.get("user") == "root":
-            host.noop(f"{path} is as desired")
-            return
-        yield StringCommand("chown", "root:root", path)
-        yield StringCommand("chmod", f"{desired.mode:o}", path)
+    fixes = in_place_fixes(desired, host.get_fact(File, path=path))
+    if fixes is not None:
+        yield from fixes
         return
     staged = f"{path}.cci-new"
-    yield StringCommand("mkdir", "-p", posixpath.dirname(path))
-    yield FileUploadCommand(
-        StringIO(desired.content), staged, remote_temp_filename=host.get_temp_filename(staged)
-    )
-    yield StringCommand("chown", "root:root", staged)
-    yield StringCommand("chmod", f"{desired.mode:o}", staged)
+    yield from staged_upload(desired, staged)
     previous, absent = f"{path}.cci-previous", f"{path}.cci-absent"
     keep_old = (
         f"if [ -f {path} ]; then cp -p {path} {previous}; rm -f {absent}; else touch {absent}; fi"

@@ -10,12 +10,11 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
+from ..firewall import FIREWALL_DIR, STATE_DIR, parse_state, state_command
 from ..render import render
 from .model import Control, DesiredFile, Finding, Probe, Source
 from .probes import package_probe, package_version, service_findings, service_probe
 
-FIREWALL_DIR = "/etc/cci-harden/firewall"
-STATE_DIR = "/var/lib/cci-harden/firewall"
 LOADER = "/usr/local/sbin/cci-harden-firewall"
 FIREWALL_UNIT_NAME = "cci-harden-firewall"
 FIREWALL_UNIT = f"/etc/systemd/system/{FIREWALL_UNIT_NAME}.service"
@@ -110,6 +109,17 @@ def ingress_nft(settings, info) -> str:
     )
 
 
+def table_file(stem: str, text: str) -> DesiredFile:
+    """One table's file: checked by nft before it goes live, loaded again when it changes."""
+    return DesiredFile(
+        f"{FIREWALL_DIR}/{stem}.nft",
+        text,
+        mode=0o600,
+        validate=VALIDATE_NFT,
+        reload=(FIREWALL_UNIT_NAME,),
+    )
+
+
 def _loader_files(control_id: str):
     return [
         DesiredFile(
@@ -133,13 +143,7 @@ def _loader_files(control_id: str):
 def _ingress_files(settings, info):
     return [
         *_loader_files("CCI-NET-01"),
-        DesiredFile(
-            f"{FIREWALL_DIR}/ingress.nft",
-            ingress_nft(settings, info),
-            mode=0o600,
-            validate=VALIDATE_NFT,
-            reload=(FIREWALL_UNIT_NAME,),
-        ),
+        table_file("ingress", ingress_nft(settings, info)),
     ]
 
 
@@ -154,33 +158,18 @@ def _firewall_apply(settings, info):
 
 
 def loaded_probe(stem: str) -> Probe:
-    config = f"{FIREWALL_DIR}/{stem}.nft"
-    record = f"{STATE_DIR}/{stem}.loaded"
-    return Probe(
-        f"nft:{stem}",
-        f"sha256sum < {config} 2>/dev/null | cut -c1-64; head -n1 {record} 2>/dev/null; echo; "
-        f"nft list table inet cci_{stem} 2>/dev/null | sha256sum | cut -c1-64; "
-        f"tail -n +2 {record} 2>/dev/null | sha256sum | cut -c1-64; "
-        f"nft list table inet cci_{stem} >/dev/null 2>&1 && echo present || echo absent",
-    )
+    return Probe(f"nft:{stem}", state_command(stem))
 
 
 def loaded_findings(stem: str, snapshot) -> list[Finding]:
-    lines = snapshot.probe(f"nft:{stem}").output.splitlines() + [""] * 5
-    config_sha, record_head, live_sha, recorded_sha, presence = (
-        lines[0],
-        lines[1],
-        lines[3],
-        lines[4],
-        lines[5],
-    )
+    state = parse_state(snapshot.probe(f"nft:{stem}").output.splitlines())
     table = f"nftables table inet cci_{stem}"
-    if presence != "present":
+    if not state.present:
         return [Finding(table, "loaded in the kernel", "absent")]
     findings = []
-    if record_head != f"loaded {config_sha}":
+    if not state.from_current_file:
         findings.append(Finding(table, f"loaded from the current {stem}.nft", "an older file"))
-    if live_sha != recorded_sha:
+    if state.changed_at_runtime:
         findings.append(Finding(table, "rules as loaded", "changed at runtime"))
     return findings
 
@@ -240,13 +229,7 @@ def jobs_nft(settings, info) -> str:
 
 def _jobs_files(settings, info):
     return [
-        DesiredFile(
-            f"{FIREWALL_DIR}/jobs.nft",
-            jobs_nft(settings, info),
-            mode=0o600,
-            validate=VALIDATE_NFT,
-            reload=(FIREWALL_UNIT_NAME,),
-        ),
+        table_file("jobs", jobs_nft(settings, info)),
     ]
 
 

@@ -7,6 +7,8 @@ key nobody else can read, a configuration validated before it goes live.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from ..materials import load_signing_key, load_tls, tls_configured
 from ..nomad_release import (
     BINARY,
@@ -304,6 +306,7 @@ def _advertise_address(settings, info) -> str:
     return info.primary_ipv4 or "127.0.0.1"
 
 
+@lru_cache(maxsize=256)
 def _check_hcl(text: str) -> None:
     """Parse the render locally: a template or settings defect never reaches a host."""
     import hcl2

@@ -55,7 +55,7 @@ def start(layout: Layout) -> int:
         ],
         layout.state_dir / "apt-cacher-ng.out",
     )
-    _wait_listening(str(layout.bridge_address), layout.proxy_port, pid)
+    wait_listening(str(layout.bridge_address), layout.proxy_port, pid)
     prewarm(layout)
     return pid
 
@@ -80,7 +80,7 @@ def prewarm(layout: Layout) -> list[str]:
     return failed
 
 
-def _wait_listening(address: str, port: int, pid: int, timeout: float = 15.0) -> None:
+def wait_listening(address: str, port: int, pid: int, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

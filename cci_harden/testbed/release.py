@@ -20,7 +20,7 @@ from pathlib import Path
 from ..errors import TestbedError
 from . import process
 from .layout import Layout
-from .proxy import _wait_listening
+from .proxy import wait_listening
 
 STANDIN_VERSION = "1.6.3"
 STANDIN_MARKER = "cci-harden test bed stand-in, not Nomad"
@@ -137,7 +137,7 @@ def start_mirror(layout: Layout) -> int:
         ],
         layout.state_dir / "mirror.log",
     )
-    _wait_listening(str(layout.bridge_address), layout.mirror_port, pid)
+    wait_listening(str(layout.bridge_address), layout.mirror_port, pid)
     return pid
 
 

@@ -17,6 +17,14 @@ _MARK = {
 }
 
 
+def _grid(run: VerifyRun) -> dict[str, dict[str, Status]]:
+    """control id -> host -> status, controls in catalogue order."""
+    grid: dict[str, dict[str, Status]] = {}
+    for cell in run.cells:
+        grid.setdefault(cell.outcome.control_id, {})[cell.host] = cell.outcome.status
+    return grid
+
+
 def _failure_lines(run: VerifyRun) -> list[str]:
     lines = []
     for report in run.unreachable:
@@ -52,9 +60,7 @@ def render_table(run: VerifyRun) -> str:
             lines.append(f"  still failing: {host} {control} since {since}")
     reachable = [r for r in run.reports if r.reachable]
     if reachable:
-        grid: dict[str, dict[str, Status]] = {}
-        for cell in run.cells:
-            grid.setdefault(cell.outcome.control_id, {})[cell.host] = cell.outcome.status
+        grid = _grid(run)
         width = max([len(i) for i in grid] + [7])
         widths = [max(len(r.host), 6) for r in reachable]
         lines.append("")
@@ -163,10 +169,7 @@ def render_markdown(run: VerifyRun) -> str:
             "| control | " + " | ".join(r.host for r in reachable) + " |",
             "|---|" + "---|" * len(reachable),
         ]
-        grid: dict[str, dict[str, Status]] = {}
-        for cell in run.cells:
-            grid.setdefault(cell.outcome.control_id, {})[cell.host] = cell.outcome.status
-        for control_id, row in grid.items():
+        for control_id, row in _grid(run).items():
             lines.append(
                 f"| {control_id} | " + " | ".join(_MARK[row[r.host]] for r in reachable) + " |"
             )

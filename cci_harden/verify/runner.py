@@ -96,9 +96,11 @@ def verify_host(
 ) -> HostReport:
     report = HostReport(host=host.name, reachable=True)
     conn = testinfra_host(inventory, host, ssh_config)
-    planning = replace(PLANNING_INFO, name=host.name)
     try:
-        snapshot: Snapshot = parse_output(_run(conn, gather_script(controls, inventory, planning)))
+        # Planned with the same stand-in facts for every host: renders (and their checks) are
+        # shared across hosts; only the real facts below are per host.
+        script = gather_script(controls, inventory, PLANNING_INFO)
+        snapshot: Snapshot = parse_output(_run(conn, script))
         report.remote_commands += 1
         info = HostInfo.parse(snapshot.probe("hostinfo").output.splitlines())
         info = replace(info, name=host.name)
