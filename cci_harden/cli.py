@@ -104,13 +104,15 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     index, total = parse_shard(args.shard)
     hosts = shard_hosts(hosts, index, total)
     require_ready(inventory.settings)
-    controls = catalogue.CATALOGUE
+    controls = catalogue.PROFILES[args.profile]
     known = {c.id for c in controls}
     if args.control:
         unknown = sorted(set(args.control) - known)
         if unknown:
-            raise CciHardenError(f"unknown control id(s): {', '.join(unknown)}")
-        controls = catalogue.select(ids=tuple(args.control))
+            raise CciHardenError(
+                f"unknown control id(s) for profile {args.profile}: {', '.join(unknown)}"
+            )
+        controls = catalogue.select(ids=tuple(args.control), profile=args.profile)
     waiver_file = Path(args.waivers) if args.waivers else waivers_path(inventory.path)
     if args.waivers and not waiver_file.is_file():
         raise CciHardenError(f"--waivers {waiver_file}: no such file")
@@ -200,6 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--limit", action="append", help="host name or glob (repeatable)")
     verify.add_argument("--control", action="append", help="control id (repeatable)")
     verify.add_argument(
+        "--profile",
+        default="nomad",
+        choices=("nomad", "artifacts"),
+        help="which deploy's controls to check: deploys/nomad.py (default) or deploys/artifacts.py",
+    )
+    verify.add_argument(
         "--shard",
         help="INDEX/TOTAL: verify only this share of the hosts (INDEX from 0); default "
         "CIRCLE_NODE_INDEX/CIRCLE_NODE_TOTAL when set, else 0/1",
@@ -216,9 +224,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.set_defaults(func=_cmd_verify)
 
+    from .artifacts.command import add_parser as add_artifacts_parser
     from .audit.command import add_parser as add_audit_parser
+    from .render_command import add_parser as add_render_parser
 
     add_audit_parser(commands)
+    add_render_parser(commands)
+    add_artifacts_parser(commands)
 
     bed = commands.add_parser("testbed", help="local Debian 12 test hosts (needs root)")
     bed_commands = bed.add_subparsers(dest="testbed_command", required=True)

@@ -5,7 +5,7 @@ python -m cci_harden.docs > docs/controls.md
 
 from __future__ import annotations
 
-from .catalogue import CATALOGUE
+from .catalogue import ALL_CONTROLS, PROFILES
 from .catalogue.model import no_files
 
 
@@ -17,22 +17,25 @@ def controls_markdown() -> str:
         "do not edit by hand. Every control is applied by the deploys and checked by",
         "`cci-harden verify`.",
         "",
-        "| id | title | source | how verified | test bed | CircleCI jobs |",
-        "|---|---|---|---|---|---|",
+        "| id | title | deploys | source | how verified | test bed | CircleCI jobs |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for control in CATALOGUE:
+    for control in ALL_CONTROLS:
+        deploys = ", ".join(
+            f"`deploys/{name}.py`" for name, profile in PROFILES.items() if control in profile
+        )
         how = []
         if control.files is not no_files:
             how.append("managed files: content sha256, mode, owner")
         if control.check is not None:
             how.append("state probes")
         lines.append(
-            f"| {control.id} | {control.title} | "
+            f"| {control.id} | {control.title} | {deploys} | "
             f"{'; '.join(str(s) for s in control.sources)} | {'; '.join(how)} | "
             f"{control.testbed} | {control.circleci_impact or 'not affected'} |"
         )
     lines += ["", "## Rationale", ""]
-    for control in CATALOGUE:
+    for control in ALL_CONTROLS:
         lines += [f"- **{control.id}**: {control.rationale}"]
     return "\n".join(lines) + "\n"
 

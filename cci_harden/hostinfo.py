@@ -63,6 +63,22 @@ class HostInfo:
         )
 
 
+# A typical host, for renders that must not depend on one host: planning the verify gather,
+# checking that a template and the settings make a valid file.
+STAND_IN = HostInfo(
+    cpus=64,
+    memory_mb=65536,
+    os_id="debian",
+    os_version="12",
+    hostname="planning",
+    codename="bookworm",
+    arch="amd64",
+    cpu_mhz=2000,
+    nameservers=("192.0.2.53",),
+    primary_ipv4="192.0.2.1",
+)
+
+
 class HostInfoFact(FactBase):
     """CPUs, memory (MB), distribution, clock, resolvers and address, in one command."""
 

@@ -7,6 +7,7 @@ its description and safe default, and the file can never document a field that d
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,10 @@ CHECKLIST: list[tuple[str, str, str]] = [
 ]
 
 
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
+
+
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -127,7 +132,9 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+        return (
+            "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+        )
     return json.dumps(str(value))
 
 
@@ -154,7 +161,7 @@ def _section(model: type[BaseModel], instance: BaseModel, prefix: str) -> list[s
             dumped = value
             if isinstance(value, list) and value and isinstance(value[0], BaseModel):
                 dumped = [v.model_dump(mode="json") for v in value]
-            elif not isinstance(value, bool | int | float | str | list | Path):
+            elif not isinstance(value, bool | int | float | str | list | dict | Path):
                 dumped = str(value)
             lines.append(f"{name} = {_toml_value(dumped)}")
     for key, sub_model, sub in nested:

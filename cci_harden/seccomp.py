@@ -38,6 +38,7 @@ def circleci_profile() -> dict:
     return profile
 
 
+@cache
 def render_profile() -> str:
     """The profile as written to hosts: same inputs, same bytes."""
     return json.dumps(circleci_profile(), indent=2) + "\n"

@@ -35,6 +35,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from .cloud_settings import ArtifactSettings, AwsSettings, GcpSettings, ObjectStorageSettings
 from .errors import SettingsError
 
 ENV_PREFIX = "CCI_"
@@ -351,6 +352,10 @@ class FleetSettings(BaseSettings):
     nomad: NomadSettings = Field(default_factory=NomadSettings)
     docker: DockerSettings = Field(default_factory=DockerSettings)
     ssh: SshSettings = Field(default_factory=SshSettings)
+    aws: AwsSettings = Field(default_factory=AwsSettings)
+    gcp: GcpSettings = Field(default_factory=GcpSettings)
+    storage: ObjectStorageSettings = Field(default_factory=ObjectStorageSettings)
+    artifacts: ArtifactSettings = Field(default_factory=ArtifactSettings)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import apt, docker, network, nomad, ssh
+from . import apt, artifacts, docker, network, nomad, ssh
 from .model import Control, DesiredFile, Finding, Outcome, Probe, Source, Status
 
 # Deploy order: what a later control needs (a package, a directory, the binary its validator
@@ -16,27 +16,39 @@ CATALOGUE: tuple[Control, ...] = (
     *(c for c in nomad.CONTROLS if c is not nomad.CAPACITY),
 )
 
-_IDS = [c.id for c in CATALOGUE]
-assert len(_IDS) == len(set(_IDS)), "control ids must be unique"
+# The host that serves artifacts through nginx (deploys/artifacts.py).
+ARTIFACT_SERVER: tuple[Control, ...] = (*apt.CONTROLS, *artifacts.CONTROLS)
+
+# What each deploy applies and ``cci-harden verify --profile`` checks.
+PROFILES: dict[str, tuple[Control, ...]] = {"nomad": CATALOGUE, "artifacts": ARTIFACT_SERVER}
+
+_BY_ID: dict[str, Control] = {}
+for _profile in PROFILES.values():
+    assert len({c.id for c in _profile}) == len(_profile), "a profile lists a control twice"
+    for _control in _profile:
+        assert _BY_ID.setdefault(_control.id, _control) is _control, f"{_control.id} is not unique"
+ALL_CONTROLS: tuple[Control, ...] = tuple(_BY_ID.values())
 
 
 def by_id(control_id: str) -> Control:
-    for control in CATALOGUE:
-        if control.id == control_id:
-            return control
-    raise KeyError(control_id)
+    return _BY_ID[control_id]
 
 
-def select(tags: tuple[str, ...] = (), ids: tuple[str, ...] = ()) -> tuple[Control, ...]:
-    """Controls carrying any of ``tags`` (all when none) and, when given, only ``ids``."""
-    chosen = [c for c in CATALOGUE if not tags or set(tags) & set(c.tags)]
+def select(
+    tags: tuple[str, ...] = (), ids: tuple[str, ...] = (), profile: str = "nomad"
+) -> tuple[Control, ...]:
+    """A profile's controls with any of ``tags`` (all when none) and, when given, only ``ids``."""
+    chosen = [c for c in PROFILES[profile] if not tags or set(tags) & set(c.tags)]
     if ids:
         chosen = [c for c in chosen if c.id in ids]
     return tuple(chosen)
 
 
 __all__ = [
+    "ALL_CONTROLS",
+    "ARTIFACT_SERVER",
     "CATALOGUE",
+    "PROFILES",
     "Control",
     "DesiredFile",
     "Finding",

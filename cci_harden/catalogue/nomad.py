@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from ..hostinfo import STAND_IN
 from ..materials import load_signing_key, load_tls, tls_configured
 from ..nomad_release import (
     BINARY,
@@ -276,10 +277,18 @@ def reserved_cpu_mhz(settings, info) -> int:
 
 
 def client_hcl(settings, info) -> str:
+    text = _render_client_hcl(settings, info)
+    # Host facts only fill quoted strings and numbers, so parsing the stand-in host's render
+    # proves the template and the settings; it is parsed once, not once per host.
+    _check_hcl(_render_client_hcl(settings, STAND_IN))
+    return text
+
+
+def _render_client_hcl(settings, info) -> str:
     nomad = settings.nomad
     http_open = settings.network.nomad_http_api
     advertise = _advertise_address(settings, info)
-    text = render(
+    return render(
         "nomad/client.hcl.j2",
         "CCI-NMD-04",
         name=info.name or info.hostname,
@@ -298,8 +307,6 @@ def client_hcl(settings, info) -> str:
         if tls_configured(settings)
         else None,
     )
-    _check_hcl(text)
-    return text
 
 
 def _advertise_address(settings, info) -> str:

@@ -18,7 +18,7 @@ import testinfra
 
 from ..catalogue.model import Control, Outcome, Probe
 from ..hostinfo import COMMAND as HOSTINFO_COMMAND
-from ..hostinfo import HostInfo
+from ..hostinfo import STAND_IN, HostInfo
 from ..inventory import Inventory
 from ..settings import HostEntry
 from ..sshconfig import render_ssh_config
@@ -38,18 +38,7 @@ class HostReport:
 
 
 # Facts to plan the gather with before the real ones are known; only file *paths* depend on it.
-PLANNING_INFO = HostInfo(
-    cpus=64,
-    memory_mb=65536,
-    os_id="debian",
-    os_version="12",
-    hostname="planning",
-    codename="bookworm",
-    arch="amd64",
-    cpu_mhz=2000,
-    nameservers=("192.0.2.53",),
-    primary_ipv4="192.0.2.1",
-)
+PLANNING_INFO = STAND_IN
 
 
 def needed_paths(controls: Sequence[Control], settings, info: HostInfo) -> list[str]:
@@ -61,14 +50,27 @@ def needed_paths(controls: Sequence[Control], settings, info: HostInfo) -> list[
     ]
 
 
-def gather_script(controls: Sequence[Control], inventory: Inventory, info: HostInfo) -> str:
+@dataclass(frozen=True)
+class Plan:
+    """What to gather from every host: the files to stat and hash, and the script doing it all."""
+
+    paths: tuple[str, ...]
+    script: str
+
+
+def plan(controls: Sequence[Control], inventory: Inventory, info: HostInfo = PLANNING_INFO) -> Plan:
     """The remote script that collects host facts and what every control's check reads."""
     settings = inventory.settings
     probes: list[Probe] = [HOSTINFO_PROBE]
     for control in controls:
         if control.applies(settings):
             probes += control.probes_for(settings)
-    return build_script(needed_paths(controls, settings, info), probes)
+    paths = tuple(needed_paths(controls, settings, info))
+    return Plan(paths, build_script(paths, probes))
+
+
+def gather_script(controls: Sequence[Control], inventory: Inventory, info: HostInfo) -> str:
+    return plan(controls, inventory, info).script
 
 
 def testinfra_host(inventory: Inventory, host: HostEntry, ssh_config: Path):
@@ -92,15 +94,19 @@ def _run(conn, script: str) -> str:
 
 
 def verify_host(
-    inventory: Inventory, host: HostEntry, controls: Sequence[Control], ssh_config: Path
+    inventory: Inventory,
+    host: HostEntry,
+    controls: Sequence[Control],
+    ssh_config: Path,
+    planned: Plan | None = None,
 ) -> HostReport:
+    """``planned``: the gather, planned once for all hosts (see verify_inventory)."""
     report = HostReport(host=host.name, reachable=True)
     conn = testinfra_host(inventory, host, ssh_config)
+    if planned is None:
+        planned = plan(controls, inventory)
     try:
-        # Planned with the same stand-in facts for every host: renders (and their checks) are
-        # shared across hosts; only the real facts below are per host.
-        script = gather_script(controls, inventory, PLANNING_INFO)
-        snapshot: Snapshot = parse_output(_run(conn, script))
+        snapshot: Snapshot = parse_output(_run(conn, planned.script), planned.paths)
         report.remote_commands += 1
         info = HostInfo.parse(snapshot.probe("hostinfo").output.splitlines())
         info = replace(info, name=host.name)
@@ -108,7 +114,7 @@ def verify_host(
             p for p in needed_paths(controls, inventory.settings, info) if p not in snapshot.files
         ]
         if missing:
-            extra = parse_output(_run(conn, build_script(missing, [])))
+            extra = parse_output(_run(conn, build_script(missing, [])), missing)
             report.remote_commands += 1
             snapshot.files.update(extra.files)
     except Unreachable as exc:
@@ -125,6 +131,9 @@ def verify_inventory(
     parallel: int = 16,
 ) -> list[HostReport]:
     hosts = list(hosts if hosts is not None else inventory.hosts)
+    # Planned once, with the same stand-in facts for every host, before the threads start: the
+    # templates compile once instead of once per thread, and only the real facts are per host.
+    planned = plan(controls, inventory)
     with tempfile.TemporaryDirectory(prefix="cci-verify-") as tmp:
         ssh_config = inventory.ssh_config
         if ssh_config is None:
@@ -133,4 +142,6 @@ def verify_inventory(
             control_dir.mkdir(mode=0o700)
             ssh_config.write_text(render_ssh_config(inventory, control_dir))
         with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(hosts)))) as pool:
-            return list(pool.map(lambda h: verify_host(inventory, h, controls, ssh_config), hosts))
+            return list(
+                pool.map(lambda h: verify_host(inventory, h, controls, ssh_config, planned), hosts)
+            )

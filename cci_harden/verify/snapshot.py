@@ -39,13 +39,6 @@ class Snapshot:
 
 
 _PRELUDE = r"""
-cci_file() {
-  if [ -f "$1" ]; then
-    printf '@@file %s\n' "$1"; stat -c '%a %U %G' "$1"; sha256sum < "$1" | cut -c1-64
-  else
-    printf '@@file %s\nmissing\n-\n' "$1"
-  fi
-}
 cci_probe() {
   printf '@@probe %s\n' "$1"
   out=$(sh -c "$2" 2>&1); rc=$?
@@ -56,7 +49,16 @@ cci_probe() {
 
 def build_script(paths: Iterable[str], probes: Iterable[Probe]) -> str:
     lines = [_PRELUDE.strip()]
-    lines += [f"cci_file {shlex.quote(p)}" for p in sorted(set(paths))]
+    quoted = " ".join(shlex.quote(p) for p in sorted(set(paths)))
+    if quoted:
+        # Two processes for every file at once: a missing file is simply absent from both.
+        lines += [
+            "printf '@@stat\\n'",
+            f"stat -c '%a %U %G %n' -- {quoted} 2>/dev/null",
+            "printf '@@sha256\\n'",
+            f"sha256sum -- {quoted} 2>/dev/null",
+            "printf '@@end\\n'",
+        ]
     seen = set()
     for probe in probes:
         if probe.key in seen:
@@ -66,21 +68,31 @@ def build_script(paths: Iterable[str], probes: Iterable[Probe]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def parse_output(text: str) -> Snapshot:
+def _file_states(stats: list[str], sums: list[str]) -> dict[str, FileState]:
+    digests = {}
+    for line in sums:
+        digest, _, path = line.partition("  ")
+        digests[path] = digest
+    states = {}
+    for line in stats:
+        mode, user, group, path = line.split(" ", 3)
+        if path in digests:  # a regular file; sha256sum skips what is not one
+            states[path] = FileState(int(mode, 8), user, group, digests[path])
+    return states
+
+
+def parse_output(text: str, paths: Iterable[str] = ()) -> Snapshot:
+    """Parse a gather's output; every path in ``paths`` the host lacks maps to None."""
     snapshot = Snapshot()
     lines = text.splitlines()
     index = 0
     while index < len(lines):
         line = lines[index]
-        if line.startswith("@@file "):
-            path = line[len("@@file ") :]
-            meta, digest = lines[index + 1], lines[index + 2]
-            if meta == "missing":
-                snapshot.files[path] = None
-            else:
-                mode, user, group = meta.split()
-                snapshot.files[path] = FileState(int(mode, 8), user, group, digest.strip())
-            index += 3
+        if line == "@@stat":
+            sha_at = lines.index("@@sha256", index)
+            end = lines.index("@@end", sha_at)
+            snapshot.files.update(_file_states(lines[index + 1 : sha_at], lines[sha_at + 1 : end]))
+            index = end + 1
         elif line.startswith("@@probe "):
             key = line[len("@@probe ") :]
             encoded, rc = lines[index + 1], lines[index + 2]
@@ -89,4 +101,6 @@ def parse_output(text: str) -> Snapshot:
             index += 3
         else:
             index += 1
+    for path in paths:
+        snapshot.files.setdefault(path, None)
     return snapshot

@@ -1,0 +1,240 @@
+"""Typed settings for what lives around the Nomad clients: cloud IAM, object storage, artifacts.
+
+They only matter to ``cci-harden render`` and ``deploys/artifacts.py``, so every field has a safe
+default or is optional; a command that needs an unset field says which one. Identifiers are checked
+for shape here (a security group id, a VPC ARN, a bucket name), so a typo fails before anything is
+rendered, never as a policy that silently matches nothing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+_AWS_ID_HEX = r"[0-9a-f]{8}(?:[0-9a-f]{9})?"
+_SECURITY_GROUP = re.compile(rf"^sg-{_AWS_ID_HEX}$")
+_SUBNET = re.compile(rf"^subnet-{_AWS_ID_HEX}$")
+_VPC_ARN = re.compile(
+    rf"^arn:(?P<partition>aws|aws-cn|aws-us-gov):ec2:(?P<region>[a-z]{{2}}(?:-gov)?-[a-z]+-\d):"
+    rf"(?P<account>\d{{12}}):vpc/vpc-{_AWS_ID_HEX}$"
+)
+_REGION = re.compile(r"^[a-z]{2}(?:-gov)?-[a-z]+-\d$")
+_ACCOUNT = re.compile(r"^\d{12}$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_GCP_PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+_MIME = re.compile(r"^[a-z]+/[a-z0-9][a-z0-9.+-]*$")
+_EXTENSION = re.compile(r"^[a-z0-9][a-z0-9+_-]{0,15}$")
+
+
+def _matching(pattern: re.Pattern, what: str):
+    def check(value: str) -> str:
+        if not pattern.match(value):
+            raise ValueError(f"{value!r} is not {what}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _bucket_name(value: str) -> str:
+    """S3's naming rules: a name that breaks them would make a policy that matches no bucket."""
+    if not _BUCKET.match(value) or ".." in value or ".-" in value or "-." in value:
+        raise ValueError(
+            f"{value!r} is not an S3 bucket name (3-63 lowercase letters, digits, '.' and '-', "
+            "starting and ending with a letter or digit)"
+        )
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        pass
+    else:
+        raise ValueError(f"{value!r} is not an S3 bucket name (it is formatted as an IP address)")
+    if value.startswith(("xn--", "sthree-")) or value.endswith(("-s3alias", "--ol-s3")):
+        raise ValueError(f"{value!r} is not an S3 bucket name (reserved prefix or suffix)")
+    return value
+
+
+SecurityGroupId = Annotated[str, _matching(_SECURITY_GROUP, "a security group id (sg-...)")]
+SubnetId = Annotated[str, _matching(_SUBNET, "a subnet id (subnet-...)")]
+VpcArn = Annotated[str, _matching(_VPC_ARN, "a VPC ARN (arn:aws:ec2:REGION:ACCOUNT:vpc/vpc-...)")]
+Region = Annotated[str, _matching(_REGION, "an AWS region such as us-east-1")]
+AccountId = Annotated[str, _matching(_ACCOUNT, "a 12-digit AWS account id")]
+BucketName = Annotated[str, AfterValidator(_bucket_name)]
+GcpProject = Annotated[str, _matching(_GCP_PROJECT, "a GCP project id")]
+MimeType = Annotated[str, _matching(_MIME, "a lowercase MIME type such as image/png")]
+Extension = Annotated[str, _matching(_EXTENSION, "a lowercase file extension without a dot")]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AwsSettings(_Section):
+    """The VM service's EC2 identity (Server operations guide, VM Service, AWS EC2)."""
+
+    security_group_id: SecurityGroupId | None = Field(
+        None, description="Security group attached to machine and remote-docker VMs"
+    )
+    vpc_arn: VpcArn | None = Field(None, description="ARN of the VPC the VMs are launched in")
+    subnet_ids: list[SubnetId] = Field(
+        default_factory=list,
+        description="Subnets the VMs may use (empty: any subnet of the VPC)",
+    )
+    region: Region | None = Field(
+        None, description="Narrow the policies' ARNs to this region (default: the VPC's region)"
+    )
+    account_id: AccountId | None = Field(
+        None, description="Narrow the policies' ARNs to this account (default: the VPC's account)"
+    )
+
+    @model_validator(mode="after")
+    def _consistent_with_vpc(self) -> AwsSettings:
+        match = _VPC_ARN.match(self.vpc_arn or "")
+        if match is None:
+            return self
+        if self.region and self.region != match["region"]:
+            raise ValueError(
+                f"region {self.region!r} differs from the VPC's region {match['region']!r}"
+            )
+        if self.account_id and self.account_id != match["account"]:
+            raise ValueError(
+                f"account_id {self.account_id!r} differs from the VPC's account "
+                f"{match['account']!r}"
+            )
+        return self
+
+    @property
+    def partition(self) -> str:
+        match = _VPC_ARN.match(self.vpc_arn or "")
+        return match["partition"] if match else "aws"
+
+
+class GcpSettings(_Section):
+    """The VM service's GCP identity: a custom role instead of Compute Instance Admin (beta)."""
+
+    project_id: GcpProject | None = Field(None, description="GCP project the VMs run in")
+    service_account: str = Field(
+        "circleci-vm-service",
+        pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$",
+        description="Service account id used only by the VM service",
+    )
+    role_id: str = Field(
+        "circleciVmService",
+        pattern=r"^[a-zA-Z0-9_.]{3,64}$",
+        description="Id of the custom role the service account is bound to",
+    )
+    allow_external_ip: bool = Field(
+        False, description="VMs get external addresses (adds compute.subnetworks.useExternalIp)"
+    )
+
+
+class ObjectStorageSettings(_Section):
+    """Buckets for artifacts, caches, test results and audit logs (Server operations guide)."""
+
+    buckets: list[BucketName] = Field(
+        default_factory=list, description="S3 buckets the server and the Nomad clients use"
+    )
+    endpoint_url: str | None = Field(
+        None,
+        pattern=r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?/?$",
+        description="S3-compatible endpoint (unset: AWS S3); used by `cci-harden artifacts audit`",
+    )
+    region: str | None = Field(
+        None, pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$", description="Region of the buckets"
+    )
+    kms_key_arn: str | None = Field(
+        None,
+        pattern=r"^arn:aws(-cn|-us-gov)?:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}$",
+        description="KMS key encrypting the buckets, if any (grants encrypt/decrypt through S3)",
+    )
+
+
+# The seed's artifact tables (Server operations guide, Build Artifacts). Extensions map each type
+# to the names nginx sees on a request; the MIME types are the seed's.
+SEED_SERVED_TYPES: dict[str, list[str]] = {
+    "text/plain": ["txt", "log", "text"],
+    "application/json": ["json"],
+    "image/png": ["png"],
+    "image/jpeg": ["jpg", "jpeg"],
+    "image/gif": ["gif"],
+    "image/bmp": ["bmp"],
+    "video/webm": ["webm"],
+    "video/ogg": ["ogv"],
+    "video/mp4": ["mp4", "m4v"],
+    "audio/webm": ["weba"],
+    "audio/aac": ["aac"],
+    "audio/mp4": ["m4a"],
+    "audio/mpeg": ["mp3"],
+    "audio/ogg": ["ogg", "oga", "opus"],
+    "audio/wav": ["wav"],
+}
+SEED_TEXT_TYPES: dict[str, list[str]] = {
+    "text/html": ["html", "htm", "xhtml"],
+    "text/css": ["css"],
+    "text/javascript": ["js", "mjs"],
+    "text/ecmascript": ["es"],
+    "application/javascript": [],
+    "application/ecmascript": [],
+    "text/xml": ["xml", "svg"],
+}
+
+
+class ArtifactSettings(_Section):
+    """Which artifact types are served as themselves and which as plain text; the rest download.
+
+    Defaults are the seed's two tables. SVG is listed with the rendered-as-text types because an
+    SVG image can carry script, exactly like the HTML the seed lists there.
+    """
+
+    served_types: dict[MimeType, list[Extension]] = Field(
+        default_factory=lambda: {k: list(v) for k, v in SEED_SERVED_TYPES.items()},
+        description="Types served as themselves, with the file extensions that carry them",
+    )
+    text_types: dict[MimeType, list[Extension]] = Field(
+        default_factory=lambda: {k: list(v) for k, v in SEED_TEXT_TYPES.items()},
+        description="Types served as text/plain with nosniff, with their file extensions",
+    )
+    upstream: str | None = Field(
+        None,
+        pattern=r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?(/[A-Za-z0-9._~/-]*)?$",
+        description="Object store URL nginx proxies to (unset: serve root_dir from disk)",
+    )
+    root_dir: str = Field(
+        "/srv/circleci-artifacts",
+        pattern=r"^/[A-Za-z0-9._/-]+$",
+        description="Directory served when no upstream is set",
+    )
+    listen: str = Field(
+        "127.0.0.1:8080",
+        pattern=r"^(\[[0-9a-fA-F:]+\]|[0-9.]+|\*):\d{1,5}$",
+        description="Address and port nginx serves artifacts on",
+    )
+    server_name: str = Field("_", pattern=r"^[A-Za-z0-9._*-]+$", description="nginx server_name")
+
+    @model_validator(mode="after")
+    def _one_type_per_extension(self) -> ArtifactSettings:
+        seen: dict[str, str] = {}
+        for table in (self.served_types, self.text_types):
+            for mime, extensions in table.items():
+                for extension in extensions:
+                    if extension in seen and seen[extension] != mime:
+                        raise ValueError(
+                            f"extension {extension!r} is listed for both {seen[extension]} "
+                            f"and {mime}"
+                        )
+                    seen[extension] = mime
+        overlap = sorted(set(self.served_types) & set(self.text_types))
+        if overlap:
+            raise ValueError(f"{', '.join(overlap)} cannot be both served and rendered as text")
+        return self
+
+    def safe_type(self, stored: str) -> str:
+        """The Content-Type an object with ``stored`` type may keep, or the one it must get."""
+        base = stored.split(";", 1)[0].strip().lower()
+        if base in self.served_types:
+            return stored
+        if base in self.text_types:
+            return "text/plain"
+        return "application/octet-stream"
