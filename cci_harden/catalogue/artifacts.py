@@ -29,7 +29,7 @@ def _site_files(settings, info):
 def _site_apply(settings, info) -> Applied:
     from pyinfra.operations import files
 
-    removed = files.file(
+    removed = files.link(
         name=f"[{CONTROL_ID}] no default site (it would serve /var/www/html on port 80)",
         path=DEFAULT_SITE,
         present=False,
@@ -40,7 +40,10 @@ def _site_apply(settings, info) -> Applied:
 _PROBES = (
     package_probe("nginx"),
     service_probe("nginx"),
-    Probe("nginx-default-site", f"test -e {DEFAULT_SITE} && echo present || echo absent"),
+    Probe(
+        "nginx-default-site",
+        f"test -e {DEFAULT_SITE} -o -L {DEFAULT_SITE} && echo present || echo absent",
+    ),
     Probe("nginx-config-test", "nginx -t -q 2>&1 && echo ok"),
 )
 
