@@ -24,8 +24,10 @@ COMMAND = "; ".join(
         " || echo 0) | head -n1",
         'awk \'/^nameserver/ {printf "%s ", $2} END {print ""}\' /etc/resolv.conf 2>/dev/null',
         # the first global address not on a Docker bridge
-        "ip -4 -o addr show scope global 2>/dev/null"
-        " | awk '$2 !~ /^(docker|br-|veth)/ {split($4, a, \"/\"); print a[1]}' | head -n1; echo",
+        "echo \"$(ip -4 -o addr show scope global 2>/dev/null"
+        " | awk '$2 !~ /^(docker|br-|veth)/ {split($4, a, \"/\"); print a[1]}' | head -n1)\"",
+        # a container (the test bed's nspawn hosts) cannot load audit rules or set kernel sysctls
+        "(systemd-detect-virt --container 2>/dev/null || true)",
     ]
 )
 
@@ -43,11 +45,16 @@ class HostInfo:
     nameservers: tuple[str, ...] = ()
     primary_ipv4: str = ""
     name: str = ""  # the host's name in the inventory, set by the deploy and the verify stage
+    container: str = "none"  # systemd-detect-virt --container: "none" on a VM or bare metal
+
+    @property
+    def in_container(self) -> bool:
+        return self.container not in ("", "none")
 
     @classmethod
     def parse(cls, lines: list[str]) -> HostInfo:
-        values = [line.strip() for line in lines] + [""] * 8
-        cpus, mem_kb, os_line, hostname, arch, khz, resolvers, address = values[:8]
+        values = [line.strip() for line in lines] + [""] * 9
+        cpus, mem_kb, os_line, hostname, arch, khz, resolvers, address, container = values[:9]
         os_id, os_version, codename = ([*os_line.split(), "", "", ""])[:3]
         return cls(
             cpus=int(cpus),
@@ -60,6 +67,7 @@ class HostInfo:
             cpu_mhz=int(khz or 0) // 1000,
             nameservers=tuple(resolvers.split()),
             primary_ipv4=address,
+            container=container or "none",
         )
 
 
