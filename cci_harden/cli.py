@@ -204,8 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument(
         "--profile",
         default="nomad",
-        choices=("nomad", "artifacts"),
-        help="which deploy's controls to check: deploys/nomad.py (default) or deploys/artifacts.py",
+        choices=("nomad", "baseline", "artifacts"),
+        help="which deploy's controls to check: deploys/nomad.py (default), deploys/baseline.py "
+        "or deploys/artifacts.py",
     )
     verify.add_argument(
         "--shard",

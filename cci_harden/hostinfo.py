@@ -24,8 +24,8 @@ COMMAND = "; ".join(
         " || echo 0) | head -n1",
         'awk \'/^nameserver/ {printf "%s ", $2} END {print ""}\' /etc/resolv.conf 2>/dev/null',
         # the first global address not on a Docker bridge
-        "echo \"$(ip -4 -o addr show scope global 2>/dev/null"
-        " | awk '$2 !~ /^(docker|br-|veth)/ {split($4, a, \"/\"); print a[1]}' | head -n1)\"",
+        'echo "$(ip -4 -o addr show scope global 2>/dev/null'
+        ' | awk \'$2 !~ /^(docker|br-|veth)/ {split($4, a, "/"); print a[1]}\' | head -n1)"',
         # a container (the test bed's nspawn hosts) cannot load audit rules or set kernel sysctls
         "(systemd-detect-virt --container 2>/dev/null || true)",
     ]

@@ -191,6 +191,10 @@ class NetworkSettings(_Section):
         description="Extra destinations the host may reach when restrict_egress is on "
         "(registries, object storage, the output processor)",
     )
+    ntp_servers: list[Annotated[str, AfterValidator(_host_name)]] = Field(
+        default_factory=list,
+        description="Time servers for systemd-timesyncd (empty: the distribution's defaults)",
+    )
 
 
 class NomadTLS(_Section):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import apt, artifacts, docker, network, nomad, ssh
+from . import apt, artifacts, baseline, docker, network, nomad, ssh
 from .model import Control, DesiredFile, Finding, Outcome, Probe, Source, Status
 
 # Deploy order: what a later control needs (a package, a directory, the binary its validator
@@ -11,6 +11,7 @@ CATALOGUE: tuple[Control, ...] = (
     nomad.CAPACITY,
     *apt.CONTROLS,
     *ssh.CONTROLS,
+    *baseline.CONTROLS,
     *docker.CONTROLS,
     *network.CONTROLS,
     *(c for c in nomad.CONTROLS if c is not nomad.CAPACITY),
@@ -19,8 +20,15 @@ CATALOGUE: tuple[Control, ...] = (
 # The host that serves artifacts through nginx (deploys/artifacts.py).
 ARTIFACT_SERVER: tuple[Control, ...] = (*apt.CONTROLS, *artifacts.CONTROLS)
 
+# The OS baseline alone (deploys/baseline.py): every host class gets it, Nomad clients included.
+BASELINE: tuple[Control, ...] = (*apt.CONTROLS, *ssh.CONTROLS, *baseline.CONTROLS)
+
 # What each deploy applies and ``cci-harden verify --profile`` checks.
-PROFILES: dict[str, tuple[Control, ...]] = {"nomad": CATALOGUE, "artifacts": ARTIFACT_SERVER}
+PROFILES: dict[str, tuple[Control, ...]] = {
+    "nomad": CATALOGUE,
+    "baseline": BASELINE,
+    "artifacts": ARTIFACT_SERVER,
+}
 
 _BY_ID: dict[str, Control] = {}
 for _profile in PROFILES.values():
@@ -47,6 +55,7 @@ def select(
 __all__ = [
     "ALL_CONTROLS",
     "ARTIFACT_SERVER",
+    "BASELINE",
     "CATALOGUE",
     "PROFILES",
     "Control",
