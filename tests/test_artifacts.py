@@ -207,37 +207,34 @@ MATRIX_NAMES = [
 
 
 def _serve_and_fetch(testbed, names: list[str]) -> dict[str, dict[str, str]]:
-    """GET every name through an SSH tunnel to the host's nginx; name -> lower-cased headers."""
-    import http.client
+    """GET every name from the host's nginx with curl on the host; name -> lower-cased headers.
 
-    port = _free_port()
-    tunnel = subprocess.Popen(
-        ["ssh", "-F", str(testbed.ssh_config), "-N", "-L",
-         f"127.0.0.1:{port}:127.0.0.1:8080", ARTIFACT_HOST],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 20
-        responses = {}
-        while True:
-            try:
-                for name in names:
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-                    conn.request("GET", f"/{name}")
-                    response = conn.getresponse()
-                    response.read()
-                    headers = {k.lower(): v for k, v in response.getheaders()}
-                    headers["status"] = str(response.status)
-                    responses[name] = headers
-                    conn.close()
-                return responses
-            except (ConnectionError, http.client.HTTPException, OSError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.3)
-    finally:
-        tunnel.terminate()
-        tunnel.wait(timeout=10)
+    Real HTTP on the host itself: the Nomad client firewall and sshd's no-forwarding rule stay
+    as the deploys left them.
+    """
+    ssh(testbed, ARTIFACT_HOST,
+        "command -v curl >/dev/null || (timeout 120 apt-get -q update >/dev/null && "
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends curl "
+        ">/dev/null)")  # fmt: skip
+    script = "; ".join(
+        f"echo '@@ {name}'; curl -s -o /dev/null -D - --retry 5 --retry-connrefused "
+        f"http://127.0.0.1:8080/{name}"
+        for name in names
+    )
+    output = ssh(testbed, ARTIFACT_HOST, script).stdout
+    responses: dict[str, dict[str, str]] = {}
+    current: dict[str, str] = {}
+    for line in output.splitlines():
+        line = line.strip()
+        if line.startswith("@@ "):
+            current = responses.setdefault(line[3:], {})
+        elif line.startswith("HTTP/"):
+            current["status"] = line.split()[1]
+        elif ":" in line:
+            key, _, value = line.partition(":")
+            current[key.strip().lower()] = value.strip()
+    assert set(responses) == set(names)
+    return responses
 
 
 def _assert_matrix(responses, settings):
@@ -256,8 +253,7 @@ def test_nginx_serves_every_seed_row_and_tricky_name_safely(testbed):
     ssh(testbed, ARTIFACT_HOST,
         "mkdir -p /srv/circleci-artifacts/dir/nested && cd /srv/circleci-artifacts && "
         f"for f in {files}; do echo '<script>alert(1)</script>' > \"$f\"; done")  # fmt: skip
-    first = pyinfra_json(testbed.path, "deploys/artifacts.py", "--limit", ARTIFACT_HOST)
-    assert any(op["success"] for op in first["results"]["operations"])
+    pyinfra_json(testbed.path, "deploys/artifacts.py", "--limit", ARTIFACT_HOST)
     again = pyinfra_json(testbed.path, "deploys/artifacts.py", "--limit", ARTIFACT_HOST)
     assert not any(op["success"] for op in again["results"]["operations"])
     settings = ArtifactSettings()

@@ -73,8 +73,10 @@ ARTIFACT_TYPES = Control(
     "everything else as an attachment, with a sandboxing CSP on every response.",
     files=_site_files,
     apply=_site_apply,
+    # Not in ``services``: the package starts nginx with Debian's default site before the site
+    # file is written, so nginx must restart on the file's change (``reload`` above) even in
+    # the run that installed it.
     packages=lambda settings: ["nginx"],
-    services=("nginx",),
     probes=_PROBES,
     check=_site_check,
     circleci_impact="jobs are unaffected; viewers of HTML reports see their source instead "

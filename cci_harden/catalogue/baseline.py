@@ -44,8 +44,8 @@ def _header(control_id: str, why: str, comment: str = "#") -> str:
     return f"{comment} Managed by cci-harden ({control_id}): {why}\n"
 
 
-def _container_note(info) -> str:
-    return f"host is a container ({info.container}): the kernel setting is the host's"
+def _container_note(info, what: str) -> str:
+    return f"host is a container ({info.container}): {what}"
 
 
 # -- CCI-OS-01 sysctl -----------------------------------------------------------------------------
@@ -139,7 +139,7 @@ SYSCTL_PROFILE = Control(
 def _modprobe_files(settings, info):
     lines = [_header("CCI-OS-02", "filesystems and protocols a Nomad client never loads")]
     for module, source in BLACKLISTED_MODULES:
-        lines.append(f"# {source}\ninstall {module} /bin/false\nblacklist {module}\n")
+        lines.append(f"# {source}\ninstall {module} /bin/true\nblacklist {module}\n")
     return [DesiredFile(MODPROBE_FILE, "".join(lines))]
 
 
@@ -213,11 +213,13 @@ def _accounts_files(settings, info):
 
 
 def _login_defs(text: str) -> dict[str, str]:
-    values = {}
+    """KEY -> value; a key set twice to different values reads as both, and fails the check."""
+    values: dict[str, str] = {}
     for line in text.splitlines():
         parts = line.split()
         if len(parts) >= 2:
-            values[parts[0]] = parts[1]
+            seen = values.get(parts[0])
+            values[parts[0]] = parts[1] if seen in (None, parts[1]) else f"{seen} and {parts[1]}"
     return values
 
 
@@ -230,7 +232,8 @@ def _accounts_apply(settings, info) -> Applied:
         files.line(
             name=f"[CCI-OS-04] /etc/login.defs {key} {value}",
             path="/etc/login.defs",
-            line=rf"^#?{key}\s+\S+\s*$",
+            # POSIX basic regex: pyinfra's grep and sed both read it the same way
+            line=rf"^#*{key}[[:space:]]\{{1,\}}[^[:space:]]\{{1,\}}[[:space:]]*$",
             replace=f"{key}\t{value}",
         )
     shells = (host.get_fact(Command, command=SHELL_ACCOUNTS_COMMAND) or "").split()
@@ -269,7 +272,8 @@ ACCOUNTS = Control(
     "a lockout counter would let anyone lock them out by guessing.",
     files=_accounts_files,
     apply=_accounts_apply,
-    packages=lambda settings: ["libpam-pwquality"],
+    # libpam-tmpdir: a private $TMPDIR per login session (Lynis DEB-0280)
+    packages=lambda settings: ["libpam-pwquality", "libpam-tmpdir"],
     probes=(
         Probe("login-defs", LOGIN_DEFS_COMMAND),
         Probe("shell-accounts", SHELL_ACCOUNTS_COMMAND),
@@ -285,7 +289,7 @@ ACCOUNTS = Control(
 # -- CCI-OS-05 file permissions and setuid ------------------------------------------------------
 
 MODES_COMMAND = "stat -c '%n %a %U %G' {} 2>/dev/null; true".format(
-    " ".join(path for path, *_ in FILE_MODES)
+    " ".join(path.rstrip("/") for path, *_ in FILE_MODES)
 )
 SETUID_COMMAND = 'for f in {}; do [ -u "$f" ] && echo "$f"; done; true'.format(
     " ".join(SETUID_REMOVED)
@@ -304,11 +308,19 @@ def _modes(text: str) -> dict[str, tuple[int, str, str]]:
 def _permissions_apply(settings, info) -> Applied:
     from pyinfra import host
     from pyinfra.facts.server import Command
-    from pyinfra.operations import server
+    from pyinfra.operations import files, server
 
     found = _modes(host.get_fact(Command, command=MODES_COMMAND) or "")
     for path, mode, user, group in FILE_MODES:
-        if path in found and found[path] != (mode, user, group):
+        if path.endswith("/"):
+            files.directory(
+                name=f"[CCI-OS-05] {path} {mode:04o} {user}:{group}",
+                path=path.rstrip("/"),
+                mode=f"{mode:o}",
+                user=user,
+                group=group,
+            )
+        elif path in found and found[path] != (mode, user, group):
             server.shell(
                 name=f"[CCI-OS-05] {path} {mode:04o} {user}:{group}",
                 commands=[f"chown {user}:{group} {path}", f"chmod {mode:o} {path}"],
@@ -321,8 +333,11 @@ def _permissions_apply(settings, info) -> Applied:
 def _permissions_check(settings, info, snapshot) -> list[Finding]:
     found = _modes(snapshot.probe("file-modes").output)
     findings = []
-    for path, mode, user, group in FILE_MODES:
-        if path in found and found[path] != (mode, user, group):
+    for entry, mode, user, group in FILE_MODES:
+        path = entry.rstrip("/")
+        if entry.endswith("/") and path not in found:
+            findings.append(Finding(path, f"directory {mode:04o} {user}:{group}", "missing"))
+        elif path in found and found[path] != (mode, user, group):
             got_mode, got_user, got_group = found[path]
             findings.append(
                 Finding(
@@ -435,7 +450,7 @@ def _audit_check(settings, info, snapshot) -> list[Finding]:
             Finding(
                 "audit rules loaded in the kernel",
                 "the rules of " + AUDIT_RULES_FILE,
-                f"not checkable: {_container_note(info)}",
+                f"not checkable: {_container_note(info, 'auditd cannot run in it')}",
                 verifiable=False,
             )
         ]
@@ -615,7 +630,11 @@ def _maintenance_check(settings, info, snapshot) -> list[Finding]:
                 "systemd-timesyncd",
                 "active",
                 state.get("timesync", "?")
-                + (f" (not checkable: {_container_note(info)})" if info.in_container else ""),
+                + (
+                    f" (not checkable: {_container_note(info, 'timesyncd does not run in it')})"
+                    if info.in_container
+                    else ""
+                ),
                 verifiable=not info.in_container,
             )
         )
@@ -634,7 +653,13 @@ MAINTENANCE = Control(
     "pinned and are upgraded by a deploy. The journal survives reboots and is bounded.",
     files=_maintenance_files,
     apply=_maintenance_apply,
-    packages=lambda settings: ["unattended-upgrades", "systemd-timesyncd"],
+    # debsums and apt-show-versions: verify installed files, list upgradable versions
+    packages=lambda settings: [
+        "unattended-upgrades",
+        "systemd-timesyncd",
+        "debsums",
+        "apt-show-versions",
+    ],
     probes=(
         Probe("maintenance", MAINTENANCE_COMMAND),
         package_probe("unattended-upgrades"),

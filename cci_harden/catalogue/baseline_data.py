@@ -92,21 +92,23 @@ UNWANTED_PACKAGES: tuple[str, ...] = (
     "ldap-utils",
 )
 
-# (path, mode, owner, group). Only paths that exist are changed.
+# (path, mode, owner, group). Directories (a trailing "/") are created if missing, since packages
+# installed later in the same run add files to them; files are changed only where they exist (an
+# empty /etc/sudoers made here would break a later install of sudo).
 FILE_MODES: tuple[tuple[str, int, str, str], ...] = (
     ("/etc/passwd", 0o644, "root", "root"),
     ("/etc/group", 0o644, "root", "root"),
     ("/etc/shadow", 0o640, "root", "shadow"),
     ("/etc/gshadow", 0o640, "root", "shadow"),
     ("/etc/crontab", 0o600, "root", "root"),
-    ("/etc/cron.d", 0o700, "root", "root"),
-    ("/etc/cron.hourly", 0o700, "root", "root"),
-    ("/etc/cron.daily", 0o700, "root", "root"),
-    ("/etc/cron.weekly", 0o700, "root", "root"),
-    ("/etc/cron.monthly", 0o700, "root", "root"),
+    ("/etc/cron.d/", 0o700, "root", "root"),
+    ("/etc/cron.hourly/", 0o700, "root", "root"),
+    ("/etc/cron.daily/", 0o700, "root", "root"),
+    ("/etc/cron.weekly/", 0o700, "root", "root"),
+    ("/etc/cron.monthly/", 0o700, "root", "root"),
     ("/etc/ssh/sshd_config", 0o600, "root", "root"),
     ("/etc/sudoers", 0o440, "root", "root"),
-    ("/etc/sudoers.d", 0o750, "root", "root"),
+    ("/etc/sudoers.d/", 0o750, "root", "root"),
 )
 
 # login.defs keys (dev-sec os-hardening, CIS 5.5). Password ageing applies to accounts created

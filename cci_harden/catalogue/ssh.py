@@ -33,7 +33,13 @@ PUBKEY_ALGORITHMS = [
     "rsa-sha2-512",
     "rsa-sha2-256",
 ]
-BANNER = "Authorised access only. This CircleCI Nomad client is monitored; activity is logged.\n"
+# Worded so that auditors' banner checks (Lynis BANN-7126/7130) recognise a legal warning.
+BANNER = (
+    "Authorized access only. This system is a private CircleCI Nomad client; all connections "
+    "are monitored, logged and recorded.\nUnauthorized access is prohibited and may be subject "
+    "to legal action under applicable law. By continuing you consent to the owner's security "
+    "policy.\n"
+)
 
 
 def permit_root_login(settings) -> str:
