@@ -69,10 +69,6 @@ def plan(controls: Sequence[Control], inventory: Inventory, info: HostInfo = PLA
     return Plan(paths, build_script(paths, probes))
 
 
-def gather_script(controls: Sequence[Control], inventory: Inventory, info: HostInfo) -> str:
-    return plan(controls, inventory, info).script
-
-
 def testinfra_host(inventory: Inventory, host: HostEntry, ssh_config: Path):
     sudo = inventory.user_for(host) != "root"
     return testinfra.get_host(f"ssh://{host.name}", ssh_config=str(ssh_config), sudo=sudo)
