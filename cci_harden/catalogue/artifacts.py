@@ -57,7 +57,8 @@ def _site_check(settings, info, snapshot) -> list[Finding]:
         findings.append(Finding(DEFAULT_SITE, "absent", "present"))
     test = snapshot.probe("nginx-config-test").output.strip()
     if not test.endswith("ok"):
-        findings.append(Finding("nginx -t", "configuration valid", test.splitlines()[0][:120]))
+        first = (test.splitlines() or ["no output"])[0][:120]
+        findings.append(Finding("nginx -t", "configuration valid", first))
     return findings
 
 
