@@ -65,10 +65,10 @@ def _cmd_seccomp(args: argparse.Namespace) -> int:
     if args.output in (None, "-"):
         sys.stdout.write(profile.content)
     else:
-        from .cloud_render import write_all
+        from .cloud_render import Rendered, write_all
 
         output = Path(args.output)
-        write_all(output.parent, [type(profile)(output.name, profile.content)])
+        write_all(output.parent, [Rendered(output.name, profile.content)])
         print(f"wrote {output}", file=sys.stderr)
     return EXIT_OK
 
