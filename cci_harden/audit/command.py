@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import EXIT_DRIFT, EXIT_OK, CciHardenError
 from .events import RowError, normalise_time
 from .hunt import Hunter, Options, at_or_above
-from .ingest import IngestStats, read_exports
+from .ingest import IngestStats, default_jobs, read_export_batches, read_exports
 from .output import FORMATS, render
 from .rules import SEVERITIES, load_rules
 from .secrets import SecretsInventory, load_severity_patterns
@@ -38,6 +38,12 @@ def _time(value: str | None, option: str) -> str | None:
         raise CciHardenError(
             f"{option} {value!r}: give a UTC date or time, e.g. 2022-12-21 or 2022-12-21T00:00:00Z"
         ) from None
+
+
+def _jobs(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 64:
+        raise argparse.ArgumentTypeError(f"{value!r}: give a number of processes from 1 to 64")
+    return int(value)
 
 
 def _progress(stats: IngestStats) -> None:
@@ -74,8 +80,10 @@ def cmd_hunt(args: argparse.Namespace) -> int:
     stats = IngestStats()
     hunter = Hunter(rules, options)
     progress = _progress if args.progress or sys.stderr.isatty() else None
-    for event in read_exports([Path(p) for p in args.files], stats, progress):
-        hunter.feed(event)
+    for events in read_export_batches(
+        [Path(p) for p in args.files], stats, progress, jobs=args.jobs
+    ):
+        hunter.feed_many(events)
     findings = hunter.findings()
     summary = {**stats.as_dict(), "in_window": hunter.in_window, "findings": len(findings)}
     _emit(
@@ -95,7 +103,7 @@ def cmd_secrets(args: argparse.Namespace) -> int:
         load_severity_patterns(Path(args.severity_rules) if args.severity_rules else None),
     )
     stats = IngestStats()
-    for event in read_exports([Path(p) for p in args.files], stats):
+    for event in read_exports([Path(p) for p in args.files], stats, jobs=args.jobs):
         inventory.feed(event)
     rows = [r.as_dict() for r in inventory.rows()]
     _emit(render("secret", rows, SECRET_COLUMNS, args.format, stats.as_dict()), args.output)
@@ -129,6 +137,12 @@ def add_parser(commands) -> None:
         p.add_argument("--format", choices=FORMATS, default="table")
         p.add_argument("--output", help="write here instead of standard output")
         p.add_argument("--malformed-out", help="write every malformed row's file:line and reason")
+        p.add_argument(
+            "--jobs",
+            type=_jobs,
+            default=default_jobs(),
+            help="worker processes that parse rows (default: one per CPU, at most 8; 1: none)",
+        )
 
     hunt = sub.add_parser(
         "hunt",

@@ -8,7 +8,6 @@ Field rules come from CircleCI's audit-log documentation: ``action`` is lowercas
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import msgspec
 
@@ -53,12 +52,15 @@ KNOWN_ACTIONS = frozenset(
     }
 )
 
-_ACTION = re.compile(r"[a-z]+(?:_[a-z]+)*(?:\.[a-z]+(?:_[a-z]+)*)+")
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_TIME = re.compile(
+ACTION_PATTERN = r"[a-z]+(?:_[a-z]+)*(?:\.[a-z]+(?:_[a-z]+)*)+"
+UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+TIME_PATTERN = (
     r"(\d{4})-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):([0-5]\d):([0-5]\d)"
     r"(?:\.(\d{1,9}))?(?:Z|\+00:00)"
 )
+_ACTION = re.compile(ACTION_PATTERN)
+_UUID = re.compile(UUID_PATTERN)
+_TIME = re.compile(TIME_PATTERN, re.ASCII)
 
 
 class RowError(ValueError):
@@ -117,9 +119,11 @@ def _blob(name: str, text: str):
         raise RowError(f"{name} is not valid JSON") from None
 
 
-@dataclass(slots=True)
-class Event:
-    id: str
+class Event(msgspec.Struct, array_like=True, gc=False):
+    """One valid audit event; a compact struct because workers send them to the main process."""
+
+    id: str  # lower case
+    key: bytes  # the id's 16 bytes: what duplicate detection keeps per event
     action: str
     occurred_at: str  # normalised, see normalise_time
     actor_id: str
@@ -191,6 +195,7 @@ def parse_row(row: list[str], source: str) -> Event:
         raise
     return Event(
         id=id_.lower(),
+        key=bytes.fromhex(id_.replace("-", "")),
         action=action,
         occurred_at=when,
         actor_id=str(actor_blob.id),

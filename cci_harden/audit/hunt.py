@@ -39,12 +39,13 @@ class Finding:
 
     def add(self, event: Event) -> None:
         self.count += 1
-        if len(self.event_ids) < MAX_IDS:
+        if self.count <= MAX_IDS:
             self.event_ids.append(event.id)
-        if not self.first or event.occurred_at < self.first:
-            self.first = event.occurred_at
-        if event.occurred_at > self.last:
-            self.last = event.occurred_at
+        when = event.occurred_at
+        if when > self.last:
+            self.last = when
+        if when < self.first or not self.first:
+            self.first = when
 
     def as_dict(self) -> dict:
         return {
@@ -57,10 +58,6 @@ class Finding:
             "last": self.last,
             "event_ids": sorted(self.event_ids),
         }
-
-
-def _actor(event: Event) -> str:
-    return event.actor_name or event.actor_id
 
 
 @dataclass
@@ -94,37 +91,52 @@ class Hunter:
         return True
 
     def feed(self, event: Event) -> None:
-        opts = self.options
-        actor = _actor(event)
-        if opts.since is not None and event.occurred_at < opts.since:
-            base = self._baseline[actor]
-            if event.ip:
-                base.ips.add(event.ip)
-            base.hours[event.hour] += 1
-            base.events += 1
-            return
-        if opts.until is not None and event.occurred_at >= opts.until:
-            return
-        if not self._selected(event):
-            return
-        self.in_window += 1
-        candidates = self._rules_for.get(event.action)
-        if candidates is None:
-            candidates = [r for r in self.rules if r.matches_action(event.action)]
-            self._rules_for[event.action] = candidates
-        for rule in candidates:
-            if rule.success is None or rule.success == event.success:
-                key = (rule.id, actor)
-                if key not in self._findings:
-                    self._findings[key] = Finding(rule.id, rule.severity, actor, rule.why)
-                self._findings[key].add(event)
-        if opts.since is None:
-            return
-        key_ip = (actor, event.ip)
+        self.feed_many((event,))
+
+    def feed_many(self, events: Iterable[Event]) -> None:
+        """Take events in time order or not: the baseline is everything before ``since``."""
+        since, until = self.options.since, self.options.until
+        filtered = bool(self.options.actors or self.options.projects)
+        baseline = self._baseline
+        rules_for = self._rules_for
+        findings = self._findings
+        for event in events:
+            when = event.occurred_at
+            actor = event.actor_name or event.actor_id
+            if since is not None and when < since:
+                base = baseline[actor]
+                if event.ip:
+                    base.ips.add(event.ip)
+                base.hours[int(when[11:13])] += 1
+                base.events += 1
+                continue
+            if until is not None and when >= until:
+                continue
+            if filtered and not self._selected(event):
+                continue
+            self.in_window += 1
+            candidates = rules_for.get(event.action)
+            if candidates is None:
+                candidates = [r for r in self.rules if r.matches_action(event.action)]
+                rules_for[event.action] = candidates
+            for rule in candidates:
+                if rule.success is None or rule.success == event.success:
+                    finding = findings.get((rule.id, actor))
+                    if finding is None:
+                        finding = findings[(rule.id, actor)] = Finding(
+                            rule.id, rule.severity, actor, rule.why
+                        )
+                    finding.add(event)
+            if since is not None:
+                self._heuristics(event, actor, int(when[11:13]))
+
+    def _heuristics(self, event: Event, actor: str, hour: int) -> None:
+        """Collect window activity per address, actor and hour; findings() compares it with the
+        baseline once the baseline is complete."""
         if event.ip:
-            finding = self._window_ips.get(key_ip)
+            finding = self._window_ips.get((actor, event.ip))
             if finding is None:
-                finding = self._window_ips[key_ip] = Finding(
+                finding = self._window_ips[(actor, event.ip)] = Finding(
                     "heuristic.new_ip",
                     "high",
                     actor,
@@ -137,7 +149,6 @@ class Hunter:
                 "heuristic.new_actor", "medium", actor, "actor was never seen before the window"
             )
         finding.add(event)
-        hour = event.hour
         finding = self._window_hours.get((actor, hour))
         if finding is None:
             finding = self._window_hours[(actor, hour)] = Finding(
