@@ -198,8 +198,10 @@ def _line_blocks(handle, start: int, size: int = CHUNK_BYTES) -> Iterator[bytes]
         yield block[:cut]
 
 
-def stream_range(layout: Layout, handle, start: int, first_line: int) -> Iterator[Batch]:
+def stream_range(
+    layout: Layout, handle, start: int, first_line: int, block: int = CHUNK_BYTES
+) -> Iterator[Batch]:
     """In-process: every row from ``start`` to the end of the file, one batch at a time."""
     broken = [False]
-    lines = _decoded_lines(_line_blocks(handle, start), broken)
+    lines = _decoded_lines(_line_blocks(handle, start, block), broken)
     yield from iter_batches(layout, lines, first_line, broken)

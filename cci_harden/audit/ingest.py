@@ -140,7 +140,7 @@ def _ranges(handle, start: int, size: int) -> Iterator[tuple[int, int, int]]:
     """(start, end, first line) of each range a worker parses."""
     line = 2
     buffer = bytearray(CHUNK_BYTES)
-    for end in chain(split_points(handle, start, size), [size]):
+    for end in chain(split_points(handle, start, size, CHUNK_BYTES), [size]):
         yield start, end, line
         handle.seek(start)
         left = end - start
@@ -167,7 +167,7 @@ def _batches(layout: Layout, start: int, size: int, jobs: int) -> Iterator[Batch
     """Every batch of the file in order: ranges parsed by ``jobs`` workers, or in process."""
     with open(layout.path, "rb") as handle:
         if jobs <= 1 or size - start < 2 * CHUNK_BYTES:
-            yield from stream_range(layout, handle, start, 2)
+            yield from stream_range(layout, handle, start, 2, CHUNK_BYTES)
             return
         with _pool(jobs) as pool, open(layout.path, "rb") as cutter:
             ranges = _ranges(cutter, start, size)
@@ -188,7 +188,7 @@ def _batches(layout: Layout, start: int, size: int, jobs: int) -> Iterator[Batch
                     # proven row boundary, read on in order
                     for _, later in pending:
                         later.cancel()
-                    yield from stream_range(layout, handle, begin, line)
+                    yield from stream_range(layout, handle, begin, line, CHUNK_BYTES)
                     return
                 submit()
                 yield Batch(result.rows, result.events(), result.problems)

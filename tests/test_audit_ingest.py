@@ -1,0 +1,242 @@
+"""Parallel, batched ingest reads exactly what a plain row-by-row reading reads.
+
+The reference is ``parse_row`` over Python's csv reader, one row at a time; the ingest under test
+splits files into ranges for worker processes and validates rows a column at a time.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime
+
+import pytest
+
+from cci_harden.audit import chunks, ingest
+from cci_harden.audit.batch import parse_batch
+from cci_harden.audit.events import COLUMNS, RowError, parse_row
+from cci_harden.audit.generate import event_row, generate
+from cci_harden.audit.ingest import IngestStats, read_exports
+
+from .conftest import run_cli
+
+WHEN = datetime(2022, 12, 22, 3, 4, 5, 678000, tzinfo=UTC)
+
+
+def reference(path) -> tuple[list[tuple], list[tuple[str, str]], int]:
+    """(events, malformed, rows) read the plain way: csv rows, parse_row, first id wins."""
+    events, malformed, seen, rows = [], [], set(), 0
+    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as handle:
+        reader = csv.reader(handle)
+        next(reader)
+        line = 1
+        for row in reader:
+            start, line = line + 1, reader.line_num
+            rows += 1
+            if not row:
+                continue
+            source = f"{path}:{start}"
+            try:
+                broken = any("\udc80" <= ch <= "\udcff" for field in row for ch in field)
+                if broken and len(row) == len(COLUMNS):
+                    raise RowError("contains bytes that are not UTF-8")
+                event = parse_row(row, source)
+            except RowError as exc:
+                malformed.append((source, str(exc)))
+                continue
+            if event.id not in seen:
+                seen.add(event.id)
+                events.append(_fields(event))
+    return events, malformed, rows
+
+
+def _fields(event) -> tuple:
+    return tuple(getattr(event, name) for name in event.__struct_fields__)
+
+
+def ingested(path, jobs: int) -> tuple[list[tuple], list[tuple[str, str]], int]:
+    stats = IngestStats()
+    events = [_fields(e) for e in read_exports([path], stats, jobs=jobs)]
+    return events, [(m.source, m.reason) for m in stats.malformed], stats.rows
+
+
+@pytest.fixture
+def small_ranges(monkeypatch):
+    """Ranges of 2 KiB, so a small file is cut many times."""
+    monkeypatch.setattr(ingest, "CHUNK_BYTES", 2048)
+
+
+def test_workers_read_what_a_plain_reading_reads(tmp_path, small_ranges):
+    path = tmp_path / "export.csv"
+    truth = generate(path, 3000, seed=11)
+    expected = reference(path)
+    assert len(expected[0]) == truth.unique and len(expected[1]) == truth.malformed
+    assert ingested(path, jobs=1) == expected
+    assert ingested(path, jobs=3) == expected
+
+
+def _row(n: int, **changes) -> list[str]:
+    row = event_row(
+        "project.env_var.create",
+        WHEN,
+        f"user{n % 7}",
+        payload={"name": "NPM_TOKEN"},
+        ip="198.51.100.9",
+        event_id=f"00000000-0000-4000-8000-{n:012d}",
+    )
+    for column, value in changes.items():
+        row[COLUMNS.index(column)] = value
+    return row
+
+
+def _multiline_export(path) -> bytes:
+    """Rows whose quoted fields hold line breaks, valid ones and broken ones."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(COLUMNS)
+    for n in range(400):
+        if n % 9 == 4:  # a valid event: JSON may break lines between its tokens
+            end = "\r\n" if n % 2 else "\n"
+            writer.writerow(_row(n, payload=f'{{"name": "MULTI",{end} "note": "a\\nb"}}{end}'))
+        elif n % 9 == 7:  # a raw line break inside a JSON string: malformed
+            writer.writerow(_row(n, target='{"id": "t",\n "type": "pro\nject"}'))
+        else:
+            writer.writerow(_row(n))
+    path.write_text(out.getvalue(), newline="")
+    return path.read_bytes()
+
+
+def test_a_range_cut_inside_a_quoted_line_break_says_so(tmp_path):
+    path = tmp_path / "multiline.csv"
+    data = _multiline_export(path)
+    layout, start = ingest._layout(path)
+    inside = data.index(b"\n", data.index(b"MULTI")) + 1
+    after = data.index(b"\r\nproject.env_var", inside) + 2
+    assert not chunks.parse_range(layout, start, inside, 2).ends_on_row
+    assert chunks.parse_range(layout, start, after, 2).ends_on_row
+
+
+def test_a_wrong_cut_falls_back_to_reading_in_order(tmp_path, monkeypatch):
+    """The first cut lands inside a quoted line break; every event and line number after it must
+    still be what a plain reading gives."""
+    path = tmp_path / "multiline.csv"
+    data = _multiline_export(path)
+    _, start = ingest._layout(path)
+    inside = data.index(b"\n", data.index(b"MULTI"))
+    monkeypatch.setattr(ingest, "CHUNK_BYTES", inside - start - 1)
+    with open(path, "rb") as handle:
+        assert next(ingest._ranges(handle, start, len(data)))[1] == inside + 1
+    expected = reference(path)
+    assert len(expected[1]) == 44 and len(expected[0]) == 356
+    assert ingested(path, jobs=1) == expected
+    assert ingested(path, jobs=2) == expected
+
+
+def test_many_cuts_among_line_breaks(tmp_path, small_ranges):
+    path = tmp_path / "multiline.csv"
+    _multiline_export(path)
+    assert ingested(path, jobs=2) == reference(path)
+
+
+def test_bytes_that_are_not_utf8_fail_their_row_only(tmp_path, small_ranges):
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(COLUMNS)
+    for n in range(200):
+        writer.writerow(_row(n, action="@@BROKEN@@" if n == 150 else "project.env_var.create"))
+    data = out.getvalue().encode().replace(b"@@BROKEN@@", b"project.env_var.cr\xe9ate")
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(data)
+    events, malformed, rows = ingested(path, jobs=2)
+    assert rows == 200 and len(events) == 199
+    assert malformed == [(f"{path}:152", "contains bytes that are not UTF-8")]
+    assert (events, malformed, rows) == reference(path)
+
+
+NASTY = {
+    "upper-case id": {"id": "ABCDEF01-2345-4678-9ABC-DEF012345678"},
+    "id with a space": {"id": "abcdef01-2345-4678-9abc-def01234567 "},
+    "id with a unicode digit": {"id": "abcdef01-2345-4678-9abc-def01234567\u0663"},
+    "nanoseconds": {"occurred_at": "2022-12-22T03:04:05.123456789Z"},
+    "no fraction": {"occurred_at": "2022-12-22T03:04:05Z"},
+    "offset form": {"occurred_at": "2022-12-22T03:04:05.678+00:00"},
+    "hour 24": {"occurred_at": "2022-12-22T24:04:05.678Z"},
+    "month 13": {"occurred_at": "2022-13-22T03:04:05.678Z"},
+    "arabic digits": {"occurred_at": "2022-12-22T03:04:0\u0665.678Z"},
+    "local time": {"occurred_at": "2022-12-22T03:04:05.678+01:00"},
+    "blob with spaces around": {"actor": ' {"id": "u", "type": "user"} '},
+    "two objects in one blob": {"actor": '{"id": "u", "type": "user"} {"id": "v", "type": "x"}'},
+    "half an object": {"actor": '{"id": "u", "type": "user", "x": [{}'},
+    "the other half": {"actor": "{}]}"},
+    "blob that is a list": {"target": '[{"id": "t", "type": "project"}]'},
+    "empty payload": {"payload": ""},
+    "empty request": {"request": ""},
+    "request without id": {"request": '{"ip_address": "1.2.3.4"}'},
+    "metadata not strings": {"metadata": '{"a": 1}'},
+    "version word": {"version": "one"},
+    "success yes": {"success": "yes"},
+    "success upper": {"success": "TRUE"},
+    "action with space": {"action": "user logged_in"},
+    "huge number in payload": {"payload": '{"name": "X", "n": 100000000000000000000000000}'},
+}
+
+
+def test_batches_accept_and_refuse_exactly_what_parse_row_does():
+    """Each nasty row among valid ones: the batch verdict equals the row-by-row one."""
+    for label, changes in NASTY.items():
+        rows = (
+            [_row(n) for n in range(40)] + [_row(99, **changes)] + [_row(n) for n in range(40, 80)]
+        )
+        events, problems = parse_batch(rows, range(2, 2 + len(rows)), "f")
+        expected_events, expected_problems = [], []
+        for line, row in enumerate(rows, start=2):
+            try:
+                expected_events.append(_fields(parse_row(row, f"f:{line}")))
+            except RowError as exc:
+                expected_problems.append((line, str(exc)))
+        assert [_fields(e) for e in events] == expected_events, label
+        assert problems == expected_problems, label
+
+
+def test_adjacent_blobs_cannot_pair_up_across_rows():
+    """A blob cut short, its end in the next row and two objects in a third: joined, they are
+    three valid objects, but each row on its own is invalid and must be reported."""
+    rows = [_row(1, actor='{"id": "u", "type": "user", "x":'), _row(2, actor='{"a": 1}}')]
+    rows.append(_row(3, actor='{"id": "a", "type": "user"} {"id": "b", "type": "user"}'))
+    events, problems = parse_batch(rows, [2, 3, 4], "f")
+    assert events == [] and [line for line, _ in problems] == [2, 3, 4]
+
+
+def test_a_huge_payload_number_travels_from_a_worker(tmp_path, small_ranges):
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(COLUMNS)
+    for n in range(100):
+        writer.writerow(_row(n, payload='{"name": "X", "n": 100000000000000000000000000}'))
+    path = tmp_path / "big-number.csv"
+    path.write_text(out.getvalue())
+    events, malformed, _ = ingested(path, jobs=2)
+    assert len(events) == 100 and not malformed
+    assert {e[11]["n"] for e in events} == {10**26}  # field 11: payload
+
+
+def test_jobs_option_is_checked(tmp_path):
+    path = tmp_path / "e.csv"
+    generate(path, 50)
+    proc = run_cli("audit", "hunt", str(path), "--jobs", "0")
+    assert proc.returncode == 2 and "--jobs" in proc.stderr and "from 1 to 64" in proc.stderr
+    proc = run_cli("audit", "hunt", str(path), "--jobs", "2", "--format", "jsonl")
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_ranges_cover_the_file_and_know_their_first_line(tmp_path, small_ranges):
+    path = tmp_path / "e.csv"
+    generate(path, 300)
+    data = path.read_bytes()
+    layout, start = ingest._layout(path)
+    with open(path, "rb") as handle:
+        spans = list(ingest._ranges(handle, start, len(data)))
+    assert len(spans) > 50 and spans[0][0] == start and spans[-1][1] == len(data)
+    for (begin, end, line), following in zip(spans, spans[1:] + [(len(data), 0, 0)], strict=True):
+        assert end == following[0] and data[end - 1 : end] == b"\n"
+        assert line == data[:begin].count(b"\n") + 1
