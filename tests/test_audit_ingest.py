@@ -40,12 +40,12 @@ def reference(path) -> tuple[list[tuple], list[tuple[str, str]], int]:
                 broken = any("\udc80" <= ch <= "\udcff" for field in row for ch in field)
                 if broken and len(row) == len(COLUMNS):
                     raise RowError("contains bytes that are not UTF-8")
-                event = parse_row(row, source)
+                event = parse_row(row)
             except RowError as exc:
                 malformed.append((source, str(exc)))
                 continue
-            if event.id not in seen:
-                seen.add(event.id)
+            if event.key not in seen:
+                seen.add(event.key)
                 events.append(_fields(event))
     return events, malformed, rows
 
@@ -112,8 +112,8 @@ def test_a_range_cut_inside_a_quoted_line_break_says_so(tmp_path):
     layout, start = ingest._layout(path)
     inside = data.index(b"\n", data.index(b"MULTI")) + 1
     after = data.index(b"\r\nproject.env_var", inside) + 2
-    assert not chunks.parse_range(layout, start, inside, 2).ends_on_row
-    assert chunks.parse_range(layout, start, after, 2).ends_on_row
+    assert not chunks.parse_range(layout, start, inside).ends_on_row
+    assert chunks.parse_range(layout, start, after).ends_on_row
 
 
 def test_a_wrong_cut_falls_back_to_reading_in_order(tmp_path, monkeypatch):
@@ -191,7 +191,7 @@ def test_batches_accept_and_refuse_exactly_what_parse_row_does():
         expected_events, expected_problems = [], []
         for line, row in enumerate(rows, start=2):
             try:
-                expected_events.append(_fields(parse_row(row, f"f:{line}")))
+                expected_events.append(_fields(parse_row(row)))
             except RowError as exc:
                 expected_problems.append((line, str(exc)))
         assert [_fields(e) for e in events] == expected_events, label
@@ -217,7 +217,7 @@ def test_a_huge_payload_number_travels_from_a_worker(tmp_path, small_ranges):
     path.write_text(out.getvalue())
     events, malformed, _ = ingested(path, jobs=2)
     assert len(events) == 100 and not malformed
-    assert {e[11]["n"] for e in events} == {10**26}  # field 11: payload
+    assert {e[10]["n"] for e in events} == {10**26}  # field 10: payload
 
 
 def test_jobs_option_is_checked(tmp_path):
@@ -229,7 +229,7 @@ def test_jobs_option_is_checked(tmp_path):
     assert proc.returncode == 0, proc.stderr
 
 
-def test_ranges_cover_the_file_and_know_their_first_line(tmp_path, small_ranges):
+def test_ranges_cover_the_file_and_count_their_lines(tmp_path, small_ranges):
     path = tmp_path / "e.csv"
     generate(path, 300)
     data = path.read_bytes()
@@ -237,6 +237,6 @@ def test_ranges_cover_the_file_and_know_their_first_line(tmp_path, small_ranges)
     with open(path, "rb") as handle:
         spans = list(ingest._ranges(handle, start, len(data)))
     assert len(spans) > 50 and spans[0][0] == start and spans[-1][1] == len(data)
-    for (begin, end, line), following in zip(spans, spans[1:] + [(len(data), 0, 0)], strict=True):
+    for (begin, end), following in zip(spans, spans[1:] + [(len(data), 0)], strict=True):
         assert end == following[0] and data[end - 1 : end] == b"\n"
-        assert line == data[:begin].count(b"\n") + 1
+        assert chunks.parse_range(layout, begin, end).lines == data[begin:end].count(b"\n")

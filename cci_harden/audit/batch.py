@@ -28,6 +28,7 @@ WIDTH = len(COLUMNS)
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8 (surrogateescape)
 _SPLIT_BELOW = 32  # a failing stretch shorter than this is checked row by row
 
+_STAND_IN = _DECODERS["actor"].decode('{"id": "", "type": ""}')
 _valid_actions: set[str] = set()  # distinct actions are few; remember the ones that passed
 
 
@@ -37,15 +38,31 @@ def _checked(
     one: Callable[[str], object],
     bad: set[int],
     offset: int = 0,
+    usual_length: int = 0,
 ) -> list:
     """``whole(values)``, or where it fails (None), halves of the stretch down to single rows.
 
     ``one`` gives a single value's result or raises ValueError; such rows get None and their
-    indices (plus ``offset``) go into ``bad``.
+    indices (plus ``offset``) go into ``bad``. With ``usual_length``, values of another length
+    are set aside for ``one`` first, which spares the halving when only they are at fault.
     """
     result = whole(values) if values else []
     if result is not None:
         return result
+    if usual_length:
+        usual = [i for i, value in enumerate(values) if len(value) == usual_length]
+        if len(usual) < len(values):
+            found = whole([values[i] for i in usual])
+            if found is not None:
+                out = [None] * len(values)
+                for i, value in zip(usual, found, strict=True):
+                    out[i] = value
+                for i in set(range(len(values))) - set(usual):
+                    try:
+                        out[i] = one(values[i])
+                    except ValueError:
+                        bad.add(offset + i)
+                return out
     if len(values) < _SPLIT_BELOW:
         out: list = []
         for i, value in enumerate(values):
@@ -225,8 +242,8 @@ def parse_batch(
         zip(*whole, strict=True)
     )
     bad = _bad_actions(actions)
-    keys = _checked(ids, _uuid_keys, _uuid_key, bad)
-    normal_times = _checked(times, _millisecond_times, normalise_time, bad)
+    keys = _checked(ids, _uuid_keys, _uuid_key, bad, usual_length=36)
+    normal_times = _checked(times, _millisecond_times, normalise_time, bad, usual_length=24)
     bad |= _bad_by_value(versions, str.isdigit)
     bad |= _bad_by_value(flags, lambda v: v.lower() in ("true", "false"))
     actor_blobs, wrong = decode_blobs("actor", actors, False, single_lines)
@@ -240,34 +257,21 @@ def parse_batch(
     request_blobs, wrong = decode_blobs("request", requests, True, single_lines)
     bad |= wrong
 
-    keep: Sequence[int] = range(len(whole))
     if bad:
-        keep = [i for i in keep if i not in bad]
         for i in sorted(bad):
             try:
-                parse_row(whole[i], f"{path}:{lines[i]}")
+                parse_row(whole[i])
             except RowError as exc:
                 problems.append((lines[i], str(exc)))
             else:  # cannot happen: parse_row and these checks accept the same rows
                 raise AssertionError(f"{path}:{lines[i]}: batch and row checks disagree")
-
-        def pick(column: Sequence) -> list:
-            return [column[i] for i in keep]
-
-        ids, actions, keys, normal_times, flags = (
-            pick(ids),
-            pick(actions),
-            pick(keys),
-            pick(normal_times),
-            pick(flags),
-        )
-        actor_blobs, target_blobs = pick(actor_blobs), pick(target_blobs)
-        payload_blobs, request_blobs = pick(payload_blobs), pick(request_blobs)
+        # rows at fault get stand-ins, so the columns stay aligned; their events are dropped
+        actor_blobs = [_STAND_IN if a is None else a for a in actor_blobs]
+        target_blobs = [_STAND_IN if t is None else t for t in target_blobs]
     problems.sort()
     events = list(
         map(
             Event,
-            [i.lower() for i in ids],
             keys,
             actions,
             normal_times,
@@ -279,7 +283,8 @@ def parse_batch(
             [f == "true" or f.lower() == "true" for f in flags],
             [(r.ip_address or "") if r is not None else "" for r in request_blobs],
             [p if p is not None else {} for p in payload_blobs],
-            [f"{path}:{lines[i]}" for i in keep],
         )
     )
+    if bad:
+        events = [event for i, event in enumerate(events) if i not in bad]
     return events, problems

@@ -24,7 +24,7 @@ from .events import Event
 
 csv.field_size_limit(sys.maxsize)
 
-CHUNK_BYTES = 4 * 2**20
+CHUNK_BYTES = 2 * 2**20
 BATCH_ROWS = 2048
 # str.splitlines also breaks at these; csv (like files opened with newline="") does not
 _OTHER_LINE_BREAKS = "\v\f\x1c\x1d\x1e"
@@ -45,6 +45,7 @@ class Layout:
 @dataclass
 class Batch:
     rows: int
+    lines: int  # physical lines the rows took
     events: list[Event]
     problems: list[tuple[int, str]]  # (line, reason)
 
@@ -54,6 +55,7 @@ class RangeResult:
     """What a worker sends back: events packed, since many small objects pickle slowly."""
 
     rows: int = 0
+    lines: int = 0  # problems count lines from 1 at the range's start; this says how many
     packed: bytes = b""
     problems: list[tuple[int, str]] = field(default_factory=list)
     ends_on_row: bool = True
@@ -140,9 +142,9 @@ def iter_batches(
             order, width = layout.order, layout.width
             rows = [[row[i] for i in order] if len(row) == width else row for row in rows]
         events, problems = parse_batch(rows, starts, layout.path, broken[0], single_lines)
-        yield Batch(len(rows), events, problems)
+        yield Batch(len(rows), consumed, events, problems)
     if not ended_on_row:
-        yield Batch(-1, [], [])
+        yield Batch(-1, 0, [], [])
 
 
 def _row_starts(rows: list[list[str]], first: int) -> list[int]:
@@ -158,7 +160,7 @@ def _row_starts(rows: list[list[str]], first: int) -> list[int]:
     return starts
 
 
-def parse_range(layout: Layout, start: int, end: int, first_line: int) -> RangeResult:
+def parse_range(layout: Layout, start: int, end: int) -> RangeResult:
     """Worker: every row in bytes [start, end) of the file, with proof the range ended on a row."""
     with open(layout.path, "rb") as handle:
         handle.seek(start)
@@ -166,10 +168,11 @@ def parse_range(layout: Layout, start: int, end: int, first_line: int) -> RangeR
     result = RangeResult()
     events: list[Event] = []
     broken = [False]
-    for batch in iter_batches(layout, _decoded_lines([data], broken), first_line, broken, True):
+    for batch in iter_batches(layout, _decoded_lines([data], broken), 1, broken, True):
         if batch.rows < 0:
             return RangeResult(ends_on_row=False)
         result.rows += batch.rows
+        result.lines += batch.lines
         events.extend(batch.events)
         result.problems.extend(batch.problems)
     try:

@@ -122,8 +122,7 @@ def _blob(name: str, text: str):
 class Event(msgspec.Struct, array_like=True, gc=False):
     """One valid audit event; a compact struct because workers send them to the main process."""
 
-    id: str  # lower case
-    key: bytes  # the id's 16 bytes: what duplicate detection keeps per event
+    key: bytes  # the id's 16 bytes; ``id`` spells it out
     action: str
     occurred_at: str  # normalised, see normalise_time
     actor_id: str
@@ -134,7 +133,11 @@ class Event(msgspec.Struct, array_like=True, gc=False):
     success: bool
     ip: str
     payload: dict
-    source: str  # file:line, for reports
+
+    @property
+    def id(self) -> str:
+        """The event id, lower case (CircleCI's ids are UUIDs)."""
+        return key_to_id(self.key)
 
     @property
     def hour(self) -> int:
@@ -150,11 +153,15 @@ class Event(msgspec.Struct, array_like=True, gc=False):
             "target_type": self.target_type,
             "success": self.success,
             "ip": self.ip,
-            "source": self.source,
         }
 
 
-def parse_row(row: list[str], source: str) -> Event:
+def key_to_id(key: bytes) -> str:
+    text = key.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+def parse_row(row: list[str]) -> Event:
     """Validate one CSV row (in COLUMNS order) and return its event."""
     if len(row) != len(COLUMNS):
         raise RowError(f"has {len(row)} fields, expected {len(COLUMNS)}")
@@ -194,7 +201,6 @@ def parse_row(row: list[str], source: str) -> Event:
                 _blob(name, text)
         raise
     return Event(
-        id=id_.lower(),
         key=bytes.fromhex(id_.replace("-", "")),
         action=action,
         occurred_at=when,
@@ -206,5 +212,4 @@ def parse_row(row: list[str], source: str) -> Event:
         success=flag == "true",
         ip=ip,
         payload=payload_blob,
-        source=source,
     )

@@ -7,11 +7,10 @@ in. State is kept per actor (addresses, hours), never per event, so it stays sma
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .events import Event
+from .events import Event, key_to_id
 from .rules import SEVERITIES, Rule
 
 MAX_IDS = 1000  # event ids kept per finding; the count is always exact
@@ -35,17 +34,7 @@ class Finding:
     count: int = 0
     first: str = ""
     last: str = ""
-    event_ids: list[str] = field(default_factory=list)
-
-    def add(self, event: Event) -> None:
-        self.count += 1
-        if self.count <= MAX_IDS:
-            self.event_ids.append(event.id)
-        when = event.occurred_at
-        if when > self.last:
-            self.last = when
-        if when < self.first or not self.first:
-            self.first = when
+    event_keys: list[bytes] = field(default_factory=list)  # ids as 16 bytes; as_dict spells them
 
     def as_dict(self) -> dict:
         return {
@@ -56,26 +45,54 @@ class Finding:
             "count": self.count,
             "first": self.first,
             "last": self.last,
-            "event_ids": sorted(self.event_ids),
+            "event_ids": sorted(map(key_to_id, self.event_keys)),
         }
 
 
-@dataclass
 class _Baseline:
-    ips: set[str] = field(default_factory=set)
-    hours: list[int] = field(default_factory=lambda: [0] * 24)
-    events: int = 0
+    """What an actor did before the window: addresses, hours (as "HH") and how many events."""
+
+    __slots__ = ("ips", "hours", "events")
+
+    def __init__(self) -> None:
+        self.ips: set[str] = set()
+        self.hours: set[str] = set()
+        self.events = 0
+
+
+# A tally is [count, first, last, keys]: what a Finding needs, kept as a list because the window
+# updates one to four of them per event and a list is the cheapest thing to update.
+Tally = list
+
+
+def _tally(table: dict, name, when: str, key: bytes) -> None:
+    tally = table.get(name)
+    if tally is None:
+        table[name] = [1, when, when, [key]]
+        return
+    tally[0] += 1
+    if when < tally[1]:
+        tally[1] = when
+    elif when > tally[2]:
+        tally[2] = when
+    if tally[0] <= MAX_IDS:
+        tally[3].append(key)
+
+
+def _finding(rule: str, severity: str, actor: str, why: str, tally: Tally) -> Finding:
+    count, first, last, keys = tally
+    return Finding(rule, severity, actor, why, count, first, last, keys)
 
 
 class Hunter:
     def __init__(self, rules: Iterable[Rule], options: Options):
         self.rules = list(rules)
         self.options = options
-        self._findings: dict[tuple[str, str], Finding] = {}
-        self._baseline: dict[str, _Baseline] = defaultdict(_Baseline)
-        self._window_ips: dict[tuple[str, str], Finding] = {}
-        self._window_actors: dict[str, Finding] = {}
-        self._window_hours: dict[tuple[str, int], Finding] = {}
+        self._rule_tallies: dict[tuple[str, str], Tally] = {}  # (rule id, actor)
+        self._baseline: dict[str, _Baseline] = {}
+        self._window_ips: dict[tuple[str, str], Tally] = {}
+        self._window_actors: dict[str, Tally] = {}
+        self._window_hours: dict[tuple[str, str], Tally] = {}
         self.in_window = 0
         self._rules_for: dict[str, list[Rule]] = {}  # action -> rules whose patterns match it
 
@@ -94,20 +111,28 @@ class Hunter:
         self.feed_many((event,))
 
     def feed_many(self, events: Iterable[Event]) -> None:
-        """Take events in time order or not: the baseline is everything before ``since``."""
+        """Take events in any order: the baseline is everything before ``since``."""
         since, until = self.options.since, self.options.until
         filtered = bool(self.options.actors or self.options.projects)
         baseline = self._baseline
         rules_for = self._rules_for
-        findings = self._findings
+        rule_tallies = self._rule_tallies
+        heuristics = since is not None
+        window_ips, window_actors, window_hours = (
+            self._window_ips,
+            self._window_actors,
+            self._window_hours,
+        )
         for event in events:
             when = event.occurred_at
             actor = event.actor_name or event.actor_id
-            if since is not None and when < since:
-                base = baseline[actor]
+            if heuristics and when < since:
+                base = baseline.get(actor)
+                if base is None:
+                    base = baseline[actor] = _Baseline()
                 if event.ip:
                     base.ips.add(event.ip)
-                base.hours[int(when[11:13])] += 1
+                base.hours.add(when[11:13])
                 base.events += 1
                 continue
             if until is not None and when >= until:
@@ -115,65 +140,44 @@ class Hunter:
             if filtered and not self._selected(event):
                 continue
             self.in_window += 1
+            key = event.key
             candidates = rules_for.get(event.action)
             if candidates is None:
                 candidates = [r for r in self.rules if r.matches_action(event.action)]
                 rules_for[event.action] = candidates
             for rule in candidates:
                 if rule.success is None or rule.success == event.success:
-                    finding = findings.get((rule.id, actor))
-                    if finding is None:
-                        finding = findings[(rule.id, actor)] = Finding(
-                            rule.id, rule.severity, actor, rule.why
-                        )
-                    finding.add(event)
-            if since is not None:
-                self._heuristics(event, actor, int(when[11:13]))
-
-    def _heuristics(self, event: Event, actor: str, hour: int) -> None:
-        """Collect window activity per address, actor and hour; findings() compares it with the
-        baseline once the baseline is complete."""
-        if event.ip:
-            finding = self._window_ips.get((actor, event.ip))
-            if finding is None:
-                finding = self._window_ips[(actor, event.ip)] = Finding(
-                    "heuristic.new_ip",
-                    "high",
-                    actor,
-                    f"address {event.ip} was not used by this actor before the window",
-                )
-            finding.add(event)
-        finding = self._window_actors.get(actor)
-        if finding is None:
-            finding = self._window_actors[actor] = Finding(
-                "heuristic.new_actor", "medium", actor, "actor was never seen before the window"
-            )
-        finding.add(event)
-        finding = self._window_hours.get((actor, hour))
-        if finding is None:
-            finding = self._window_hours[(actor, hour)] = Finding(
-                "heuristic.unusual_hour",
-                "medium",
-                actor,
-                f"activity at {hour:02d}:00 UTC, an hour this actor was never active in before "
-                "the window",
-            )
-        finding.add(event)
+                    _tally(rule_tallies, (rule.id, actor), when, key)
+            if heuristics:
+                if event.ip:
+                    _tally(window_ips, (actor, event.ip), when, key)
+                _tally(window_actors, actor, when, key)
+                _tally(window_hours, (actor, when[11:13]), when, key)
 
     def findings(self) -> list[Finding]:
-        found = list(self._findings.values())
-        for (actor, ip), finding in self._window_ips.items():
+        by_id = {rule.id: rule for rule in self.rules}
+        found = [
+            _finding(rule_id, by_id[rule_id].severity, actor, by_id[rule_id].why, tally)
+            for (rule_id, actor), tally in self._rule_tallies.items()
+        ]
+        for (actor, ip), tally in self._window_ips.items():
             base = self._baseline.get(actor)
             if base is not None and base.events and ip not in base.ips:
-                found.append(finding)
-        for actor, finding in self._window_actors.items():
+                why = f"address {ip} was not used by this actor before the window"
+                found.append(_finding("heuristic.new_ip", "high", actor, why, tally))
+        for actor, tally in self._window_actors.items():
             if actor not in self._baseline:
-                found.append(finding)
-        for (actor, hour), finding in self._window_hours.items():
+                why = "actor was never seen before the window"
+                found.append(_finding("heuristic.new_actor", "medium", actor, why, tally))
+        for (actor, hour), tally in self._window_hours.items():
             base = self._baseline.get(actor)
             if base is not None and base.events >= self.options.min_baseline_events:
-                if base.hours[hour] == 0:
-                    found.append(finding)
+                if hour not in base.hours:
+                    why = (
+                        f"activity at {hour}:00 UTC, an hour this actor was never active in "
+                        "before the window"
+                    )
+                    found.append(_finding("heuristic.unusual_hour", "medium", actor, why, tally))
         rank = {s: i for i, s in enumerate(SEVERITIES)}
         found.sort(key=lambda f: (-rank[f.severity], f.rule, f.actor, f.first))
         return found
