@@ -52,6 +52,7 @@ print(json.dumps({"seconds": elapsed, "rows": stats.rows, "events": stats.events
 DUCK = """
 import json, resource, sys, time
 import duckdb
+duckdb.sql("SET enable_progress_bar = false")
 start = time.perf_counter()
 rows, distinct = duckdb.sql(
     f"SELECT count(*), count(DISTINCT id) FROM read_csv('{sys.argv[1]}', header=true, "
@@ -92,7 +93,7 @@ def run(code: str, path: Path, *extra: str) -> dict:
     out = proc.stdout.read() if proc.stdout else ""
     if proc.returncode:
         raise SystemExit(f"benchmark side failed with exit {proc.returncode}")
-    return {**json.loads(out), "pss_peak_mb": peak}
+    return {**json.loads(out.strip().splitlines()[-1]), "pss_peak_mb": peak}
 
 
 def best(code: str, path: Path, runs: int, *extra: str) -> dict:
