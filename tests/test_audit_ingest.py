@@ -240,3 +240,14 @@ def test_ranges_cover_the_file_and_count_their_lines(tmp_path, small_ranges):
     for (begin, end), following in zip(spans, spans[1:] + [(len(data), 0)], strict=True):
         assert end == following[0] and data[end - 1 : end] == b"\n"
         assert chunks.parse_range(layout, begin, end).lines == data[begin:end].count(b"\n")
+
+
+def test_ids_past_the_memory_budget_are_still_deduplicated(tmp_path, small_ranges):
+    """A budget of 300 ids: the rest go to the on-disk index, and duplicates across it are found
+    (the generator repeats rows from the last 64, so many straddle each spill)."""
+    path = tmp_path / "export.csv"
+    truth = generate(path, 3000, seed=5)
+    stats = IngestStats()
+    events = [_fields(e) for e in read_exports([path], stats, seen=ingest.SeenIds(300), jobs=2)]
+    assert events == reference(path)[0]
+    assert (stats.events, stats.duplicates) == (truth.unique, truth.duplicates)
