@@ -251,3 +251,27 @@ def test_ids_past_the_memory_budget_are_still_deduplicated(tmp_path, small_range
     events = [_fields(e) for e in read_exports([path], stats, seen=ingest.SeenIds(300), jobs=2)]
     assert events == reference(path)[0]
     assert (stats.events, stats.duplicates) == (truth.unique, truth.duplicates)
+
+
+def test_columns_in_another_order_read_the_same(tmp_path, small_ranges):
+    """An export whose columns come in another order, with one more column, reads as the same
+    events and the same problems, in process and in workers."""
+    plain = tmp_path / "plain.csv"
+    generate(plain, 1500, seed=9)
+    shuffled = tmp_path / "shuffled.csv"
+    order = [COLUMNS[i] for i in (6, 0, 10, 3, 1, 8, 4, 2, 9, 5, 7)] + ["note"]
+    with open(plain, newline="") as source, open(shuffled, "w", newline="") as out:
+        reader, writer = csv.reader(source), csv.writer(out)
+        next(reader)
+        writer.writerow(order)
+        for row in reader:
+            if len(row) == len(COLUMNS):
+                row = [dict(zip(COLUMNS, row, strict=True)).get(name, "x") for name in order]
+            writer.writerow(row)
+    expected = ingested(plain, jobs=1)
+    for jobs in (1, 2):
+        events, malformed, rows = ingested(shuffled, jobs)
+        assert (events, rows) == (expected[0], expected[2])
+        assert [m[0].split(":")[-1] for m in malformed] == [
+            m[0].split(":")[-1] for m in expected[1]
+        ]
