@@ -117,7 +117,7 @@ _TIME_SEPARATORS = str.maketrans("", "", "-T:.Z")
 def _millisecond_times(times: Sequence[str]) -> list[str] | None:
     """Normalised times if every one is ``YYYY-MM-DDTHH:MM:SS.fffZ`` (what CircleCI writes).
 
-    The same rules as TIME_PATTERN, checked on the joined column a character position at a time.
+    The same rules as ``events._TIME``, checked on the joined column a character position at a time.
     """
     count = len(times)
     j = "".join(times)

@@ -52,15 +52,13 @@ KNOWN_ACTIONS = frozenset(
     }
 )
 
-ACTION_PATTERN = r"[a-z]+(?:_[a-z]+)*(?:\.[a-z]+(?:_[a-z]+)*)+"
-UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-TIME_PATTERN = (
+_ACTION = re.compile(r"[a-z]+(?:_[a-z]+)*(?:\.[a-z]+(?:_[a-z]+)*)+")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_TIME = re.compile(
     r"(\d{4})-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):([0-5]\d):([0-5]\d)"
-    r"(?:\.(\d{1,9}))?(?:Z|\+00:00)"
+    r"(?:\.(\d{1,9}))?(?:Z|\+00:00)",
+    re.ASCII,  # ASCII digits only: \d would take any script's digits
 )
-_ACTION = re.compile(ACTION_PATTERN)
-_UUID = re.compile(UUID_PATTERN)
-_TIME = re.compile(TIME_PATTERN, re.ASCII)
 
 
 class RowError(ValueError):
