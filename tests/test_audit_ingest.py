@@ -10,6 +10,7 @@ import csv
 import io
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 
 from cci_harden.audit import chunks, ingest
@@ -17,6 +18,7 @@ from cci_harden.audit.batch import parse_batch
 from cci_harden.audit.events import COLUMNS, RowError, parse_row
 from cci_harden.audit.generate import event_row, generate
 from cci_harden.audit.ingest import IngestStats, read_exports
+from cci_harden.audit.seen import KEY, BloomFilter, SeenIds
 
 from .conftest import run_cli
 
@@ -242,15 +244,43 @@ def test_ranges_cover_the_file_and_count_their_lines(tmp_path, small_ranges):
         assert chunks.parse_range(layout, begin, end).lines == data[begin:end].count(b"\n")
 
 
-def test_ids_past_the_memory_budget_are_still_deduplicated(tmp_path, small_ranges):
-    """A budget of 300 ids: the rest go to the on-disk index, and duplicates across it are found
-    (the generator repeats rows from the last 64, so many straddle each spill)."""
+@pytest.mark.parametrize(
+    "limits",
+    [
+        pytest.param({"budget": 300}, id="set-then-runs-in-memory"),
+        # a 256-bit filter rules out almost nothing, so every id is searched for exactly, in
+        # runs in memory and in files of 256 keys
+        pytest.param({"budget": 64, "file_keys": 256, "filter_bits_log2": 8}, id="files"),
+    ],
+)
+def test_ids_past_the_memory_budget_are_still_deduplicated(tmp_path, small_ranges, limits):
+    """The generator repeats rows from the last 64, so many duplicates straddle a spill; a second
+    export that repeats the first in part is all duplicates, found in the runs and the files."""
     path = tmp_path / "export.csv"
     truth = generate(path, 3000, seed=5)
+    again = tmp_path / "again.csv"
+    generate(again, 1000, seed=5)  # the same first 1,000 rows: ids from the oldest runs
+    assert path.read_bytes().startswith(again.read_bytes())
     stats = IngestStats()
-    events = [_fields(e) for e in read_exports([path], stats, seen=ingest.SeenIds(300), jobs=2)]
+    seen = SeenIds(**limits)
+    events = [_fields(e) for e in read_exports([path, again], stats, seen=seen, jobs=2)]
     assert events == reference(path)[0]
-    assert (stats.events, stats.duplicates) == (truth.unique, truth.duplicates)
+    _, again_malformed, again_rows = reference(again)
+    every_valid_row_again = again_rows - len(again_malformed)
+    assert (stats.events, stats.duplicates) == (
+        truth.unique,
+        truth.duplicates + every_valid_row_again,
+    )
+
+
+def test_the_bloom_filter_never_rules_out_a_key_it_holds():
+    keys = np.frombuffer(np.random.default_rng(3).bytes(16 * 50_000), dtype=KEY)
+    held, other = keys[:25_000], keys[25_000:]
+    bloom = BloomFilter(bits_log2=20)
+    bloom.add(held)
+    assert bloom.might_hold(held).all()
+    # 1 Mibit for 25,000 keys and 3 probes: about 1 in 2,000 wrongly "maybe"
+    assert bloom.might_hold(other).sum() < 100
 
 
 def test_columns_in_another_order_read_the_same(tmp_path, small_ranges):

@@ -60,15 +60,17 @@ class _Baseline:
         self.events = 0
 
 
-# A tally is [count, first, last, keys]: what a Finding needs, kept as a list because the window
-# updates one to four of them per event and a list is the cheapest thing to update.
+# A tally is [count, first, last, ids]: what a Finding needs, kept as a list because the window
+# updates one to four of them per event and a list is the cheapest thing to update. The ids are
+# the first MAX_IDS keys end to end in one bytearray: 16 bytes each, and no key objects kept
+# alive, which would pin the allocator's memory long after the events are gone.
 Tally = list
 
 
 def _tally(table: dict, name, when: str, key: bytes) -> None:
     tally = table.get(name)
     if tally is None:
-        table[name] = [1, when, when, [key]]
+        table[name] = [1, when, when, bytearray(key)]
         return
     tally[0] += 1
     if when < tally[1]:
@@ -76,11 +78,12 @@ def _tally(table: dict, name, when: str, key: bytes) -> None:
     elif when > tally[2]:
         tally[2] = when
     if tally[0] <= MAX_IDS:
-        tally[3].append(key)
+        tally[3] += key
 
 
 def _finding(rule: str, severity: str, actor: str, why: str, tally: Tally) -> Finding:
-    count, first, last, keys = tally
+    count, first, last, ids = tally
+    keys = [bytes(ids[at : at + 16]) for at in range(0, len(ids), 16)]
     return Finding(rule, severity, actor, why, count, first, last, keys)
 
 

@@ -2,9 +2,9 @@
 
 Worker processes parse and validate ranges of a file side by side; this process takes their events
 in file order, drops duplicate deliveries and counts what is wrong. Only a few ranges are in flight
-at a time, so memory does not grow with the file; the only state that grows is the set of event
-ids seen (duplicates share an id), kept as 16-byte keys and moved to an on-disk index past a
-budget, so a very large export cannot exhaust memory either.
+at a time, so memory does not grow with the file. The ids seen (duplicates share an id) are kept
+by ``seen.SeenIds``: a small set of the newest, the rest in sorted runs of 16-byte keys behind a
+Bloom filter, moved to files once large, so a very large export cannot exhaust memory either.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ import csv
 import gc
 import multiprocessing
 import os
-import sqlite3
-import tempfile
 import threading
 import time
 from collections import deque
@@ -27,6 +25,7 @@ from pathlib import Path
 from ..errors import CciHardenError
 from .chunks import CHUNK_BYTES, Batch, Layout, parse_range, split_points, stream_range
 from .events import COLUMNS, Event
+from .seen import SeenIds
 
 
 class NotAnAuditExport(CciHardenError):
@@ -55,67 +54,6 @@ class IngestStats:
             "duplicates": self.duplicates,
             "malformed": len(self.malformed),
         }
-
-
-class SeenIds:
-    """Which event ids were already delivered: a memory set up to ``budget``, then SQLite.
-
-    A million 16-byte keys take about 80 MB (the objects and the set's table). Past the budget
-    the set is written to an on-disk index, sorted, in one statement, and emptied; from then on
-    the keys of a batch that the set does not hold are looked up in the index in a few queries
-    per batch, never one statement per event, so memory stays flat and speed holds at any size.
-    """
-
-    _LOOKUP = 500  # keys per query: well under SQLite's limit on bound parameters
-
-    def __init__(self, budget: int = 1_000_000):
-        self._memory: set[bytes] = set()
-        self._budget = budget
-        self._db: sqlite3.Connection | None = None
-        self._tmp: tempfile.TemporaryDirectory | None = None
-
-    def fresh(self, events: list[Event]) -> list[Event]:
-        """The events whose ids were not seen before, recorded now; order kept."""
-        memory = self._memory
-        stored = self._stored({e.key for e in events if e.key not in memory}) if self._db else ()
-        out = []
-        for event in events:
-            key = event.key
-            if key not in memory and key not in stored:
-                memory.add(key)
-                out.append(event)
-        if len(memory) >= self._budget:
-            self._spill()
-        return out
-
-    def _stored(self, keys: set[bytes]) -> set[bytes]:
-        assert self._db is not None
-        found: set[bytes] = set()
-        ordered = sorted(keys)
-        for at in range(0, len(ordered), self._LOOKUP):
-            part = ordered[at : at + self._LOOKUP]
-            marks = ",".join("?" * len(part))
-            found.update(
-                k for (k,) in self._db.execute(f"SELECT k FROM ids WHERE k IN ({marks})", part)
-            )
-        return found
-
-    def _spill(self) -> None:
-        if self._db is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="cci-audit-")
-            self._db = sqlite3.connect(Path(self._tmp.name) / "ids.sqlite")
-            self._db.execute("PRAGMA journal_mode=OFF")
-            self._db.execute("PRAGMA synchronous=OFF")
-            self._db.execute("CREATE TABLE ids (k BLOB PRIMARY KEY) WITHOUT ROWID")
-        self._db.executemany("INSERT INTO ids VALUES (?)", ((k,) for k in sorted(self._memory)))
-        self._db.commit()
-        self._memory = set()
-
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-        if self._tmp is not None:
-            self._tmp.cleanup()
 
 
 def _layout(path: Path) -> tuple[Layout, int]:
