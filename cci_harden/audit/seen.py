@@ -11,7 +11,6 @@ are searched for exactly. Nothing is ever forgotten: a key reported new was seen
 from __future__ import annotations
 
 import mmap
-import os
 import tempfile
 from pathlib import Path
 
