@@ -48,6 +48,7 @@ class Batch:
     lines: int  # physical lines the rows took
     events: list[Event]
     problems: list[tuple[int, str]]  # (line, reason)
+    keys: bytes | None = None  # the events' keys end to end, when a worker sent them
 
 
 @dataclass
@@ -57,6 +58,7 @@ class RangeResult:
     rows: int = 0
     lines: int = 0  # problems count lines from 1 at the range's start; this says how many
     packed: bytes = b""
+    keys: bytes = b""  # the events' keys end to end: the main process checks them as one array
     problems: list[tuple[int, str]] = field(default_factory=list)
     ends_on_row: bool = True
 
@@ -175,6 +177,7 @@ def parse_range(layout: Layout, start: int, end: int) -> RangeResult:
         result.lines += batch.lines
         events.extend(batch.events)
         result.problems.extend(batch.problems)
+    result.keys = b"".join([event.key for event in events])
     try:
         result.packed = b"m" + _ENCODER.encode(events)
     except (OverflowError, TypeError):  # a payload number msgpack cannot hold

@@ -131,7 +131,7 @@ def _batches(layout: Layout, start: int, size: int, jobs: int) -> Iterator[Batch
                     return
                 submit()
                 problems = [(line - 1 + at, reason) for at, reason in result.problems]
-                yield Batch(result.rows, result.lines, result.events(), problems)
+                yield Batch(result.rows, result.lines, result.events(), problems, result.keys)
                 line += result.lines
 
 
@@ -161,7 +161,7 @@ def read_export_batches(
                 stats.malformed.extend(
                     Malformed(f"{path}:{line}", reason) for line, reason in batch.problems
                 )
-                events = seen.fresh(batch.events)
+                events = seen.fresh(batch.events, batch.keys)
                 stats.events += len(events)
                 stats.duplicates += len(batch.events) - len(events)
                 if progress is not None:
