@@ -1,6 +1,6 @@
 """Benchmark: audit-log ingest and hunt on a generated export; rows/s, peak memory, DuckDB ratio.
 
-    .venv/bin/python bench/audit_ingest.py [--rows 1000000] [--jobs N] [--runs 3]
+    .venv/bin/python bench/audit_ingest.py [--rows 1000000] [--jobs N] [--runs 3] [--cache DIR]
 
 Each side runs in its own process. Memory is sampled every 100 ms as the proportional set size
 (PSS) of that process and its children, so pages a forked worker shares with the main process
@@ -15,6 +15,7 @@ than DuckDB's count.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -100,19 +101,37 @@ def best(code: str, path: Path, runs: int, *extra: str) -> dict:
     return min((run(code, path, *extra) for _ in range(runs)), key=lambda r: r["seconds"])
 
 
+def _export(directory: Path, rows: int):
+    """A generated export of ``rows`` rows in ``directory``, and the generator's truth about it;
+    reused when a finished one is there."""
+    from cci_harden.audit.generate import Truth, generate
+
+    directory.mkdir(parents=True, exist_ok=True)
+    path, known = directory / f"export-{rows}.csv", directory / f"export-{rows}.truth.json"
+    if path.exists() and known.exists():
+        return path, Truth(**json.loads(known.read_text()))
+    truth = generate(path, rows)
+    known.write_text(json.dumps(dataclasses.asdict(truth)))  # last: marks the export finished
+    return path, truth
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--jobs", type=int, default=None, help="worker processes (default: CPUs)")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        help="keep the generated export (and what the generator knows of it) in this directory, "
+        "and reuse it on later runs with the same --rows",
+    )
     args = parser.parse_args()
-    from cci_harden.audit.generate import generate
     from cci_harden.audit.ingest import default_jobs
 
     jobs = args.jobs or default_jobs()
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "export.csv"
-        truth = generate(path, args.rows)
+        path, truth = _export(args.cache or Path(tmp), args.rows)
         size_mb = path.stat().st_size / 2**20
         os.sync()  # the export's write-back must not run during the timed reads
         ours = best(OURS, path, args.runs, str(jobs))
