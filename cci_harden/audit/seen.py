@@ -3,10 +3,10 @@
 Duplicate deliveries share an id. Most are delivered close together, so the newest ids are a
 Python set, the fastest check per event. Past its budget the set is emptied into a sorted run of
 16-byte keys; runs stay in memory while they are few, then are merged into one written to a
-file. A fixed-size Bloom
-filter over those runs rules out almost every new id with a few vectorised operations per
-batch, so only the few it cannot rule out (true duplicates and about one id in several thousand)
-are searched for exactly. Nothing is ever forgotten: a key reported new was seen nowhere.
+file. A fixed-size Bloom filter over the runs rules out almost every new id with a few
+vectorised operations per batch, so only the few it cannot rule out (true duplicates and about
+one id in several thousand) are searched for exactly. Nothing is forgotten: a key reported new
+was seen nowhere.
 """
 
 from __future__ import annotations
