@@ -272,3 +272,18 @@ def test_a_file_that_is_not_an_audit_export_is_refused(tmp_path):
         list(read_exports([other], IngestStats()))
     proc = run_cli("audit", "hunt", str(other))
     assert proc.returncode == 2 and "not a CircleCI audit-log export" in proc.stderr
+
+
+def test_findings_do_not_depend_on_the_order_rows_come_in(incident, tmp_path):
+    """Reversed, every window event comes before the baseline that decides whether it is a
+    finding; the hunt must still find exactly the same (counts, times and ids included)."""
+    path, _ = incident
+    with open(path, newline="") as handle:
+        header, *rows = list(csv.reader(handle))
+    for name, reordered in (("reversed", rows[::-1]), ("interleaved", rows[1::2] + rows[::2])):
+        other = tmp_path / f"{name}.csv"
+        with open(other, "w", newline="") as handle:
+            csv.writer(handle).writerows([header, *reordered])
+        _, _, expected = hunt(path)
+        _, _, findings = hunt(other)
+        assert sorted(map(json.dumps, findings)) == sorted(map(json.dumps, expected)), name

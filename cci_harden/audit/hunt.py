@@ -2,7 +2,8 @@
 
 Heuristics compare the window with what came before it (the baseline): an address an actor had
 not used before, an actor never seen before, and activity at an hour the actor was never active
-in. State is kept per actor (addresses, hours), never per event, so it stays small.
+in. State is kept per actor (addresses, hours), never per event, so it stays small; a finding
+keeps its first MAX_IDS event ids as bytes.
 """
 
 from __future__ import annotations
@@ -152,10 +153,16 @@ class Hunter:
                 if rule.success is None or rule.success == event.success:
                     _tally(rule_tallies, (rule.id, actor), when, key)
             if heuristics:
-                if event.ip:
-                    _tally(window_ips, (actor, event.ip), when, key)
-                _tally(window_actors, actor, when, key)
-                _tally(window_hours, (actor, when[11:13]), when, key)
+                # a baseline only grows: what it already holds can never become a finding, so
+                # it is not tallied (this keeps the tallies to about the findings, in number)
+                base = baseline.get(actor)
+                ip, hour = event.ip, when[11:13]
+                if base is None:
+                    _tally(window_actors, actor, when, key)
+                if ip and (base is None or ip not in base.ips):
+                    _tally(window_ips, (actor, ip), when, key)
+                if base is None or hour not in base.hours:
+                    _tally(window_hours, (actor, hour), when, key)
 
     def findings(self) -> list[Finding]:
         by_id = {rule.id: rule for rule in self.rules}
