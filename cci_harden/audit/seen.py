@@ -31,6 +31,12 @@ def _mix(z: np.ndarray) -> np.ndarray:
     return z ^ (z >> _U64(31))
 
 
+def _halves(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Keys as (first 8 bytes, last 8 bytes), each a uint64 column."""
+    halves = keys.view(_U64).reshape(-1, 2)
+    return halves[:, 0], halves[:, 1]
+
+
 class BloomFilter:
     """A fixed-size set that may say "maybe" for a key never added, never "no" for one added.
 
@@ -44,8 +50,8 @@ class BloomFilter:
         self._probes = probes
 
     def _bits(self, keys: np.ndarray) -> list[np.ndarray]:
-        halves = keys.view(_U64).reshape(-1, 2)
-        first = _mix(halves[:, 0] ^ _mix(halves[:, 1]))
+        hi, lo = _halves(keys)
+        first = _mix(hi ^ _mix(lo))
         step = _mix(first) | _U64(1)
         return [(first + _U64(i) * step) & self._mask for i in range(self._probes)]
 
@@ -69,12 +75,6 @@ class BloomFilter:
             for bit in self._bits(keys):
                 maybe &= (self._words[bit >> _U64(6)] >> (bit & _U64(63))) & _U64(1) == 1
         return maybe
-
-
-def _halves(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Keys as (first 8 bytes, last 8 bytes), each a uint64 column."""
-    halves = keys.view(_U64).reshape(-1, 2)
-    return halves[:, 0], halves[:, 1]
 
 
 class Run:
@@ -118,11 +118,12 @@ class SortedRuns:
         self._memory: list[Run] = []
         self._files: list[tuple[mmap.mmap, Run]] = []
         self._tmp: tempfile.TemporaryDirectory | None = None
-        self.keys = 0
+
+    def __bool__(self) -> bool:
+        return bool(self._memory or self._files)
 
     def add(self, run: Run) -> None:
         """Take a run of keys that no run holds yet."""
-        self.keys += len(run)
         self._memory.append(run)
         if sum(map(len, self._memory)) >= self._file_keys:
             merged = Run(
@@ -192,7 +193,7 @@ class SeenIds:
         given, is the events' keys end to end (workers send them so)."""
         newest = self._newest
         stored: set[bytes] | tuple = ()
-        if self._runs.keys and events:
+        if self._runs and events:
             if keys is None:
                 keys = b"".join([e.key for e in events])
             stored = self._stored(np.frombuffer(keys, dtype=KEY))
