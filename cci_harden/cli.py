@@ -90,13 +90,13 @@ def shard_hosts(hosts: list, index: int, total: int) -> list:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from . import catalogue
+    from . import controls as catalogue
     from .inventory import Inventory
+    from .model.waivers import load_waivers, waivers_path
     from .preflight import require_ready
     from .verify.report import render_junit, render_markdown, render_table
     from .verify.results import apply_history, build_run, load_previous, to_json
     from .verify.runner import verify_inventory
-    from .verify.waivers import load_waivers, waivers_path
 
     inventory = Inventory.load(args.inventory)
     inventory.check_runnable()
@@ -105,7 +105,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     hosts = shard_hosts(hosts, index, total)
     require_ready(inventory.settings)
     controls = catalogue.PROFILES[args.profile]
-    known = {c.id for c in controls}
+    known = {c.id for c in controls} | {catalogue.LIFECYCLE.id}
     if args.control:
         unknown = sorted(set(args.control) - known)
         if unknown:
@@ -116,13 +116,19 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     waiver_file = Path(args.waivers) if args.waivers else waivers_path(inventory.path)
     if args.waivers and not waiver_file.is_file():
         raise CciHardenError(f"--waivers {waiver_file}: no such file")
-    waivers = load_waivers(waiver_file, known)
+    waivers = load_waivers(waiver_file, catalogue.known_control_ids())
     previous = None
     if args.previous and Path(args.previous).is_file():
         previous = load_previous(Path(args.previous))
     elif args.previous:
         _info(f"no previous report at {args.previous}; drift history starts with this run")
-    reports = verify_inventory(inventory, controls, hosts) if hosts else []
+    reports = (
+        verify_inventory(
+            inventory, controls, hosts, profile=args.profile, lifecycle=not args.control
+        )
+        if hosts
+        else []
+    )
     run = build_run(inventory.name, reports, waivers, shard=f"{index}/{total}")
     if previous is not None:
         apply_history(run, previous)

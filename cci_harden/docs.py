@@ -1,43 +1,97 @@
 """Generate docs/controls.md from the catalogue, so the documented controls are the applied ones.
 
 python -m cci_harden.docs > docs/controls.md
+
+Resources are listed as the example inventory (``inventories/prod``) declares them on a typical
+host; another inventory's settings change paths and values, never the kinds.
 """
 
 from __future__ import annotations
 
-from .catalogue import ALL_CONTROLS, PROFILES
-from .catalogue.model import no_files
+from collections import Counter
+from pathlib import Path
+
+from .controls import ALL_CONTROLS, PROFILES
+from .errors import CciHardenError
+from .model.control import Control
+from .model.hostinfo import STAND_IN
+from .model.plan import LIFECYCLE
+from .model.resource import REGISTRY, Resource
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "inventories" / "prod"
+
+
+def _example_settings():
+    from .settings import load_settings
+
+    return load_settings(EXAMPLE)
+
+
+def declared(control: Control, settings) -> list[Resource] | None:
+    if control is LIFECYCLE:
+        return []
+    try:
+        if not control.applies(settings):
+            return None
+        return list(control.resources(settings, STAND_IN))
+    except (CciHardenError, OSError, ValueError):
+        return None  # material the example inventory does not ship (keys, certificates)
+
+
+def _summary(resources: list[Resource] | None) -> str:
+    if resources is None:
+        return "built from settings"
+    counts = Counter(r.kind for r in resources)
+    return ", ".join(f"{kind} x{n}" if n > 1 else kind for kind, n in counts.items()) or "manifest"
 
 
 def controls_markdown() -> str:
+    settings = _example_settings()
     lines = [
         "# Controls",
         "",
-        "Generated from the catalogue (`cci_harden/catalogue/`) by `python -m cci_harden.docs`;",
+        "Generated from the catalogue (`cci_harden/controls/`) by `python -m cci_harden.docs`;",
         "do not edit by hand. Every control is applied by the deploys and checked by",
-        "`cci-harden verify`.",
+        "`cci-harden verify`, through its resources: the deploy converges a resource only when",
+        "the host's snapshot differs from it, and verify reports the same difference.",
         "",
-        "| id | title | deploys | source | how verified | test bed | CircleCI jobs |",
+        "| id | title | deploys | source | resources | test bed | CircleCI jobs |",
         "|---|---|---|---|---|---|---|",
     ]
+    resources = {c.id: declared(c, settings) for c in ALL_CONTROLS}
     for control in ALL_CONTROLS:
         deploys = ", ".join(
-            f"`deploys/{name}.py`" for name, profile in PROFILES.items() if control in profile
+            f"`deploys/{name}.py`"
+            for name, profile in PROFILES.items()
+            if control in profile or control is LIFECYCLE
         )
-        how = []
-        if control.files is not no_files:
-            how.append("managed files: content sha256, mode, owner")
-        if control.check is not None:
-            how.append("state probes")
         lines.append(
             f"| {control.id} | {control.title} | {deploys} | "
-            f"{'; '.join(str(s) for s in control.sources)} | {'; '.join(how)} | "
+            f"{'; '.join(str(s) for s in control.sources)} | {_summary(resources[control.id])} | "
             f"{control.testbed} | {control.circleci_impact or 'not affected'} |"
         )
-    lines += ["", "## Rationale", ""]
+    lines += ["", "## Resource kinds", ""]
+    for kind, cls in REGISTRY.items():
+        doc = " ".join((cls.__doc__ or "").split())
+        flags = []
+        if not cls.repairable:
+            flags.append("reported, not repaired")
+        if cls.removable:
+            flags.append("removed when its control is dropped")
+        lines.append(f"- `{kind}`: {doc}" + (f" ({'; '.join(flags)})" if flags else ""))
+    lines += ["", "## Each control", ""]
     for control in ALL_CONTROLS:
-        lines += [f"- **{control.id}**: {control.rationale}"]
-    return "\n".join(lines) + "\n"
+        lines += [f"### {control.id}: {control.title}", "", control.rationale, ""]
+        listed = resources[control.id]
+        if listed is None:
+            lines += ["Resources: built from the inventory's settings (see the table above).", ""]
+            continue
+        if control is LIFECYCLE:
+            listed = []
+            lines += [f"- manifest `{'/var/lib/cci-harden/managed/PROFILE.json'}`"]
+        lines += [f"- {r.describe()}" for r in listed]
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
 
 
 if __name__ == "__main__":

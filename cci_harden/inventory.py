@@ -77,7 +77,9 @@ class Inventory:
         chosen = [
             host
             for host in self.hosts
-            if any(p == GROUP or fnmatch.fnmatch(host.name, p) for p in patterns)
+            if any(
+                p == GROUP or p in host.groups or fnmatch.fnmatch(host.name, p) for p in patterns
+            )
         ]
         if not chosen:
             raise InventoryError(
@@ -86,8 +88,27 @@ class Inventory:
             )
         return chosen
 
+    def check_switches(self) -> None:
+        """Every control id the switches name exists, and every switched group has a host."""
+        from .controls import known_control_ids
+
+        unknown = sorted(self.settings.switched_control_ids() - known_control_ids())
+        if unknown:
+            raise InventoryError(
+                f"controls: unknown control id(s) {', '.join(unknown)} in {self.path.name}.toml; "
+                "`cci-harden controls` lists the ids"
+            )
+        groups = {g for host in self.hosts for g in host.groups}
+        empty = sorted(set(self.settings.controls.groups) - groups)
+        if empty:
+            raise InventoryError(
+                f"controls.groups: no host is in group(s) {', '.join(empty)} in {self.path.name}"
+                ".toml; add the group to hosts[].groups or remove the switch"
+            )
+
     def check_runnable(self) -> None:
         """Refuse an inventory that would make pyinfra do nothing or trust keys blindly."""
+        self.check_switches()
         if not self.hosts:
             raise InventoryError(
                 f"inventory {self.path} has no hosts; add [[inventory.hosts]] entries to "

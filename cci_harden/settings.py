@@ -91,6 +91,29 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+GroupName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+ControlId = Annotated[str, Field(pattern=r"^CCI-[A-Z]{2,4}-[0-9]{2}$")]
+
+
+class GroupSwitches(_Section):
+    """Controls switched off for the hosts of one group."""
+
+    disabled: list[ControlId] = Field(default_factory=list, description="Control ids")
+
+
+class ControlSwitches(_Section):
+    """Which controls apply: a control switched off is neither applied nor checked."""
+
+    disabled: list[ControlId] = Field(
+        default_factory=list,
+        description='Control ids switched off for every host, e.g. ["CCI-NET-04"]',
+    )
+    groups: dict[GroupName, GroupSwitches] = Field(
+        default_factory=dict,
+        description='Per host group: [controls.groups.gpu] disabled = ["CCI-OS-02"]',
+    )
+
+
 class HostEntry(_Section):
     """One Nomad client host of the inventory."""
 
@@ -99,6 +122,10 @@ class HostEntry(_Section):
     port: int = Field(22, ge=1, le=65535, description="SSH port")
     user: str | None = Field(
         None, description="SSH user for this host (default: inventory.ssh_user)"
+    )
+    groups: list[GroupName] = Field(
+        default_factory=list,
+        description="Host groups (pyinfra groups too); controls.groups switches controls per group",
     )
     public_ipv4: ipaddress.IPv4Address | None = Field(
         None,
@@ -360,8 +387,16 @@ class FleetSettings(BaseSettings):
     gcp: GcpSettings = Field(default_factory=GcpSettings)
     storage: ObjectStorageSettings = Field(default_factory=ObjectStorageSettings)
     artifacts: ArtifactSettings = Field(default_factory=ArtifactSettings)
+    controls: ControlSwitches = Field(default_factory=ControlSwitches)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    def switched_control_ids(self) -> set[str]:
+        """Every control id the switches name (checked against the catalogue by the caller)."""
+        ids = set(self.controls.disabled)
+        for group in self.controls.groups.values():
+            ids |= set(group.disabled)
+        return ids
 
     def local_path(self, path: Path) -> Path:
         """A path from the settings file, on the operator's machine: relative to the inventory."""

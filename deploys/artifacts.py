@@ -6,7 +6,6 @@
 For operators who put their own nginx in front of the object store (settings ``[artifacts]``).
 """
 
-from cci_harden.catalogue import ARTIFACT_SERVER
-from cci_harden.deploy import apply_controls
+from cci_harden.apply.deploy import apply_profile
 
-apply_controls(ARTIFACT_SERVER)
+apply_profile("artifacts")

@@ -6,7 +6,6 @@
 ``deploys/nomad.py`` applies the same controls as part of a Nomad client.
 """
 
-from cci_harden.catalogue import BASELINE
-from cci_harden.deploy import apply_controls
+from cci_harden.apply.deploy import apply_profile
 
-apply_controls(BASELINE)
+apply_profile("baseline")

@@ -6,7 +6,6 @@ Every operation belongs to a control of the catalogue (its id is in the operatio
 ``cci-harden verify inventories/prod`` checks the same controls.
 """
 
-from cci_harden.catalogue import CATALOGUE
-from cci_harden.deploy import apply_controls
+from cci_harden.apply.deploy import apply_profile
 
-apply_controls(CATALOGUE)
+apply_profile("nomad")

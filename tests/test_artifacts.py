@@ -304,10 +304,14 @@ def test_the_on_host_check_refuses_a_broken_site_and_accepts_the_rendered_one(te
     """The validator managed_file runs before the rename: real nginx, the staged file alone."""
     import shlex
 
-    from cci_harden import catalogue
-    from cci_harden.hostinfo import STAND_IN
+    from cci_harden import controls as catalogue
+    from cci_harden.model.hostinfo import STAND_IN
 
-    (site,) = catalogue.by_id("CCI-ART-01").files(testbed.settings, STAND_IN)
+    (site,) = (
+        r
+        for r in catalogue.by_id("CCI-ART-01").resources(testbed.settings, STAND_IN)
+        if r.kind == "file" and r.present
+    )
     broken = site.content.replace("server_tokens off;", "server_tokens off; no_such_directive 1;")
     for name, text, expected in (("good", site.content, 0), ("broken", broken, 1)):
         staged = f"/tmp/cci-site-{name}.conf"

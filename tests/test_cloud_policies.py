@@ -250,14 +250,14 @@ def test_render_iam_gcp_writes_a_custom_role_and_its_binding(example, tmp_path):
 
 
 def test_render_seccomp_is_the_profile_the_deploy_installs(example, tmp_path):
-    from cci_harden import catalogue
-    from cci_harden.hostinfo import STAND_IN
+    from cci_harden import controls as catalogue
+    from cci_harden.model.hostinfo import STAND_IN
 
     proc = run_cli("render", "seccomp")
     assert proc.returncode == 0
     installed = {
         f.path: f.content
-        for f in catalogue.by_id("CCI-DKR-03").files(load_settings(example), STAND_IN)
+        for f in catalogue.by_id("CCI-DKR-03").resources(load_settings(example), STAND_IN)
     }
     assert proc.stdout == installed[PROFILE_PATH] == seccomp_profile().content
     target = tmp_path / "profile.json"

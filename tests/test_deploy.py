@@ -7,9 +7,9 @@ import subprocess
 import pytest
 import testinfra
 
-from cci_harden import catalogue
-from cci_harden.catalogue.apt import APT_PROXY_FILE
-from cci_harden.catalogue.model import Status
+from cci_harden import controls as catalogue
+from cci_harden.controls.apt import APT_PROXY_FILE
+from cci_harden.model.control import Status
 from cci_harden.verify.runner import verify_inventory
 
 from .conftest import changed_hosts, pyinfra_json, run_cli, ssh

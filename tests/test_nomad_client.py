@@ -12,8 +12,8 @@ from pathlib import Path
 import hcl2
 import pytest
 
-from cci_harden.catalogue.nomad import CONFIG, KEY_FILE, TLS_DIR
-from cci_harden.nomad_release import BINARY, RECORD
+from cci_harden.controls.nomad import CONFIG, KEY_FILE, TLS_DIR
+from cci_harden.apply.release import BINARY, RECORD
 from cci_harden.seccomp import PROFILE_PATH
 from cci_harden.testbed import release
 from cci_harden.testbed.layout import Layout
@@ -293,8 +293,8 @@ def test_secret_key_never_reaches_the_output_of_a_verbose_diff_run(deployed):
 
 def test_restricted_egress_ruleset_is_accepted_by_nft_on_a_host(deployed):
     """network.restrict_egress renders an output chain that nftables itself accepts."""
-    from cci_harden.catalogue.network import ingress_nft
-    from cci_harden.hostinfo import HostInfo
+    from cci_harden.controls.network import ingress_nft
+    from cci_harden.model.hostinfo import HostInfo
 
     inventory, _ = deployed
     settings = inventory.settings.model_copy(

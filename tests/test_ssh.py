@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from cci_harden.catalogue.ssh import DROPIN
+from cci_harden.controls.ssh import DROPIN
 
 from .conftest import BIN, pyinfra_json, run_cli, run_pyinfra, ssh
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from xml.etree import ElementTree as ET
 
-from ..catalogue import by_id
-from ..catalogue.model import Status
+from ..controls import by_id
+from ..model.control import Status
 from .results import VerifyRun
 
 _MARK = {

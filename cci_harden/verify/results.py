@@ -12,10 +12,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .. import __version__
-from ..catalogue.model import Outcome, Status
 from ..errors import CciHardenError
+from ..model.control import Outcome, Status
+from ..model.waivers import Waiver
 from .runner import HostReport
-from .waivers import Waiver
 
 REPORT_FORMAT = 1
 
@@ -79,7 +79,12 @@ def build_run(
             cell = Cell(report.host, outcome)
             if outcome.status is Status.FAIL:
                 waiver = next(
-                    (w for w in waivers if w.covers(outcome.control_id, report.host)), None
+                    (
+                        w
+                        for w in waivers
+                        if w.covers(outcome.control_id, report.host) and w.accepts(outcome)
+                    ),
+                    None,
                 )
                 if waiver is not None and not waiver.expired(today):
                     cell.outcome = replace(outcome, status=Status.WAIVED)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-from ..firewall import FIREWALL_DIR, STATE_DIR, parse_state, state_command
+from ..model.control import Control, Source
+from ..model.firewall_state import FIREWALL_DIR, STATE_DIR
+from ..model.kinds import Listeners, ManagedFile, NftTable, Package, Service
 from ..render import render
-from .model import Control, DesiredFile, Finding, Probe, Source
-from .probes import package_probe, package_version, service_findings, service_probe
 
 LOADER = "/usr/local/sbin/cci-harden-firewall"
 FIREWALL_UNIT_NAME = "cci-harden-firewall"
@@ -109,9 +109,9 @@ def ingress_nft(settings, info) -> str:
     )
 
 
-def table_file(stem: str, text: str) -> DesiredFile:
+def table_file(stem: str, text: str) -> ManagedFile:
     """One table's file: checked by nft before it goes live, loaded again when it changes."""
-    return DesiredFile(
+    return ManagedFile(
         f"{FIREWALL_DIR}/{stem}.nft",
         text,
         mode=0o600,
@@ -122,7 +122,7 @@ def table_file(stem: str, text: str) -> DesiredFile:
 
 def _loader_files(control_id: str):
     return [
-        DesiredFile(
+        ManagedFile(
             LOADER,
             render(
                 "firewall/cci-harden-firewall.j2",
@@ -132,7 +132,7 @@ def _loader_files(control_id: str):
             ),
             mode=0o755,
         ),
-        DesiredFile(
+        ManagedFile(
             FIREWALL_UNIT,
             render("firewall/cci-harden-firewall.service.j2", control_id, loader=LOADER),
             daemon_reload=True,
@@ -140,49 +140,14 @@ def _loader_files(control_id: str):
     ]
 
 
-def _ingress_files(settings, info):
+def _ingress_resources(settings, info):
     return [
-        *_loader_files("CCI-NET-01"),
+        Package("nftables"),
+        *_loader_files("CCI-NET-01, CCI-NET-02"),
         table_file("ingress", ingress_nft(settings, info)),
+        Service(FIREWALL_UNIT_NAME),
+        NftTable("ingress", FIREWALL_UNIT_NAME),
     ]
-
-
-def _firewall_apply(settings, info):
-    from pyinfra import host
-
-    from ..firewall import FirewallDrift
-    from .model import Applied
-
-    drifted = host.get_fact(FirewallDrift, stems=["ingress", "jobs"]) or []
-    return Applied(drifted={FIREWALL_UNIT_NAME: bool(drifted)})
-
-
-def loaded_probe(stem: str) -> Probe:
-    return Probe(f"nft:{stem}", state_command(stem))
-
-
-def loaded_findings(stem: str, snapshot) -> list[Finding]:
-    state = parse_state(snapshot.probe(f"nft:{stem}").output.splitlines())
-    table = f"nftables table inet cci_{stem}"
-    if not state.present:
-        return [Finding(table, "loaded in the kernel", "absent")]
-    findings = []
-    if not state.from_current_file:
-        findings.append(Finding(table, f"loaded from the current {stem}.nft", "an older file"))
-    if state.changed_at_runtime:
-        findings.append(Finding(table, "rules as loaded", "changed at runtime"))
-    return findings
-
-
-def _ingress_check(settings, info, snapshot) -> list[Finding]:
-    findings = []
-    if package_version("nftables", snapshot) is None:
-        findings.append(Finding("nftables package", "installed", "not installed"))
-    return (
-        findings
-        + service_findings(FIREWALL_UNIT_NAME, snapshot)
-        + loaded_findings("ingress", snapshot)
-    )
 
 
 INGRESS = Control(
@@ -200,12 +165,7 @@ INGRESS = Control(
     "with what was loaded, so a rule deleted at runtime is drift. With "
     "network.restrict_egress the host's own egress is limited to the seed's tables (22/2376 "
     "to VM subnets, 4647 to servers, 22/80/443 to the VCS) plus DNS, NTP and egress_cidrs.",
-    files=_ingress_files,
-    packages=lambda settings: ["nftables"],
-    services=(FIREWALL_UNIT_NAME,),
-    apply=_firewall_apply,
-    probes=(package_probe("nftables"), service_probe(FIREWALL_UNIT_NAME), loaded_probe("ingress")),
-    check=_ingress_check,
+    resources=_ingress_resources,
     circleci_impact="Docker's published ports and job traffic take the forward path, untouched "
     "here; only the host's own services are filtered.",
     tags=("network",),
@@ -227,9 +187,13 @@ def jobs_nft(settings, info) -> str:
     )
 
 
-def _jobs_files(settings, info):
+def _jobs_resources(settings, info):
     return [
+        Package("nftables"),
+        *_loader_files("CCI-NET-01, CCI-NET-02"),
         table_file("jobs", jobs_nft(settings, info)),
+        Service(FIREWALL_UNIT_NAME),
+        NftTable("jobs", FIREWALL_UNIT_NAME),
     ]
 
 
@@ -244,11 +208,7 @@ JOBS = Control(
     rationale="CircleCI inserts these rules into DOCKER-USER once at boot, where a reboot loses "
     "them. Here they sit in a forward-hook table of our own, ahead of Docker's chains, loaded by "
     "the firewall service at every boot and unaffected by Docker restarts.",
-    files=_jobs_files,
-    packages=lambda settings: ["nftables"],
-    services=(FIREWALL_UNIT_NAME,),
-    probes=(loaded_probe("jobs"),),
-    check=lambda settings, info, snapshot: loaded_findings("jobs", snapshot),
+    resources=_jobs_resources,
     circleci_impact="Only traffic entering from job bridges is matched; CircleCI's "
     "ci-privileged network and the host itself keep the metadata service.",
     tags=("network",),
@@ -265,9 +225,9 @@ def public_ipv4(settings, info) -> str:
     return info.primary_ipv4
 
 
-def _public_files(settings, info):
+def _public_resources(settings, info):
     address = public_ipv4(settings, info)
-    return [DesiredFile(PUBLIC_IPV4, f"{address}\n")] if address else []
+    return [ManagedFile(PUBLIC_IPV4, f"{address}\n")] if address else []
 
 
 PUBLIC_ADDRESS = Control(
@@ -276,7 +236,7 @@ PUBLIC_ADDRESS = Control(
     sources=(Source("circleci", "nomad-startup: /etc/circleci/public-ipv4"),),
     rationale="Taken from the inventory (hosts[].public_ipv4) or the host's first global IPv4 "
     "address, never from the cloud metadata service, which job containers are blocked from.",
-    files=_public_files,
+    resources=_public_resources,
     tags=("network",),
 )
 
@@ -285,10 +245,8 @@ CONTROLS = (JOBS, INGRESS, PUBLIC_ADDRESS)
 
 # -- listeners -----------------------------------------------------------------------------------
 
-LISTENERS_PROBE = Probe("listeners", "ss -Hlntup 2>/dev/null || ss -Hlntu")
 
-
-def _allowed(settings) -> list[tuple[str, int, int]]:
+def allowed_listeners(settings) -> tuple[tuple[str, int, int], ...]:
     allowed = [("tcp", 22, 22)]
     if settings.network.nomad_http_api:
         allowed.append(("tcp", 4646, 4646))
@@ -296,51 +254,7 @@ def _allowed(settings) -> list[tuple[str, int, int]]:
         proto, _, ports = entry.partition("/")
         first, _, last = ports.partition("-")
         allowed.append((proto, int(first), int(last or first)))
-    return allowed
-
-
-def parse_listeners(output: str) -> list[tuple[str, str, int, str]]:
-    """(proto, address, port, process) for each listening socket in ``ss -Hlntup`` output."""
-    found = []
-    for line in output.splitlines():
-        fields = line.split()
-        if len(fields) < 5:
-            continue
-        proto, local = fields[0], fields[4]
-        address, _, port = local.rpartition(":")
-        if not port.isdigit():
-            continue
-        process = ""
-        if len(fields) > 6 and 'users:(("' in fields[6]:
-            process = fields[6].split('"')[1]
-        found.append((proto, address.strip("[]").split("%")[0], int(port), process))
-    return found
-
-
-def _is_loopback(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False  # "*" and "0.0.0.0"-style wildcards are every address
-
-
-def _listeners_check(settings, info, snapshot) -> list[Finding]:
-    allowed = _allowed(settings)
-    findings = []
-    for proto, address, port, process in parse_listeners(snapshot.probe("listeners").output):
-        if _is_loopback(address):
-            continue
-        if any(proto == p and first <= port <= last for p, first, last in allowed):
-            continue
-        who = f" ({process})" if process else ""
-        findings.append(
-            Finding(
-                f"{proto} {address}:{port}{who}",
-                "no listener (not in network.allowed_listeners)",
-                "listening",
-            )
-        )
-    return findings
+    return tuple(allowed)
 
 
 LISTENERS = Control(
@@ -353,8 +267,7 @@ LISTENERS = Control(
     rationale="The firewall drops what is not allowed, but a listener that should not exist is "
     "drift in its own right. Check-only: the deploy never stops a process it does not know; "
     "the operator removes it or adds it to network.allowed_listeners with a reason.",
-    probes=(LISTENERS_PROBE,),
-    check=_listeners_check,
+    resources=lambda settings, info: [Listeners(allowed_listeners(settings))],
     tags=("network",),
 )
 

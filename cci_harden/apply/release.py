@@ -10,50 +10,15 @@ as it was and says why.
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass
 
-from pyinfra import host
-from pyinfra.api import FactBase, StringCommand, operation
+from pyinfra.api import StringCommand, operation
 
-from .render import render
+from ..model.kinds.runtime import NOMAD_BINARY, NOMAD_KEY_PATH, NOMAD_RECORD
+from ..render import render
 
-BINARY = "/usr/local/bin/nomad"
-RECORD = "/var/lib/cci-harden/nomad-release"
-KEY_PATH = "/etc/cci-harden/keys/nomad-release.asc"
-
-
-@dataclass(frozen=True)
-class InstalledRelease:
-    version: str
-    binary_sha256: str  # as recorded at install time
-    actual_sha256: str  # of the binary on disk now
-
-    @property
-    def intact(self) -> bool:
-        return bool(self.binary_sha256) and self.binary_sha256 == self.actual_sha256
-
-
-RECORD_COMMAND = (
-    f"cat {RECORD} 2>/dev/null; "
-    f'echo "actual_sha256=$(sha256sum < {BINARY} 2>/dev/null | cut -c1-64)"'
-)
-
-
-def parse_record(lines: list[str]) -> InstalledRelease:
-    values = dict(line.split("=", 1) for line in lines if "=" in line)
-    return InstalledRelease(
-        values.get("version", ""), values.get("binary_sha256", ""), values.get("actual_sha256", "")
-    )
-
-
-class NomadRelease(FactBase):
-    """The Nomad release cci-harden installed, and whether the binary is still that one."""
-
-    def command(self) -> str:
-        return RECORD_COMMAND
-
-    def process(self, output) -> InstalledRelease:
-        return parse_record(list(output))
+BINARY = NOMAD_BINARY
+RECORD = NOMAD_RECORD
+KEY_PATH = NOMAD_KEY_PATH
 
 
 def install_script(base_url: str, version: str, arch: str, fingerprint: str) -> str:
@@ -74,7 +39,7 @@ def install_script(base_url: str, version: str, arch: str, fingerprint: str) -> 
 @operation()
 def release(base_url: str, version: str, arch: str, fingerprint: str):
     """
-    Install Nomad ``version`` from a release directory, verified, unless it is already there.
+    Install Nomad ``version`` from a release directory, verified (emitted only when it is not).
 
     + base_url: directory holding ``VERSION/nomad_VERSION_*`` (HashiCorp's layout)
     + version: exact version
@@ -88,8 +53,4 @@ def release(base_url: str, version: str, arch: str, fingerprint: str):
         release(name="Install Nomad", base_url="https://mirror.internal/nomad",
                 version="1.6.3", arch="amd64", fingerprint="798A...E701")
     """
-    installed = host.get_fact(NomadRelease)
-    if installed.version == version and installed.intact:
-        host.noop(f"Nomad {version} is installed and unchanged")
-        return
     yield StringCommand(install_script(base_url, version, arch, fingerprint))

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 
+from ..model.control import Control, Source
+from ..model.kinds import DockerRuntime, ManagedFile, Mode, Package, Service
 from ..seccomp import PROFILE_PATH, render_profile
-from .model import Control, DesiredFile, Finding, Probe, Source
-from .probes import package_probe, package_version, service_findings, service_probe
 
 DAEMON_JSON = "/etc/docker/daemon.json"
 DOCKER_KEYRING = "/etc/apt/keyrings/docker.asc"
@@ -26,69 +26,45 @@ VALIDATE_DAEMON_JSON = (
 )
 
 
-def engine_packages(settings) -> list[str]:
+def engine_packages(settings) -> list[Package]:
     docker = settings.docker
     if docker.install_source == "docker.io":
-        return ["docker.io"]
-    return [f"docker-ce={docker.version}", f"docker-ce-cli={docker.version}", "containerd.io"]
+        return [Package("docker.io"), Package("containerd"), Package("runc")]
+    return [
+        Package("docker-ce", docker.version, fresh_lists=True),
+        Package("docker-ce-cli", docker.version, fresh_lists=True),
+        Package("containerd.io", fresh_lists=True),
+    ]
 
 
-def _engine_files(settings, info):
+def _engine_resources(settings, info):
+    """The repository files (docker-ce) before the packages, the service after everything."""
+    engine = [*engine_packages(settings), Service("docker")]
     docker = settings.docker
     if docker.install_source != "docker-ce":
-        return []
+        return engine
     from ..materials import load_signing_key
 
     key = load_signing_key("docker", settings, docker.gpg_key_file, docker.gpg_fingerprint)
     suite = docker.distribution_codename or info.codename
     repo = str(docker.repo_url).rstrip("/")
     return [
-        DesiredFile(DOCKER_KEYRING, key.armored),
-        DesiredFile(
+        ManagedFile(DOCKER_KEYRING, key.armored),
+        ManagedFile(
             DOCKER_SOURCES,
             "# Managed by cci-harden (CCI-DKR-01): Docker's repository, signed by the pinned key "
             f"{key.fingerprint}\n"
             f"Types: deb\nURIs: {repo}\nSuites: {suite}\nComponents: stable\n"
             f"Architectures: {info.arch}\nSigned-By: {DOCKER_KEYRING}\n",
         ),
-        DesiredFile(
+        ManagedFile(
             DOCKER_PIN,
             "# Managed by cci-harden (CCI-DKR-01): the engine version is pinned, not floating.\n"
             f"Package: docker-ce docker-ce-cli\nPin: version {docker.version}\n"
             "Pin-Priority: 1001\n",
         ),
+        *engine,
     ]
-
-
-def _distribution_engine(settings) -> list[str]:
-    """Packages installed before the files: only the distribution's, needing no new repository."""
-    return engine_packages(settings) if settings.docker.install_source == "docker.io" else []
-
-
-def _engine_apply(settings, info):
-    from ..deploy import ensure_packages
-    from .model import Applied
-
-    if settings.docker.install_source != "docker-ce":
-        return None
-    # after the repository, key and pin files above are in place
-    installed = ensure_packages("CCI-DKR-01", engine_packages(settings), fresh_lists=True)
-    return Applied(started={"docker": installed})
-
-
-def _engine_check(settings, info, snapshot) -> list[Finding]:
-    findings = []
-    if settings.docker.install_source == "docker.io":
-        if package_version("docker.io", snapshot) is None:
-            findings.append(Finding("docker.io package", "installed", "not installed"))
-    else:
-        for package in ("docker-ce", "docker-ce-cli"):
-            version = package_version(package, snapshot)
-            if version != settings.docker.version:
-                findings.append(
-                    Finding(f"{package} version", settings.docker.version, version or "absent")
-                )
-    return findings + service_findings("docker", snapshot)
 
 
 ENGINE = Control(
@@ -101,17 +77,7 @@ ENGINE = Control(
     rationale="docker-ce comes from Docker's repository with its key pinned by fingerprint and "
     "an apt pin on the exact version, so an unattended upgrade cannot move it; docker.io is the "
     "distribution's package, for hosts that track Debian's security updates instead.",
-    files=_engine_files,
-    packages=_distribution_engine,
-    apply=_engine_apply,
-    services=("docker",),
-    probes=(
-        package_probe("docker.io"),
-        package_probe("docker-ce"),
-        package_probe("docker-ce-cli"),
-        service_probe("docker"),
-    ),
-    check=_engine_check,
+    resources=_engine_resources,
     tags=("docker",),
 )
 
@@ -147,35 +113,14 @@ def daemon_config(settings) -> dict:
     return config
 
 
-def _daemon_files(settings, info):
+def _daemon_resources(settings, info):
     text = json.dumps(daemon_config(settings), indent=2) + "\n"
     return [
-        DesiredFile(
+        ManagedFile(
             DAEMON_JSON, text, validate=VALIDATE_DAEMON_JSON, reload=("docker",), mode=0o644
-        )
+        ),
+        DockerRuntime(PROFILE_PATH),
     ]
-
-
-EFFECTIVE_PROBE = (
-    "docker info --format "
-    "'{{json .SecurityOptions}}|{{.LiveRestoreEnabled}}|{{.DockerRootDir}}' 2>&1"
-)
-
-
-def _daemon_check(settings, info, snapshot) -> list[Finding]:
-    """What the running dockerd actually uses, not only what the file says."""
-    result = snapshot.probe("docker-effective")
-    if result.rc != 0:
-        return [Finding("dockerd", "answers docker info", result.output.strip()[:120])]
-    options, live_restore, root_dir = (result.output.strip().split("|") + ["", "", ""])[:3]
-    findings = []
-    if f"profile={PROFILE_PATH}" not in options:
-        findings.append(Finding("dockerd seccomp", f"profile={PROFILE_PATH}", options))
-    if "name=userns" not in options:
-        findings.append(Finding("dockerd userns-remap", "active", "not active"))
-    if live_restore != "true":
-        findings.append(Finding("dockerd live-restore", "true", live_restore))
-    return findings
 
 
 DAEMON = Control(
@@ -189,12 +134,7 @@ DAEMON = Control(
     rationale="Rendered from settings as JSON, validated on the host before it replaces the "
     "old file; dockerd restarts only when the file changed. The check reads `docker info`, so a "
     "daemon still running an old configuration is drift too.",
-    files=_daemon_files,
-    probes=(
-        package_probe("docker.io"),
-        Probe("docker-effective", EFFECTIVE_PROBE),
-    ),
-    check=_daemon_check,
+    resources=_daemon_resources,
     circleci_impact="no-new-privileges stays false: sudo and setuid binaries in job images must "
     "work. icc is off only on the default bridge; a job's containers share a network namespace. "
     "userns-remap is what CircleCI itself sets.",
@@ -202,8 +142,8 @@ DAEMON = Control(
 )
 
 
-def _seccomp_files(settings, info):
-    return [DesiredFile(PROFILE_PATH, render_profile(), reload=("docker",))]
+def _seccomp_resources(settings, info):
+    return [ManagedFile(PROFILE_PATH, render_profile(), reload=("docker",))]
 
 
 SECCOMP = Control(
@@ -215,10 +155,41 @@ SECCOMP = Control(
     ),
     rationale="Docker's default profile, vendored at a known version, with exactly the seed's "
     "rule appended; `cci-harden render seccomp` writes the same bytes for use elsewhere.",
-    files=_seccomp_files,
+    resources=_seccomp_resources,
     circleci_impact="Jobs may create user namespaces (rootless tools, buildkit), as on CircleCI "
     "cloud; everything else Docker's default profile blocks stays blocked.",
     tags=("docker",),
 )
 
-CONTROLS = (SECCOMP, DAEMON, ENGINE)
+# (path, most permissive mode, owner, group, CIS Docker Benchmark items): files Docker's packages
+# and daemon create. A path this host lacks (docker-ce vs docker.io) is skipped.
+DOCKER_FILE_MODES: tuple[tuple[str, int, str, str, str], ...] = (
+    ("/lib/systemd/system/docker.service", 0o644, "root", "root", "3.1, 3.2"),
+    ("/lib/systemd/system/docker.socket", 0o644, "root", "root", "3.3, 3.4"),
+    ("/etc/docker", 0o755, "root", "root", "3.5, 3.6"),
+    ("/run/docker.sock", 0o660, "root", "docker", "3.15, 3.16"),
+    ("/etc/default/docker", 0o644, "root", "root", "3.19, 3.20"),
+    ("/run/containerd/containerd.sock", 0o660, "root", "root", "3.23, 3.24"),
+    ("/etc/containerd", 0o755, "root", "root", "toolkit: containerd's configuration"),
+    ("/etc/containerd/config.toml", 0o644, "root", "root", "toolkit: containerd's configuration"),
+)
+
+
+def _file_modes(settings, info):
+    return [Mode(path, mode, user, group) for path, mode, user, group, _ in DOCKER_FILE_MODES]
+
+
+FILE_MODES = Control(
+    id="CCI-DKR-04",
+    title="Docker's own files and sockets: owner and mode (CIS Docker section 3)",
+    sources=(Source("cis-docker", "3.1-3.6, 3.15-3.20, 3.23-3.24"),),
+    rationale="Whoever can write docker.service, daemon.json or /etc/docker changes how every "
+    "job container runs; whoever can open docker.sock is root. Each path is checked for its "
+    "owner and for no permission beyond the benchmark's; the deploy removes only the extra bits.",
+    resources=_file_modes,
+    circleci_impact="docker.sock stays root:docker 0660: CircleCI's agent runs as root through "
+    "raw_exec and needs no group membership.",
+    tags=("docker",),
+)
+
+CONTROLS = (SECCOMP, DAEMON, ENGINE, FILE_MODES)

@@ -9,7 +9,10 @@ Kept as data beside the inventory (``inventories/NAME.waivers.toml``)::
     owner = "platform-team@example.com"
     expires = 2026-12-31
 
+    resources = ["service:apt-daily-upgrade.timer"]   # optional: only these resources
+
 A waived failure is reported as waived and does not fail the run; an expired waiver fails it.
+The deploy reads the same file and leaves a waived deviation in place until the waiver expires.
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ class Waiver(BaseModel):
     justification: str = Field(min_length=10)
     owner: str = Field(min_length=3)
     expires: dt.date
+    # Resource ids or globs (``file:/etc/x``, ``package:*``) when only part of the control is
+    # accepted; empty: the whole control.
+    resources: list[str] = Field(default_factory=list)
 
     @field_validator("justification")
     @classmethod
@@ -47,6 +53,17 @@ class Waiver(BaseModel):
     def covers(self, control_id: str, host: str) -> bool:
         return self.control == control_id and any(fnmatch.fnmatch(host, p) for p in self.hosts)
 
+    def accepts(self, outcome) -> bool:
+        """Whether every finding of ``outcome`` is on a resource this waiver names (any, when
+        it names none)."""
+        if not self.resources:
+            return True
+        return all(
+            any(fnmatch.fnmatch(f.resource, pattern) for pattern in self.resources)
+            for f in outcome.findings
+            if f.verifiable
+        )
+
     def expired(self, today: dt.date) -> bool:
         return today > self.expires
 
@@ -57,6 +74,7 @@ class Waiver(BaseModel):
             "justification": self.justification,
             "owner": self.owner,
             "expires": self.expires.isoformat(),
+            "resources": self.resources,
         }
 
 

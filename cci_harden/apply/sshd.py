@@ -15,16 +15,16 @@ import time
 import paramiko
 from pyinfra import host
 from pyinfra.api import FunctionCommand, StringCommand, operation
-from pyinfra.facts.files import File
 
-from .catalogue.model import DesiredFile
-from .operations import in_place_fixes, staged_upload
+from ..model.kinds.files import ManagedFile
+from .operations import argv, in_place_fixes, staged_upload
 
 RELOAD = "systemctl reload-or-restart ssh 2>/dev/null || systemctl reload-or-restart sshd"
 
 
 def restore_commands(path: str) -> str:
-    previous, absent = f"{path}.cci-previous", f"{path}.cci-absent"
+    previous, absent = shlex.quote(f"{path}.cci-previous"), shlex.quote(f"{path}.cci-absent")
+    path = shlex.quote(path)
     return (
         f"if [ -f {absent} ]; then rm -f {path} {absent}; "
         f"elif [ -f {previous} ]; then mv -f {previous} {path}; fi; {RELOAD}"
@@ -95,7 +95,7 @@ def _guard(state, host, path: str, login: dict) -> None:
             "ssh settings (allow_users, allow_groups, host_key_types) against how the deploy "
             "logs in."
         ) from None
-    host.run_shell_command(StringCommand("rm", "-f", f"{path}.cci-previous"), _sudo=sudo)
+    host.run_shell_command(argv("rm", "-f", f"{path}.cci-previous"), _sudo=sudo)
 
 
 def login_parameters(timeout: int) -> dict:
@@ -111,37 +111,40 @@ def login_parameters(timeout: int) -> dict:
 
 
 @operation()
-def guarded_config(desired: DesiredFile, login_timeout: int = 20):
+def guarded_config(desired: ManagedFile, current=None, login_timeout: int = 20):
     """
     Install an sshd drop-in only if ``sshd -t`` accepts it and a fresh login still works.
 
     + desired: the drop-in (``/etc/ssh/sshd_config.d/...``)
+    + current: its state in the host's snapshot (None: missing)
     + login_timeout: seconds to wait for the fresh login
 
     **Example:**
 
     .. code:: python
 
-        guarded_config(name="[CCI-SSH-01] sshd", desired=DesiredFile(
+        guarded_config(name="[CCI-SSH-01] sshd", desired=ManagedFile(
             "/etc/ssh/sshd_config.d/00-cci-harden.conf", text, mode=0o600))
     """
     path = desired.path
-    fixes = in_place_fixes(desired, host.get_fact(File, path=path))
+    fixes = in_place_fixes(desired, current)
     if fixes is not None:
         yield from fixes
         return
     staged = f"{path}.cci-new"
     yield from staged_upload(desired, staged)
     previous, absent = f"{path}.cci-previous", f"{path}.cci-absent"
+    q_path, q_previous, q_absent = (shlex.quote(p) for p in (path, previous, absent))
     keep_old = (
-        f"if [ -f {path} ]; then cp -p {path} {previous}; rm -f {absent}; else touch {absent}; fi"
+        f"if [ -f {q_path} ]; then cp -p {q_path} {q_previous}; rm -f {q_absent}; "
+        f"else touch {q_absent}; fi"
     )
     yield StringCommand(keep_old)
-    yield StringCommand("mv", "-f", staged, path)
+    yield argv("mv", "-f", staged, path)
     refusal = shlex.quote(f"cci-harden: refusing {path}: sshd -t rejects the configuration")
     yield StringCommand(
         f"if ! sshd -t; then {restore_commands(path)}; echo {refusal} >&2; exit 1; fi"
     )
     yield StringCommand(RELOAD)
     yield FunctionCommand(_guard, (path, login_parameters(login_timeout)), {})
-    yield StringCommand("rm", "-f", absent)
+    yield argv("rm", "-f", absent)

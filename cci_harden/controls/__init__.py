@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from ..model.control import Control, Finding, Outcome, Source, Status
+from ..model.plan import LIFECYCLE
 from . import apt, artifacts, baseline, docker, network, nomad, ssh
-from .model import Control, DesiredFile, Finding, Outcome, Probe, Source, Status
 
 # Deploy order: what a later control needs (a package, a directory, the binary its validator
 # runs) comes from an earlier one. Capacity is first, so a host that cannot serve is left untouched.
@@ -35,7 +36,12 @@ for _profile in PROFILES.values():
     assert len({c.id for c in _profile}) == len(_profile), "a profile lists a control twice"
     for _control in _profile:
         assert _BY_ID.setdefault(_control.id, _control) is _control, f"{_control.id} is not unique"
+_BY_ID[LIFECYCLE.id] = LIFECYCLE  # every profile's deploy ends with it (model.plan)
 ALL_CONTROLS: tuple[Control, ...] = tuple(_BY_ID.values())
+
+
+def known_control_ids() -> set[str]:
+    return set(_BY_ID)
 
 
 def by_id(control_id: str) -> Control:
@@ -59,12 +65,12 @@ __all__ = [
     "CATALOGUE",
     "PROFILES",
     "Control",
-    "DesiredFile",
     "Finding",
+    "LIFECYCLE",
     "Outcome",
-    "Probe",
     "Source",
     "Status",
     "by_id",
+    "known_control_ids",
     "select",
 ]

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pyinfra.api import FactBase
-
 # One value per line, in the order HostInfo.parse reads them.
 COMMAND = "; ".join(
     [
@@ -85,13 +83,3 @@ STAND_IN = HostInfo(
     nameservers=("192.0.2.53",),
     primary_ipv4="192.0.2.1",
 )
-
-
-class HostInfoFact(FactBase):
-    """CPUs, memory (MB), distribution, clock, resolvers and address, in one command."""
-
-    def command(self) -> str:
-        return COMMAND
-
-    def process(self, output) -> HostInfo:
-        return HostInfo.parse(list(output))

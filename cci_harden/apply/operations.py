@@ -15,45 +15,40 @@ from io import StringIO
 
 from pyinfra import host, logger, state
 from pyinfra.api import FileUploadCommand, StringCommand, operation
-from pyinfra.facts.files import File, FileContents, Sha256File
+from pyinfra.api.command import QuoteString
+from pyinfra.facts.files import FileContents
 
-from .catalogue.model import DesiredFile
-
-
-def _owner_mode_differ(remote: dict, desired: DesiredFile) -> bool:
-    return (
-        int(str(remote.get("mode")), 8) != desired.mode
-        or remote.get("user") != desired.user
-        or remote.get("group") != desired.group
-    )
+from ..model.kinds.files import FileState, ManagedFile
 
 
-def in_place_fixes(desired: DesiredFile, remote: dict | None) -> list | None:
+def argv(*args: str) -> StringCommand:
+    """A command whose every argument is quoted for the shell."""
+    return StringCommand(*(QuoteString(str(a)) for a in args))
+
+
+def in_place_fixes(desired: ManagedFile, current) -> list | None:
     """Commands that make the file on the host right without rewriting it.
 
-    ``None`` when its content must be rewritten; ``[]`` (after logging a no-op) when it is as
-    desired; else the chown/chmod that only owner or mode need.
+    ``current`` is the file's state from the host's snapshot. ``None`` when its content must be
+    rewritten; else the chown/chmod that only owner or mode need.
     """
-    if not remote or host.get_fact(Sha256File, path=desired.path) != desired.sha256:
+    if not isinstance(current, FileState) or current.sha256 != desired.sha256:
         return None
-    if not _owner_mode_differ(remote, desired):
-        host.noop(f"{desired.path} is as desired")
-        return []
     return [
-        StringCommand("chown", f"{desired.user}:{desired.group}", desired.path),
-        StringCommand("chmod", f"{desired.mode:o}", desired.path),
+        argv("chown", f"{desired.user}:{desired.group}", desired.path),
+        argv("chmod", f"{desired.mode:o}", desired.path),
     ]
 
 
-def staged_upload(desired: DesiredFile, staged: str) -> list:
+def staged_upload(desired: ManagedFile, staged: str) -> list:
     """Commands that put ``desired`` at ``staged`` with its owner and mode, ready to move."""
     directory = posixpath.dirname(desired.path)
     if desired.dir_mode is not None:
-        make_dir = StringCommand(
+        make_dir = argv(
             "install", "-d", "-o", "root", "-g", "root", "-m", f"{desired.dir_mode:o}", directory
         )
     else:
-        make_dir = StringCommand("mkdir", "-p", directory)
+        make_dir = argv("mkdir", "-p", directory)
     # A secret is uploaded inside its own (root-only) directory, never via a shared /tmp.
     upload_temp = (
         posixpath.join(directory, f".{posixpath.basename(desired.path)}.cci-upload")
@@ -63,17 +58,18 @@ def staged_upload(desired: DesiredFile, staged: str) -> list:
     return [
         make_dir,
         FileUploadCommand(StringIO(desired.content), staged, remote_temp_filename=upload_temp),
-        StringCommand("chown", f"{desired.user}:{desired.group}", staged),
-        StringCommand("chmod", f"{desired.mode:o}", staged),
+        argv("chown", f"{desired.user}:{desired.group}", staged),
+        argv("chmod", f"{desired.mode:o}", staged),
     ]
 
 
 @operation()
-def managed_file(desired: DesiredFile):
+def managed_file(desired: ManagedFile, current=None):
     """
     Write ``desired`` atomically, validating it first when it names a validator.
 
-    + desired: the :class:`~cci_harden.catalogue.model.DesiredFile` to write
+    + desired: the :class:`~cci_harden.model.kinds.ManagedFile` to write
+    + current: its state in the host's snapshot (None: missing)
 
     **Example:**
 
@@ -81,18 +77,18 @@ def managed_file(desired: DesiredFile):
 
         managed_file(
             name="[CCI-SSH-01] sshd configuration",
-            desired=DesiredFile("/etc/ssh/sshd_config", text, mode=0o600,
+            desired=ManagedFile("/etc/ssh/sshd_config", text, mode=0o600,
                                 validate="sshd -t -f {path}"),
+            current=None,
         )
     """
-    remote = host.get_fact(File, path=desired.path)
-    fixes = in_place_fixes(desired, remote)
+    fixes = in_place_fixes(desired, current)
     if fixes is not None:
         yield from fixes
         return
 
     if state.config.DIFF:
-        _log_diff(desired, bool(remote))
+        _log_diff(desired, current is not None)
 
     staged = f"{desired.path}.cci-new"
     yield from staged_upload(desired, staged)
@@ -102,10 +98,10 @@ def managed_file(desired: DesiredFile):
         yield StringCommand(
             f"if ! {check}; then rm -f {shlex.quote(staged)}; echo {refusal} >&2; exit 1; fi"
         )
-    yield StringCommand("mv", "-f", staged, desired.path)
+    yield argv("mv", "-f", staged, desired.path)
 
 
-def _log_diff(desired: DesiredFile, exists: bool) -> None:
+def _log_diff(desired: ManagedFile, exists: bool) -> None:
     verb = "modify" if exists else "create"
     if desired.secret:
         host.log(f"Will {verb} {desired.path} (secret: contents not shown)", logger.info)
@@ -133,3 +129,35 @@ def refuse(reason: str):
     """
     message = shlex.quote(f"cci-harden: refusing host {host.name}: {reason}")
     yield StringCommand(f"echo {message} >&2; exit 1")
+
+
+@operation()
+def remove_path(path: str):
+    """
+    Remove a file or link the toolkit manages (never a directory).
+
+    + path: absolute path of the file
+
+    **Example:**
+
+    .. code:: python
+
+        remove_path(name="[CCI-TK-01] remove /etc/x", path="/etc/x")
+    """
+    yield argv("rm", "-f", "--", path)
+
+
+@operation()
+def shell_quoted(command: list[str]):
+    """
+    Run one command given as an argument list, each argument quoted for the shell.
+
+    + command: the command and its arguments
+
+    **Example:**
+
+    .. code:: python
+
+        shell_quoted(name="chmod", command=["chmod", "u-s", "/usr/bin/chfn"])
+    """
+    yield argv(*command)

@@ -9,8 +9,9 @@ docs/ssh-audit.md and asserted by the tests); everything else it flags on a stoc
 
 from __future__ import annotations
 
+from ..model.control import Control, Source
+from ..model.kinds import ManagedFile, SshdEffective
 from ..render import render
-from .model import Control, DesiredFile, Finding, Probe, Source
 
 DROPIN = "/etc/ssh/sshd_config.d/00-cci-harden.conf"
 KEX = ["sntrup761x25519-sha512@openssh.com", "curve25519-sha256", "curve25519-sha256@libssh.org"]
@@ -76,11 +77,12 @@ def sshd_dropin(settings) -> str:
     )
 
 
-def _files(settings, info):
+def _resources(settings, info):
     return [
-        DesiredFile(DROPIN, sshd_dropin(settings), mode=0o600, via="sshd"),
-        DesiredFile("/etc/issue", BANNER),
-        DesiredFile("/etc/issue.net", BANNER),
+        ManagedFile(DROPIN, sshd_dropin(settings), mode=0o600, guard="sshd"),
+        ManagedFile("/etc/issue", BANNER),
+        ManagedFile("/etc/issue.net", BANNER),
+        SshdEffective(tuple(effective(settings).items())),
     ]
 
 
@@ -109,21 +111,6 @@ def effective(settings) -> dict[str, str]:
     }
 
 
-def _check(settings, info, snapshot) -> list[Finding]:
-    result = snapshot.probe("sshd-effective")
-    if result.rc != 0:
-        return [Finding("sshd -T", "exit 0", result.output.strip()[-160:])]
-    found = {}
-    for line in result.output.splitlines():
-        key, _, value = line.partition(" ")
-        found.setdefault(key, value)
-    findings = []
-    for key, wanted in effective(settings).items():
-        if found.get(key) != wanted:
-            findings.append(Finding(f"sshd {key}", wanted, found.get(key, "unset")))
-    return findings
-
-
 SSH = Control(
     id="CCI-SSH-01",
     title="sshd: keys only, modern algorithms, small limits, no forwarding, verbose logs",
@@ -136,9 +123,7 @@ SSH = Control(
     "credentials must succeed or the old configuration comes back and the host fails "
     "(existing sessions survive the reload). Verify reads `sshd -T`, the effective "
     "configuration, so another file overriding these is drift too.",
-    files=_files,
-    probes=(Probe("sshd-effective", "sshd -T 2>&1"),),
-    check=_check,
+    resources=_resources,
     circleci_impact="Rerun-with-SSH sessions go to job containers (ports 64535-65535), not to "
     "this sshd, so they are unaffected.",
     tags=("baseline", "ssh"),

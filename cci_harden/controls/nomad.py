@@ -9,26 +9,22 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from ..hostinfo import STAND_IN
 from ..materials import load_signing_key, load_tls, tls_configured
-from ..nomad_release import (
-    BINARY,
-    KEY_PATH,
-    RECORD,
-    RECORD_COMMAND,
-    InstalledRelease,
-    parse_record,
+from ..model.control import Control, Source
+from ..model.hostinfo import STAND_IN
+from ..model.kinds import (
+    CertificateExpiry,
+    Directory,
+    HostSize,
+    ManagedFile,
+    NomadHealth,
+    NomadRelease,
+    Package,
+    Service,
 )
+from ..model.kinds.runtime import NOMAD_BINARY as BINARY
+from ..model.kinds.runtime import NOMAD_KEY_PATH as KEY_PATH
 from ..render import render
-from .model import Applied, Control, DesiredFile, Finding, Probe, Source
-from .probes import (
-    directory_findings,
-    directory_probe,
-    package_probe,
-    package_version,
-    service_findings,
-    service_probe,
-)
 
 CONFIG_DIR = "/etc/nomad.d"
 CONFIG = f"{CONFIG_DIR}/client.hcl"
@@ -83,21 +79,8 @@ def job_capacity(settings, info) -> str:
     )
 
 
-def _capacity_apply(settings, info):
-    from pyinfra import host
-
-    from ..operations import refuse
-
-    problem = capacity_problem(settings, info)
-    if problem:
-        refuse(name="[CCI-NMD-01] host size fits a Nomad client", reason=problem)
-    else:
-        host.noop(f"[CCI-NMD-01] {job_capacity(settings, info)}")
-
-
-def _capacity_check(settings, info, snapshot) -> list[Finding]:
-    problem = capacity_problem(settings, info)
-    return [Finding("host size", "fits the reservation plus one job", problem)] if problem else []
+def _capacity_resources(settings, info):
+    return [HostSize(capacity_problem(settings, info), job_capacity(settings, info))]
 
 
 CAPACITY = Control(
@@ -107,8 +90,7 @@ CAPACITY = Control(
     rationale="Checked before anything is installed: a host too small for the reservation plus "
     "one job, or above the maximum CircleCI supports without asking, is refused and left "
     "untouched while the other hosts go on. The deploy log reports each host's job capacity.",
-    apply=_capacity_apply,
-    check=_capacity_check,
+    resources=_capacity_resources,
     tags=("nomad",),
 )
 
@@ -116,69 +98,32 @@ CAPACITY = Control(
 # -- binary --------------------------------------------------------------------------------------
 
 
-def _install_files(settings, info):
+def _install_resources(settings, info):
     nomad = settings.nomad
     key = load_signing_key("nomad", settings, nomad.gpg_key_file, nomad.gpg_fingerprint)
     if nomad.install_source != "hashicorp-apt":
-        return [DesiredFile(KEY_PATH, key.armored)]
+        return [
+            *(Package(name) for name in ("curl", "unzip", "gpgv", "ca-certificates")),
+            ManagedFile(KEY_PATH, key.armored),
+            NomadRelease(nomad.version, str(nomad.release_url), info.arch, nomad.gpg_fingerprint),
+        ]
     return [
-        DesiredFile(HASHICORP_KEYRING, key.armored),
-        DesiredFile(
+        ManagedFile(HASHICORP_KEYRING, key.armored),
+        ManagedFile(
             HASHICORP_SOURCES,
             "# Managed by cci-harden (CCI-NMD-02): HashiCorp's repository, signed by the pinned "
             f"key {key.fingerprint}\nTypes: deb\nURIs: {str(nomad.release_url).rstrip('/')}\n"
             f"Suites: {info.codename}\nComponents: main\nArchitectures: {info.arch}\n"
             f"Signed-By: {HASHICORP_KEYRING}\n",
         ),
-        DesiredFile(
+        ManagedFile(
             HASHICORP_PIN,
             "# Managed by cci-harden (CCI-NMD-02): Nomad's version is pinned, not floating.\n"
             f"Package: nomad\nPin: version {nomad.version}-*\nPin-Priority: 1001\n",
         ),
+        # the deploy installs and verify expects the same exact package version
+        Package("nomad", f"{nomad.version}-1", fresh_lists=True, reload=("nomad",)),
     ]
-
-
-def _install_apply(settings, info) -> Applied:
-    from ..deploy import ensure_packages
-    from ..nomad_release import release
-
-    nomad = settings.nomad
-    if nomad.install_source == "hashicorp-apt":
-        ops = ensure_packages("CCI-NMD-02", [f"nomad={nomad.version}-1"], fresh_lists=True)
-        return Applied(restart_on={"nomad": ops})
-    op = release(
-        name=f"[CCI-NMD-02] Nomad {nomad.version}: signature, checksum, install",
-        base_url=str(nomad.release_url),
-        version=nomad.version,
-        arch=info.arch,
-        fingerprint=nomad.gpg_fingerprint,
-    )
-    return Applied(restart_on={"nomad": [op]})
-
-
-RELEASE_PROBE = Probe("nomad-release", RECORD_COMMAND)
-
-
-def _install_check(settings, info, snapshot) -> list[Finding]:
-    nomad = settings.nomad
-    if nomad.install_source == "hashicorp-apt":
-        version = package_version("nomad", snapshot)
-        if not version or not version.startswith(f"{nomad.version}-"):
-            return [Finding("nomad package", f"{nomad.version}-*", version or "absent")]
-        return []
-    installed: InstalledRelease = parse_record(snapshot.probe("nomad-release").output.splitlines())
-    findings = []
-    if installed.version != nomad.version:
-        findings.append(Finding(f"{RECORD} version", nomad.version, installed.version or "none"))
-    if not installed.intact:
-        findings.append(
-            Finding(
-                BINARY,
-                "the binary whose checksum was verified at install",
-                "missing" if not installed.actual_sha256 else "a different binary",
-            )
-        )
-    return findings
 
 
 INSTALL = Control(
@@ -192,15 +137,7 @@ INSTALL = Control(
     "from a release zip, HashiCorp's or an internal mirror's, checked with gpgv against the "
     "pinned key and then against SHA256SUMS before the binary is replaced. A bad signature or a "
     "tampered archive installs nothing. Verify re-checks the binary's checksum.",
-    files=_install_files,
-    packages=lambda settings: (
-        []
-        if settings.nomad.install_source == "hashicorp-apt"
-        else ["curl", "unzip", "gpgv", "ca-certificates"]
-    ),
-    apply=_install_apply,
-    probes=(RELEASE_PROBE, package_probe("nomad")),
-    check=_install_check,
+    resources=_install_resources,
     tags=("nomad",),
 )
 
@@ -208,14 +145,15 @@ INSTALL = Control(
 # -- mTLS material -------------------------------------------------------------------------------
 
 
-def _tls_files(settings, info):
+def _tls_resources(settings, info):
     material = load_tls(settings)
     if material is None:
         return []
     return [
-        DesiredFile(CA_FILE, material.ca_pem, 0o644, reload=("nomad",), dir_mode=0o700),
-        DesiredFile(CERT_FILE, material.cert_pem, 0o644, reload=("nomad",), dir_mode=0o700),
-        DesiredFile(
+        Directory(TLS_DIR, 0o700),
+        ManagedFile(CA_FILE, material.ca_pem, 0o644, reload=("nomad",), dir_mode=0o700),
+        ManagedFile(CERT_FILE, material.cert_pem, 0o644, reload=("nomad",), dir_mode=0o700),
+        ManagedFile(
             KEY_FILE,
             material.key_pem.get_secret_value(),
             mode=0o600,
@@ -223,31 +161,8 @@ def _tls_files(settings, info):
             reload=("nomad",),
             dir_mode=0o700,
         ),
+        CertificateExpiry(CERT_FILE, material.not_after, settings.nomad.tls.expiry_margin_days),
     ]
-
-
-def _tls_apply(settings, info):
-    from pyinfra.operations import files
-
-    files.directory(
-        name=f"[CCI-NMD-03] {TLS_DIR} root-only",
-        path=TLS_DIR,
-        user="root",
-        group="root",
-        mode="0700",
-    )
-
-
-def _tls_check(settings, info, snapshot) -> list[Finding]:
-    findings = directory_findings(TLS_DIR, 0o700, snapshot)
-    material = load_tls(settings)
-    if material is not None:
-        from datetime import UTC, datetime
-
-        days = (material.not_after - datetime.now(UTC)).days
-        if days < settings.nomad.tls.expiry_margin_days:
-            findings.append(Finding(f"{CERT_FILE} expiry", "beyond the margin", f"{days} days"))
-    return findings
 
 
 TLS = Control(
@@ -260,10 +175,7 @@ TLS = Control(
     rationale="Checked on the operator's machine before any host is touched: the key must match "
     "the certificate, the CA must have signed it, and it must not expire within "
     "nomad.tls.expiry_margin_days. The key never appears in a diff, a log or a report.",
-    files=_tls_files,
-    apply=_tls_apply,
-    probes=(directory_probe(TLS_DIR),),
-    check=_tls_check,
+    resources=_tls_resources,
     applies=tls_configured,
     tags=("nomad", "tls"),
 )
@@ -327,28 +239,17 @@ def _check_hcl(text: str) -> None:
         raise ValueError("rendered client.hcl lacks client.enabled or client.reserved")
 
 
-def _config_files(settings, info):
+def _config_resources(settings, info):
     return [
-        DesiredFile(
+        Directory(str(settings.nomad.data_dir), 0o700),
+        ManagedFile(
             CONFIG,
             client_hcl(settings, info),
             mode=0o640,
             validate=f"{binary(settings)} config validate {{path}} >/dev/null",
             reload=("nomad",),
-        )
+        ),
     ]
-
-
-def _config_apply(settings, info):
-    from pyinfra.operations import files
-
-    files.directory(
-        name=f"[CCI-NMD-04] {settings.nomad.data_dir} root-only",
-        path=str(settings.nomad.data_dir),
-        user="root",
-        group="root",
-        mode="0700",
-    )
 
 
 CONFIG_CONTROL = Control(
@@ -362,12 +263,7 @@ CONFIG_CONTROL = Control(
     "`nomad config validate` on the host before it replaces the old file. client.reserved "
     "carries the seed's reservation (CircleCI's own HCL omits it), cores x the host's clock in "
     "MHz. The HTTP API stays on loopback unless network.nomad_http_api is set.",
-    files=_config_files,
-    apply=_config_apply,
-    probes=lambda settings: (directory_probe(str(settings.nomad.data_dir)),),
-    check=lambda settings, info, snapshot: directory_findings(
-        str(settings.nomad.data_dir), 0o700, snapshot
-    ),
+    resources=_config_resources,
     circleci_impact="raw_exec stays enabled: CircleCI's build agent runs through it.",
     tags=("nomad",),
 )
@@ -383,10 +279,10 @@ def agent_environment(settings) -> list[tuple[str, str]]:
     return env
 
 
-def _service_files(settings, info):
+def _service_resources(settings, info):
     env = agent_environment(settings)
     return [
-        DesiredFile(
+        ManagedFile(
             UNIT,
             render(
                 "nomad/nomad.service.j2",
@@ -398,7 +294,8 @@ def _service_files(settings, info):
             daemon_reload=True,
             reload=("nomad",),
         ),
-        DesiredFile(PROFILE, render("nomad/profile.sh.j2", "CCI-NMD-05", environment=env)),
+        ManagedFile(PROFILE, render("nomad/profile.sh.j2", "CCI-NMD-05", environment=env)),
+        Service("nomad"),
     ]
 
 
@@ -410,38 +307,9 @@ SERVICE = Control(
     "limit; 64k open files; kept out of the OOM killer's way so a runaway job cannot take the "
     "agent down. Restarted by the deploy only when its binary, unit, configuration or TLS "
     "material changed.",
-    files=_service_files,
-    services=("nomad",),
-    probes=(service_probe("nomad"),),
-    check=lambda settings, info, snapshot: service_findings("nomad", snapshot),
+    resources=_service_resources,
     tags=("nomad",),
 )
-
-
-def _agent_probe() -> Probe:
-    return Probe(
-        "nomad-agent",
-        "for b in /usr/local/bin/nomad /usr/bin/nomad; do [ -x $b ] && { $b version | head -n1; "
-        "break; }; done; command -v curl >/dev/null && "
-        "curl -s -m 3 'http://127.0.0.1:4646/v1/agent/health?type=client'",
-    )
-
-
-def _agent_check(settings, info, snapshot) -> list[Finding]:
-    output = snapshot.probe("nomad-agent").output
-    first = output.splitlines()[0] if output else ""
-    if "stand-in" in first:
-        return [
-            Finding(
-                "Nomad agent health",
-                "client ok on the local API",
-                "not verifiable here: the installed binary is the test bed's stand-in",
-                verifiable=False,
-            )
-        ]
-    if '"ok":true' not in output.replace(" ", ""):
-        return [Finding("Nomad agent health", "client ok on the local API", output[-160:] or "")]
-    return []
 
 
 AGENT = Control(
@@ -450,8 +318,7 @@ AGENT = Control(
     sources=(Source("seed", "002 Nomad Clients: clients must reach the control plane"),),
     rationale="The only check that needs a real, running Nomad: on a host with the test bed's "
     "stand-in binary it is reported as not verifiable, never as passed.",
-    probes=(_agent_probe(),),
-    check=_agent_check,
+    resources=lambda settings, info: [NomadHealth()],
     testbed="not verifiable (no real Nomad)",
     tags=("nomad",),
 )

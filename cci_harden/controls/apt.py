@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from .model import Control, DesiredFile, Source
+from ..model.control import Control, Source
+from ..model.kinds import ManagedFile
 
 APT_PROXY_FILE = "/etc/apt/apt.conf.d/80cci-harden-proxy"
 
 
-def _proxy_files(settings, info):
+def _proxy_resources(settings, info):
     proxy = str(settings.apt.proxy).rstrip("/")
     return [
-        DesiredFile(
+        ManagedFile(
             APT_PROXY_FILE,
             "// Managed by cci-harden (CCI-APT-01): apt fetches through the fleet's proxy.\n"
             f'Acquire::http::Proxy "{proxy}";\n'
@@ -27,7 +28,7 @@ APT_PROXY = Control(
     sources=(Source("toolkit", "air-gapped installs: an internal apt proxy"),),
     rationale="Hosts without a route to the internet install packages through the operator's "
     "apt-cacher-ng or mirror; the proxy is a setting, never a host name in code.",
-    files=_proxy_files,
+    resources=_proxy_resources,
     applies=lambda settings: settings.apt.proxy is not None,
     tags=("baseline", "apt"),
 )

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pyinfra.api import FactBase
-
 FIREWALL_DIR = "/etc/cci-harden/firewall"
 STATE_DIR = "/var/lib/cci-harden/firewall"
 
@@ -44,26 +42,3 @@ def parse_state(lines: list[str]) -> TableState:
         from_current_file=record_head == f"loaded {config_sha}",
         changed_at_runtime=live_sha != recorded_sha,
     )
-
-
-class FirewallDrift(FactBase):
-    """Names of the loaded tables whose live rules differ from what was loaded."""
-
-    def command(self, stems: list[str]) -> str:
-        return "; ".join(f"echo @@{stem}; {state_command(stem)}" for stem in stems)
-
-    def process(self, output) -> list[str]:
-        blocks: dict[str, list[str]] = {}
-        current = None
-        for line in output:
-            if line.startswith("@@"):
-                current = line[2:].strip()
-                blocks[current] = []
-            elif current is not None:
-                blocks[current].append(line)
-        drifted = []
-        for stem, lines in blocks.items():
-            state = parse_state(lines)
-            if state.present and state.changed_at_runtime:
-                drifted.append(stem)
-        return drifted

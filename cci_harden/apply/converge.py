@@ -1,0 +1,289 @@
+"""How the deploy makes each resource kind so: pyinfra operations, one function per kind.
+
+Called only for a resource whose comparison with the host's snapshot found something (or, for
+audit rules, whose rules file changes in this run). What a change means for a service is recorded
+in :class:`Run` and acted on once, at the end, after every file the service reads is in place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import singledispatch
+
+from pyinfra import host
+from pyinfra.operations import apt, files, server, systemd
+
+from ..model.hostinfo import HostInfo
+from ..model.kinds import (
+    AuditRules,
+    Directory,
+    DockerRuntime,
+    HostSize,
+    ManagedFile,
+    Manifest,
+    Mode,
+    NftTable,
+    NomadRelease,
+    NoSetuid,
+    Package,
+    Service,
+    Sysctl,
+    SystemAccounts,
+)
+from ..model.kinds.system import ConfigLine
+from ..model.resource import Resource
+from .operations import managed_file, refuse, remove_path, shell_quoted
+from .release import release
+from .sshd import guarded_config
+
+
+@dataclass
+class Run:
+    """What one host's deploy has done so far, for the decisions that depend on it."""
+
+    settings: object
+    info: HostInfo
+    control_id: str = ""
+    restarts: dict[str, str] = field(default_factory=dict)  # unit -> why
+    changed_paths: set[str] = field(default_factory=set)
+    lists_refreshed: bool = False
+    repos_changed: bool = False  # an apt source, key or pin changed since the last refresh
+    login_timeout: int = 20
+
+    def tag(self, text: str) -> str:
+        return f"[{self.control_id}] {text}"
+
+
+@singledispatch
+def converge(resource: Resource, state, run: Run) -> None:
+    host.log(run.tag(f"{resource.id} cannot be repaired by the deploy: see the verify report"))
+
+
+@converge.register
+def _file(resource: ManagedFile, state, run: Run) -> None:
+    run.changed_paths.add(resource.path)
+    if resource.path.startswith("/etc/apt/"):
+        run.repos_changed = True
+    if not resource.present:
+        remove_path(name=run.tag(f"{resource.path} absent"), path=resource.path)
+    elif resource.guard == "sshd":
+        guarded_config(
+            name=run.tag(f"{resource.path} (sshd -t, reload, fresh login)"),
+            desired=resource,
+            current=state,
+            login_timeout=run.login_timeout,
+        )
+    else:
+        managed_file(name=run.tag(resource.path), desired=resource, current=state)
+    for unit in resource.reload:
+        run.restarts.setdefault(unit, f"{resource.path} changed")
+    if resource.daemon_reload:
+        systemd.daemon_reload(name=run.tag(f"reload systemd ({resource.path} changed)"))
+
+
+@converge.register
+def _directory(resource: Directory, state, run: Run) -> None:
+    files.directory(
+        name=run.tag(f"{resource.path} {resource.mode:04o} {resource.user}:{resource.group}"),
+        path=resource.path,
+        user=resource.user,
+        group=resource.group,
+        mode=f"{resource.mode:o}",
+    )
+
+
+@converge.register
+def _mode(resource: Mode, state, run: Run) -> None:
+    if state is None:
+        return  # required and missing: whatever creates it is another resource's job
+    shell_quoted(
+        name=run.tag(f"{resource.path} at most {resource.max_mode:04o}"),
+        command=["chmod", f"{resource.target_mode(state):o}", resource.path],
+    )
+    shell_quoted(
+        name=run.tag(f"{resource.path} owned by {resource.user}:{resource.group}"),
+        command=["chown", f"{resource.user}:{resource.group}", resource.path],
+    )
+
+
+@converge.register
+def _setuid(resource: NoSetuid, state, run: Run) -> None:
+    shell_quoted(
+        name=run.tag(f"no setuid/setgid bit on {resource.path}"),
+        command=["chmod", "u-s,g-s", resource.path],
+    )
+
+
+def install_packages(packages: list[Package], run: Run) -> None:
+    """One apt transaction for a control's missing packages; lists refreshed only when needed
+    (once per run, and again after a repository this run changed), bounded and retried."""
+    if not run.lists_refreshed or (run.repos_changed and any(p.fresh_lists for p in packages)):
+        run.lists_refreshed, run.repos_changed = True, False
+        server.shell(
+            name=run.tag("refresh apt package lists"),
+            commands=["timeout 90 apt-get update -q -o Acquire::Retries=3"],
+            _retries=2,
+            _retry_delay=5,
+        )
+    apt.packages(
+        name=run.tag(f"install {', '.join(p.spec for p in packages)}"),
+        packages=[p.spec for p in packages],
+        no_recommends=True,
+    )
+    for package in packages:
+        for unit in package.reload:
+            run.restarts.setdefault(unit, f"package {package.name} changed")
+
+
+def remove_packages(names: list[str], run: Run, why: str = "") -> None:
+    apt.packages(name=run.tag(f"remove {', '.join(names)}{why}"), packages=names, present=False)
+
+
+@converge.register
+def _package(resource: Package, state, run: Run) -> None:
+    if resource.present:
+        install_packages([resource], run)
+    else:
+        remove_packages([resource.name], run)
+
+
+@converge.register
+def _service(resource: Service, state, run: Run) -> None:
+    """Services are settled at the end (see ``settle_services``); nothing to do in place."""
+
+
+@converge.register
+def _sysctl(resource: Sysctl, state, run: Run) -> None:
+    for path, value in resource.overriding(state):
+        # Another file wins at boot: its line is kept as a comment saying why.
+        files.line(
+            name=run.tag(f"{resource.name} no longer overridden by {path} ({value})"),
+            path=path,
+            line=rf"^[[:space:]]*-\{{0,1\}}{resource.name.replace('.', '[.]')}[[:space:]]*=.*$",
+            replace=f"# disabled by cci-harden ({run.control_id}, see {resource.file}): "
+            f"{resource.name} = {value}",
+        )
+    if state.access == "rw" and state.runtime != resource.value:
+        server.sysctl(
+            name=run.tag(f"{resource.name} = {resource.value} now"),
+            key=resource.name,
+            value=int(resource.value) if resource.value.lstrip("-").isdigit() else resource.value,
+        )
+
+
+@converge.register
+def _config_line(resource: ConfigLine, state, run: Run) -> None:
+    files.line(
+        name=run.tag(f"{resource.path} {resource.name} {resource.value}"),
+        path=resource.path,
+        # POSIX basic regex: pyinfra's grep and sed both read it the same way
+        line=rf"^#*{resource.name}[[:space:]]\{{1,\}}[^[:space:]]\{{1,\}}[[:space:]]*$",
+        replace=f"{resource.name}\t{resource.value}",
+    )
+
+
+@converge.register
+def _accounts(resource: SystemAccounts, state, run: Run) -> None:
+    for name in resource.with_shell(state):
+        shell_quoted(
+            name=run.tag(f"system account {name} gets no login shell"),
+            command=["usermod", "-s", resource.shell, name],
+        )
+    for name in resource.unlocked(state):
+        shell_quoted(
+            name=run.tag(f"system account {name}: password locked"),
+            command=["usermod", "-L", name],
+        )
+
+
+@converge.register
+def _audit(resource: AuditRules, state, run: Run) -> None:
+    if run.info.in_container:
+        return  # auditd cannot load rules in a container; the file waits for a real host
+    server.shell(
+        name=run.tag(f"load the audit rules of {resource.rules_file}"),
+        commands=["augenrules --load"],
+    )
+
+
+@converge.register
+def _nft(resource: NftTable, state, run: Run) -> None:
+    run.restarts.setdefault(resource.unit, f"table cci_{resource.stem} drifted")
+
+
+@converge.register
+def _docker_runtime(resource: DockerRuntime, state, run: Run) -> None:
+    run.restarts.setdefault("docker", "dockerd runs with another configuration")
+
+
+@converge.register
+def _release(resource: NomadRelease, state, run: Run) -> None:
+    release(
+        name=run.tag(f"Nomad {resource.version}: signature, checksum, install"),
+        base_url=resource.base_url,
+        version=resource.version,
+        arch=resource.arch,
+        fingerprint=resource.fingerprint,
+    )
+    run.restarts.setdefault("nomad", "its binary changed")
+
+
+@converge.register
+def _host_size(resource: HostSize, state, run: Run) -> None:
+    refuse(name=run.tag("host size fits a Nomad client"), reason=resource.problem)
+
+
+@converge.register
+def _manifest(resource: Manifest, state, run: Run) -> None:
+    stale = resource.stale(state)
+    files_gone = [e for e in stale if e.kind == ManagedFile.kind]
+    packages_gone = [e for e in stale if e.kind == Package.kind]
+    for entry in files_gone:
+        remove_path(
+            name=run.tag(f"remove {entry.key} ({entry.control} no longer applies)"), path=entry.key
+        )
+    if packages_gone:
+        names = sorted(e.key for e in packages_gone)
+        controls = ", ".join(sorted({e.control for e in packages_gone}))
+        remove_packages(names, run, f" ({controls} no longer applies)")
+    if resource.needs_write(state):
+        managed_file(
+            name=run.tag(f"{resource.path} (what this deploy manages)"),
+            desired=ManagedFile(resource.path, resource.content(), mode=0o644, dir_mode=0o755),
+            current=None,
+        )
+
+
+def settle_services(services: list[tuple[str, Service, object]], run: Run) -> None:
+    """Per unit, once, after every file: enable/start what should be, restart what changed.
+
+    A restart is ``systemctl restart``, which also starts a unit that is down, so a daemon a
+    package started in this run with its default configuration picks up ours.
+    """
+    declared = {svc.unit: (control_id, svc, state) for control_id, svc, state in services}
+    for unit in list(declared) + [u for u in run.restarts if u not in declared]:
+        control_id, service, state = declared.get(unit, ("", None, None))
+        tag = f"[{control_id}] " if control_id else ""
+        if service is not None and not service.container_ok and run.info.in_container:
+            continue  # it will not run in a container (ConditionVirtualization)
+        if service is not None and service.enabled == "masked":
+            if service.needs_enable(state) or service.needs_start(state):
+                shell_quoted(
+                    name=f"{tag}{unit} masked", command=["systemctl", "mask", "--now", unit]
+                )
+            continue
+        restart = unit in run.restarts and (service is None or service.running is not False)
+        enable = service is not None and service.needs_enable(state)
+        start = service is not None and service.needs_start(state) and not restart
+        if enable or start:
+            systemd.service(
+                name=f"{tag}{unit} {service.describe().split(' ', 2)[-1]}",
+                service=unit,
+                running=service.running if start else None,
+                enabled=None if not enable else service.enabled == "enabled",
+            )
+        if restart:
+            shell_quoted(
+                name=f"{tag}restart {unit} ({run.restarts[unit]})",
+                command=["systemctl", "restart", unit],
+            )

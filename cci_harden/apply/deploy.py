@@ -1,0 +1,130 @@
+"""Apply a profile's controls to the current pyinfra host; called from the files in ``deploys/``.
+
+Settings come from the inventory the host was loaded from (``host.data.cci_inventory``), so the
+deploy and ``cci-harden verify`` read the same file, the same switches and the same waivers. The
+host is gathered once (one remote command, two at most) and an operation is emitted only for a
+resource whose state differs, so a converged host gets none. Services restart once, at the end,
+and only when something they read changed in this run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+from pathlib import Path
+
+from pyinfra import host, logger
+
+from ..controls import PROFILES, known_control_ids
+from ..model.gather import GatherPlan, HostState, first_gather, gather_host
+from ..model.kinds import Package, Service
+from ..model.plan import findings_of, is_waived, waived_resources
+from ..model.waivers import Waiver, load_waivers, waivers_path
+from ..settings import FleetSettings, load_settings
+from .converge import Run, converge, install_packages, settle_services
+from .facts import SnapshotText
+
+
+@lru_cache(maxsize=8)
+def _settings(inventory_path: str) -> FleetSettings:
+    return load_settings(inventory_path)  # checked (switches too) when pyinfra loaded it
+
+
+@lru_cache(maxsize=8)
+def _waivers(inventory_path: str) -> tuple[Waiver, ...]:
+    return tuple(load_waivers(waivers_path(Path(inventory_path)), known_control_ids()))
+
+
+@lru_cache(maxsize=8)
+def _first_gather(inventory_path: str, profile: str) -> GatherPlan:
+    return first_gather(PROFILES[profile], _settings(inventory_path), profile)
+
+
+def inventory_path() -> str:
+    path = host.data.get("cci_inventory")
+    if not path:
+        raise RuntimeError(
+            f"host {host.name} was not loaded from a cci-harden inventory "
+            "(run: pyinfra inventories/NAME deploys/...)"
+        )
+    return path
+
+
+def current_settings() -> FleetSettings:
+    return _settings(inventory_path())
+
+
+def gather_current_host(profile: str) -> HostState:
+    path = inventory_path()
+    return gather_host(
+        lambda script: host.get_fact(SnapshotText, script=script) or "",
+        PROFILES[profile],
+        _settings(path),
+        profile,
+        host.name,
+        _first_gather(path, profile),
+    )
+
+
+def _reacts(resource, current, run: Run, installing: set[str]) -> list[str]:
+    """A reason to converge a resource that matched the snapshot: something this run changes
+    makes it differ (new audit rules to load, a file a package installed now creates)."""
+    if resource.kind == "audit-rules" and resource.rules_file in run.changed_paths:
+        return ["its rules file changes in this run"]
+    if resource.kind == "file" and not resource.present and resource.created_by in installing:
+        return [f"package {resource.created_by} is installed in this run"]
+    if resource.kind == "manifest" and resource.needs_write(current):
+        return ["the list of what this deploy manages changed"]
+    return []
+
+
+def apply_profile(profile: str) -> None:
+    """Converge every resource of the profile's controls that differs on this host."""
+    path = inventory_path()
+    settings = _settings(path)
+    state = gather_current_host(profile)
+    waivers = _waivers(path)
+    today = dt.datetime.now(dt.UTC).date()
+    run = Run(settings, state.info, login_timeout=settings.ssh.login_check_timeout)
+    services: list[tuple[str, Service, object]] = []
+    done: set[str] = set()
+    installing: set[str] = set()
+    plans = state.plans
+    for plan in host.loop(plans):
+        if plan.off:
+            continue
+        run.control_id = plan.control.id
+        accepted = waived_resources(waivers, plan.control.id, host.name, today)
+        missing_packages: list[Package] = []
+        for resource in plan.resources:
+            if resource.id in done:
+                continue  # declared by an earlier control too
+            done.add(resource.id)
+            current = state.snapshot.state(resource)
+            # what this host cannot show (a container's kernel) is not acted on either
+            findings = [
+                f for f in findings_of(resource, state.snapshot, state.info) if f.verifiable
+            ]
+            findings = findings or _reacts(resource, current, run, installing)
+            if findings and is_waived(resource.id, accepted):
+                logger.info(
+                    f"{host.print_prefix}[{plan.control.id}] {resource.id} left as it is: waived"
+                )
+                continue
+            if isinstance(resource, Service):
+                services.append((plan.control.id, resource, current))
+                continue
+            if not findings:
+                continue
+            if isinstance(resource, Package) and resource.present:
+                missing_packages.append(resource)  # one apt transaction per control
+                installing.add(resource.name)
+                continue
+            if missing_packages:
+                install_packages(missing_packages, run)
+                missing_packages = []
+            converge(resource, current, run)
+        if missing_packages:
+            install_packages(missing_packages, run)
+    run.control_id = ""
+    settle_services(services, run)

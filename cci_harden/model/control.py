@@ -1,0 +1,90 @@
+"""What a control is: an id, where it comes from, why, and the resources it manages.
+
+A control is a declaration. Its ``resources`` function turns settings and a host's facts into
+typed resources (files, packages, services, sysctls, ...); the deploy converges exactly those and
+verify compares exactly those, from the same per-host snapshot, so the two cannot disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .hostinfo import HostInfo
+    from .resource import Resource
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a control comes from: a seed section, a CIS id, a dev-sec id, or CircleCI."""
+
+    kind: str  # "seed", "cis-docker", "cis-debian", "dev-sec", "circleci", "toolkit"
+    ref: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.ref}"
+
+
+class Status(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    NOT_VERIFIABLE = "not-verifiable"  # the check needs something this host cannot show
+    NOT_APPLICABLE = "not-applicable"  # the settings turn this control off
+    WAIVED = "waived"  # failed, but a current waiver accepts it
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One difference between what a resource should be and what a host has.
+
+    ``resource`` is the resource's id (``file:/etc/x``), so a report, a waiver and the deploy
+    all name the same thing. ``verifiable=False``: this host cannot answer (a container cannot
+    load audit rules): reported as such, never as passed.
+    """
+
+    what: str
+    expected: str
+    found: str
+    verifiable: bool = True
+    resource: str = ""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    control_id: str
+    status: Status
+    findings: tuple[Finding, ...] = ()
+    note: str = ""
+
+
+Resources = Callable[[Any, "HostInfo"], Sequence["Resource"]]
+
+
+def no_resources(settings: Any, info: HostInfo) -> tuple[Resource, ...]:
+    return ()
+
+
+@dataclass(frozen=True)
+class Control:
+    id: str
+    title: str
+    sources: tuple[Source, ...]
+    rationale: str
+    resources: Resources = no_resources
+    applies: Callable[[Any], bool] = lambda settings: True
+    circleci_impact: str = ""  # how the control keeps CircleCI jobs working, if it touches them
+    testbed: str = "verified"  # what the local test bed can show
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "sources": [str(s) for s in self.sources],
+            "rationale": self.rationale,
+            "circleci_impact": self.circleci_impact,
+            "testbed": self.testbed,
+        }

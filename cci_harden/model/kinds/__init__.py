@@ -1,0 +1,41 @@
+"""Every resource kind; importing this package registers them all."""
+
+from .files import Directory, ManagedFile, Mode, NoSetuid
+from .kernel import AuditRules, Sysctl
+from .network import Listeners, NftTable
+from .runtime import (
+    CertificateExpiry,
+    DockerRuntime,
+    HostSize,
+    Manifest,
+    ManifestEntry,
+    NginxConfig,
+    NomadHealth,
+    NomadRelease,
+    SshdEffective,
+)
+from .system import ConfigLine, Package, Service, SystemAccounts
+
+__all__ = [
+    "AuditRules",
+    "CertificateExpiry",
+    "ConfigLine",
+    "Directory",
+    "DockerRuntime",
+    "HostSize",
+    "Listeners",
+    "ManagedFile",
+    "Manifest",
+    "ManifestEntry",
+    "Mode",
+    "NftTable",
+    "NginxConfig",
+    "NoSetuid",
+    "NomadHealth",
+    "NomadRelease",
+    "Package",
+    "Service",
+    "SshdEffective",
+    "Sysctl",
+    "SystemAccounts",
+]

@@ -1,0 +1,279 @@
+"""File-system kinds: a managed file, a directory, the mode of an existing path, setuid bits."""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..control import Finding
+from ..hostinfo import HostInfo
+from ..resource import Resource
+
+
+def quoted(paths: Sequence[str]) -> str:
+    return " ".join(shlex.quote(p) for p in sorted(set(paths)))
+
+
+@dataclass(frozen=True)
+class PathState:
+    type: str  # stat's %F: "regular file", "directory", "socket", "symbolic link", ...
+    mode: int  # permission bits with setuid/setgid/sticky (stat's %a)
+    user: str
+    group: str
+
+
+def stat_command(paths: Sequence[str]) -> str:
+    """One ``stat`` for every path: ``type|mode|user|group|path``; a missing path prints nothing."""
+    return f"stat -c '%F|%a|%U|%G|%n' -- {quoted(paths)} 2>/dev/null; true"
+
+
+def parse_stat(output: str) -> dict[str, PathState]:
+    found = {}
+    for line in output.splitlines():
+        parts = line.split("|", 4)
+        if len(parts) == 5 and parts[1].isdigit():
+            found[parts[4]] = PathState(parts[0], int(parts[1], 8), parts[2], parts[3])
+    return found
+
+
+def _owner(user: str, group: str) -> str:
+    return f"{user}:{group}"
+
+
+@dataclass(frozen=True)
+class FileState:
+    mode: int
+    user: str
+    group: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ManagedFile(Resource):
+    """A file whose bytes, mode and owner the deploy writes (or whose absence it ensures).
+
+    ``validate`` runs on the staged copy before it replaces the old file; ``reload`` names the
+    units that restart when it changes; ``guard="sshd"`` writes it through the lockout guard.
+    """
+
+    kind = "file"
+    removable = True
+
+    path: str
+    content: str = ""
+    mode: int = 0o644
+    user: str = "root"
+    group: str = "root"
+    secret: bool = False  # never shown in a diff, a log line or a report
+    validate: str | None = None  # shell command, "{path}" is the staged file; must exit 0
+    reload: tuple[str, ...] = ()  # systemd units to restart when the file changes
+    daemon_reload: bool = False  # a systemd unit file: reload systemd when it changes
+    dir_mode: int | None = None  # the parent directory's mode, set before the file is written
+    guard: str = ""  # "sshd": written by the lockout-guarded sshd operation
+    present: bool = True
+    # absent files only: the package that creates it, so a run that installs the package
+    # removes the file in the same run (the snapshot predates the install)
+    created_by: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.path
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content.encode()).hexdigest()
+
+    def describe(self) -> str:
+        if not self.present:
+            return f"file {self.path} absent"
+        return f"file {self.path} {self.mode:04o} {_owner(self.user, self.group)}"
+
+    @classmethod
+    def gather(cls, resources: Sequence[ManagedFile]) -> str:
+        # Two processes for every file at once; a missing file is absent from both. ``stat``
+        # does not follow links, so a link where a file belongs is reported, not read through.
+        paths = [r.path for r in resources]
+        return (
+            f"{stat_command(paths)}\necho @@sha256\nsha256sum -- {quoted(paths)} 2>/dev/null; true"
+        )
+
+    @classmethod
+    def parse(cls, output: str, resources: Sequence[ManagedFile]) -> dict[str, object]:
+        stats, _, sums = output.partition("@@sha256\n")
+        digests = {}
+        for line in sums.splitlines():
+            digest, _, path = line.partition("  ")
+            digests[path] = digest
+        states: dict[str, object] = {}
+        for path, state in parse_stat(stats).items():
+            if state.type == "regular file" or state.type == "regular empty file":
+                states[path] = FileState(state.mode, state.user, state.group, digests.get(path, ""))
+            else:
+                states[path] = state  # something else stands where the file belongs
+        return {r.path: states.get(r.path) for r in resources}
+
+    def compare(self, state, info: HostInfo) -> list[Finding]:
+        if not self.present:
+            return [] if state is None else [self.finding(self.path, "absent", "present")]
+        if state is None:
+            return [self.finding(self.path, "present", "missing")]
+        if isinstance(state, PathState):
+            return [self.finding(self.path, "a regular file", state.type)]
+        findings = []
+        if state.sha256 != self.sha256:
+            found = "content differs"
+            if not self.secret:
+                found += f" (sha256 {state.sha256[:12]})"
+            findings.append(self.finding(self.path, "content as rendered from settings", found))
+        if state.mode != self.mode:
+            findings.append(
+                self.finding(f"{self.path} mode", f"{self.mode:04o}", f"{state.mode:04o}")
+            )
+        if (state.user, state.group) != (self.user, self.group):
+            findings.append(
+                self.finding(
+                    f"{self.path} owner",
+                    _owner(self.user, self.group),
+                    _owner(state.user, state.group),
+                )
+            )
+        return findings
+
+
+@dataclass(frozen=True)
+class Directory(Resource):
+    """A directory that exists with exactly this mode and owner."""
+
+    kind = "directory"
+
+    path: str
+    mode: int = 0o755
+    user: str = "root"
+    group: str = "root"
+
+    @property
+    def key(self) -> str:
+        return self.path
+
+    def describe(self) -> str:
+        return f"directory {self.path} {self.mode:04o} {_owner(self.user, self.group)}"
+
+    @classmethod
+    def gather(cls, resources: Sequence[Directory]) -> str:
+        return stat_command([r.path for r in resources])
+
+    @classmethod
+    def parse(cls, output: str, resources: Sequence[Directory]) -> dict[str, PathState | None]:
+        found = parse_stat(output)
+        return {r.path: found.get(r.path) for r in resources}
+
+    def compare(self, state: PathState | None, info: HostInfo) -> list[Finding]:
+        wanted = f"directory {self.mode:04o} {_owner(self.user, self.group)}"
+        if state is None:
+            return [self.finding(self.path, wanted, "missing")]
+        if state.type != "directory":
+            return [self.finding(self.path, wanted, state.type)]
+        findings = []
+        if state.mode != self.mode:
+            findings.append(
+                self.finding(f"{self.path} mode", f"{self.mode:04o}", f"{state.mode:04o}")
+            )
+        if (state.user, state.group) != (self.user, self.group):
+            findings.append(
+                self.finding(
+                    f"{self.path} owner",
+                    _owner(self.user, self.group),
+                    _owner(state.user, state.group),
+                )
+            )
+        return findings
+
+
+@dataclass(frozen=True)
+class Mode(Resource):
+    """The owner and the most permissive mode of a path someone else creates (a package, a
+    daemon): a file, a directory or a socket. Absent is fine unless ``required``."""
+
+    kind = "mode"
+
+    path: str
+    max_mode: int
+    user: str = "root"
+    group: str = "root"
+    required: bool = False
+
+    @property
+    def key(self) -> str:
+        return self.path
+
+    def describe(self) -> str:
+        return f"mode {self.path} at most {self.max_mode:04o} {_owner(self.user, self.group)}"
+
+    @classmethod
+    def gather(cls, resources: Sequence[Mode]) -> str:
+        return stat_command([r.path for r in resources])
+
+    @classmethod
+    def parse(cls, output: str, resources: Sequence[Mode]) -> dict[str, PathState | None]:
+        found = parse_stat(output)
+        return {r.path: found.get(r.path) for r in resources}
+
+    def target_mode(self, state: PathState) -> int:
+        """The mode the deploy sets: the current one without the bits beyond ``max_mode``."""
+        return state.mode & self.max_mode
+
+    def compare(self, state: PathState | None, info: HostInfo) -> list[Finding]:
+        if state is None:
+            return [self.finding(self.path, "present", "missing")] if self.required else []
+        findings = []
+        if state.mode & ~self.max_mode:
+            findings.append(
+                self.finding(
+                    f"{self.path} mode", f"{self.max_mode:04o} or stricter", f"{state.mode:04o}"
+                )
+            )
+        if (state.user, state.group) != (self.user, self.group):
+            findings.append(
+                self.finding(
+                    f"{self.path} owner",
+                    _owner(self.user, self.group),
+                    _owner(state.user, state.group),
+                )
+            )
+        return findings
+
+
+SETUID_BITS = 0o6000
+
+
+@dataclass(frozen=True)
+class NoSetuid(Resource):
+    """A binary that must carry neither the setuid nor the setgid bit (absent is fine)."""
+
+    kind = "setuid"
+
+    path: str
+
+    @property
+    def key(self) -> str:
+        return self.path
+
+    def describe(self) -> str:
+        return f"no setuid/setgid on {self.path}"
+
+    @classmethod
+    def gather(cls, resources: Sequence[NoSetuid]) -> str:
+        return stat_command([r.path for r in resources])
+
+    @classmethod
+    def parse(cls, output: str, resources: Sequence[NoSetuid]) -> dict[str, PathState | None]:
+        found = parse_stat(output)
+        return {r.path: found.get(r.path) for r in resources}
+
+    def compare(self, state: PathState | None, info: HostInfo) -> list[Finding]:
+        if state is None or not state.mode & SETUID_BITS:
+            return []
+        bits = "setuid" if state.mode & 0o4000 else "setgid"
+        return [self.finding(self.path, "no setuid or setgid bit", f"{bits} ({state.mode:04o})")]

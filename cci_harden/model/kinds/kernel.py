@@ -1,0 +1,236 @@
+"""Kernel kinds: a sysctl (persisted, effective, not overridden) and audit rules loaded.
+
+Both need a kernel of their own to be fully shown: in a container, kernel-wide sysctls are
+read-only and auditd cannot load rules, so those parts are reported as not verifiable there.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..control import Finding
+from ..hostinfo import HostInfo
+from ..resource import Resource
+
+# systemd-sysctl's directories, highest priority first: a file name in an earlier directory hides
+# the same name in a later one; files are then applied in file-name order, and the last setting
+# of a key wins. /etc/sysctl.conf (procps) is read after all of them.
+SYSCTL_DIRS = (
+    "/etc/sysctl.d",
+    "/run/sysctl.d",
+    "/usr/local/lib/sysctl.d",
+    "/usr/lib/sysctl.d",
+    "/lib/sysctl.d",
+)
+SYSCTL_CONF = "/etc/sysctl.conf"
+_ASSIGNMENT = r"^[[:space:]]*-?[A-Za-z0-9_./*-]+[[:space:]]*="
+
+
+def proc_path(key: str) -> str:
+    return "/proc/sys/" + key.replace(".", "/")
+
+
+@dataclass(frozen=True)
+class SysctlState:
+    access: str  # "rw", "ro" (a container's kernel-wide key), "absent" (no such key)
+    runtime: str
+    settings: tuple[tuple[str, str], ...]  # (file, value) in the order they are applied
+
+    @property
+    def persisted(self) -> tuple[str, str] | None:
+        """The (file, value) that wins at boot, or None when no file sets the key."""
+        return self.settings[-1] if self.settings else None
+
+
+def _normal(value: str) -> str:
+    return " ".join(value.split())
+
+
+def order_settings(lines: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+    """``path:key = value`` lines (grep -H) -> key -> [(file, value)] in the order applied."""
+    chosen: dict[str, str] = {}  # file name -> the path that provides it
+    entries: dict[str, list[tuple[str, str]]] = {}
+    for line in lines:
+        path, sep, assignment = line.partition(":")
+        if not sep:
+            continue
+        key, sep, value = assignment.partition("=")
+        if not sep:
+            continue
+        key = key.strip().lstrip("-").replace("/", ".")
+        entries.setdefault(path, []).append((key, _normal(value)))
+        name = posixpath.basename(path)
+        if path != SYSCTL_CONF and name not in chosen:
+            chosen[name] = path  # lines arrive in directory priority order
+    ordered = [chosen[name] for name in sorted(chosen)]
+    if SYSCTL_CONF in entries:
+        ordered.append(SYSCTL_CONF)
+    result: dict[str, list[tuple[str, str]]] = {}
+    for path in ordered:
+        for key, value in entries[path]:
+            result.setdefault(key, []).append((path, value))
+    return result
+
+
+@dataclass(frozen=True)
+class Sysctl(Resource):
+    """A kernel parameter: persisted in ``file``, effective now, and not overridden by any other
+    file of the sysctl directories (a later file setting it differently wins at boot)."""
+
+    kind = "sysctl"
+
+    name: str
+    value: str
+    file: str
+
+    @property
+    def key(self) -> str:
+        return self.name
+
+    def describe(self) -> str:
+        return f"sysctl {self.name} = {self.value}"
+
+    @classmethod
+    def gather(cls, resources: Sequence[Sysctl]) -> str:
+        runtime = "; ".join(
+            f"p={shlex.quote(proc_path(r.name))}; if [ -e $p ]; then "
+            f'[ -w $p ] && w=rw || w=ro; echo "{r.name}|$w|$(cat $p)"; '
+            f'else echo "{r.name}|absent|"; fi'
+            for r in resources
+        )
+        pattern = shlex.quote(_ASSIGNMENT)
+        dirs = " ".join(SYSCTL_DIRS)
+        files = (
+            f'for d in {dirs}; do for f in "$d"/*.conf; do [ -f "$f" ] || continue; '
+            f'[ "$(readlink -f "$f")" = {SYSCTL_CONF} ] && continue; '
+            f'grep -HE {pattern} "$f"; done; done; '
+            f"grep -HE {pattern} {SYSCTL_CONF} 2>/dev/null; true"
+        )
+        return f"{runtime}\necho @@files\n{files}"
+
+    @classmethod
+    def parse(cls, output: str, resources: Sequence[Sysctl]) -> dict[str, SysctlState]:
+        runtime_text, _, files_text = output.partition("@@files\n")
+        runtime: dict[str, tuple[str, str]] = {}
+        for line in runtime_text.splitlines():
+            key, _, rest = line.partition("|")
+            access, _, value = rest.partition("|")
+            runtime[key] = (access, _normal(value))
+        persisted = order_settings(files_text.splitlines())
+        return {
+            r.name: SysctlState(
+                *runtime.get(r.name, ("absent", "")), tuple(persisted.get(r.name, ()))
+            )
+            for r in resources
+        }
+
+    def overriding(self, state: SysctlState) -> list[tuple[str, str]]:
+        """Other files whose differing value for this key is applied after ours."""
+        ours = max((i for i, (f, _) in enumerate(state.settings) if f == self.file), default=-1)
+        return [(f, v) for f, v in state.settings[ours + 1 :] if f != self.file and v != self.value]
+
+    def compare(self, state: SysctlState, info: HostInfo) -> list[Finding]:
+        findings = []
+        for path, value in self.overriding(state):
+            findings.append(
+                self.finding(
+                    f"{self.name} at boot",
+                    f"{self.value} (from {self.file})",
+                    f"{value} from {path}",
+                )
+            )
+        if state.access == "absent" or state.runtime == self.value:
+            return findings  # this kernel has no such knob, or it is as desired now
+        writable = state.access == "rw"
+        found = state.runtime if writable else f"{state.runtime} (read-only here: {info.container})"
+        findings.append(self.finding(f"{self.name} now", self.value, found, verifiable=writable))
+        return findings
+
+
+@dataclass(frozen=True)
+class AuditState:
+    present: frozenset[str]  # watched paths that exist on this host
+    loaded: frozenset[str]  # paths of loaded watches (our keys only)
+
+
+def loaded_watch_paths(text: str) -> set[str]:
+    """Paths of loaded watches, as `-w PATH` or as the syscall rule auditctl may list instead."""
+    paths = set()
+    for line in text.splitlines():
+        match = re.search(r"(?:^-w |-F (?:dir|path)=)(\S+)", line)
+        if match:
+            paths.add(match.group(1).rstrip("/"))
+    return paths
+
+
+@dataclass(frozen=True)
+class AuditRules(Resource):
+    """The watches of ``rules_file`` loaded in the kernel, one for every watched path present
+    (the file skips absent ones with ``-i``, docker-ce vs docker.io)."""
+
+    kind = "audit-rules"
+
+    rules_file: str
+    watched: tuple[str, ...]
+    key_prefix: str = "cci-"
+
+    @property
+    def key(self) -> str:
+        return self.rules_file
+
+    def describe(self) -> str:
+        return f"audit watches of {self.rules_file} loaded ({len(self.watched)} paths)"
+
+    @classmethod
+    def gather(cls, resources: Sequence[AuditRules]) -> str:
+        parts = []
+        for r in resources:
+            paths = " ".join(shlex.quote(p) for p in r.watched)
+            prefix = shlex.quote(f"key={r.key_prefix}|-k {r.key_prefix}")
+            parts.append(
+                f"echo {shlex.quote('@@' + r.key)}; "
+                f'for p in {paths}; do [ -e "$p" ] && echo "present $p"; done; '
+                f"auditctl -l 2>/dev/null | grep -E {prefix} | sed 's/^/loaded /'; true"
+            )
+        return "; ".join(parts)
+
+    @classmethod
+    def parse(cls, output: str, resources: Sequence[AuditRules]) -> dict[str, AuditState]:
+        blocks: dict[str, list[str]] = {}
+        current: list[str] = []
+        for line in output.splitlines():
+            if line.startswith("@@"):
+                current = blocks.setdefault(line[2:], [])
+            else:
+                current.append(line)
+        states = {}
+        for r in resources:
+            lines = blocks.get(r.key, [])
+            present = frozenset(ln[8:] for ln in lines if ln.startswith("present "))
+            loaded = "\n".join(ln[7:] for ln in lines if ln.startswith("loaded "))
+            states[r.key] = AuditState(present, frozenset(loaded_watch_paths(loaded)))
+        return states
+
+    def missing(self, state: AuditState) -> list[str]:
+        return sorted(p.rstrip("/") for p in state.present if p.rstrip("/") not in state.loaded)
+
+    def compare(self, state: AuditState, info: HostInfo) -> list[Finding]:
+        if info.in_container:
+            return [
+                self.finding(
+                    "audit rules loaded in the kernel",
+                    f"the rules of {self.rules_file}",
+                    f"not checkable: host is a container ({info.container}): auditd cannot run",
+                    verifiable=False,
+                )
+            ]
+        missing = self.missing(state)
+        if not missing:
+            return []
+        return [
+            self.finding("audit watches loaded", "every watched path present", ", ".join(missing))
+        ]

@@ -1,0 +1,422 @@
+"""Kinds that read what a running program does: sshd's and dockerd's effective settings, the
+installed Nomad release, the agent's health, nginx's configuration test; plus two that need no
+gather at all (the host's size, a certificate's expiry), so their verify half is still a resource.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ..control import Finding
+from ..hostinfo import HostInfo
+from ..resource import Resource
+
+NOMAD_BINARY = "/usr/local/bin/nomad"
+NOMAD_RECORD = "/var/lib/cci-harden/nomad-release"
+NOMAD_KEY_PATH = "/etc/cci-harden/keys/nomad-release.asc"
+
+
+def split_rc(output: str) -> tuple[str, int]:
+    """Output that ends in ``@@rc N`` -> (text, N)."""
+    text, _, rc = output.rpartition("@@rc ")
+    return text, int(rc.strip() or 1) if rc.strip().lstrip("-").isdigit() else 1
+
+
+@dataclass(frozen=True)
+class HostSize(Resource):
+    """The host can hold the coordination reservation plus one job, within CircleCI's maximum.
+
+    ``problem`` is worked out from the host's facts when the control is declared; the deploy
+    refuses the host (and touches nothing on it) when there is one."""
+
+    kind = "host-size"
+    repairable = False
+
+    problem: str | None
+    capacity: str
+
+    @property
+    def key(self) -> str:
+        return "host"
+
+    def describe(self) -> str:
+        return "host size fits the reservation plus one job"
+
+    @classmethod
+    def gather(cls, resources: Sequence[HostSize]) -> str:
+        return "true"  # the host's facts are in every snapshot already
+
+    @classmethod
+    def parse(cls, output: str, resources: Sequence[HostSize]) -> dict[str, None]:
+        return {r.key: None for r in resources}
+
+    def compare(self, state, info: HostInfo) -> list[Finding]:
+        if not self.problem:
+            return []
+        return [self.finding("host size", "fits the reservation plus one job", self.problem)]
+
+
+@dataclass(frozen=True)
+class CertificateExpiry(Resource):
+    """A certificate the deploy installs stays valid beyond a margin (read on this machine)."""
+
+    kind = "cert-expiry"
+    repairable = False
+
+    path: str
+    not_after: dt.datetime
+    margin_days: int
+
+    @property
+    def key(self) -> str:
+        return self.path
+
+    def describe(self) -> str:
+        return f"certificate {self.path} valid for more than {self.margin_days} days"
+
+    @classmethod
+    def gather(cls, resources: Sequence[CertificateExpiry]) -> str:
+        return "true"
+
+    @classmethod
+    def parse(cls, output: str, resources: Sequence[CertificateExpiry]) -> dict[str, None]:
+        return {r.key: None for r in resources}
+
+    def compare(self, state, info: HostInfo) -> list[Finding]:
+        days = (self.not_after - dt.datetime.now(dt.UTC)).days
+        if days >= self.margin_days:
+            return []
+        return [self.finding(f"{self.path} expiry", "beyond the margin", f"{days} days")]
+
+
+@dataclass(frozen=True)
+class SshdEffective(Resource):
+    """What ``sshd -T`` prints: the configuration sshd applies, whichever file set it.
+
+    Our drop-in is read first, so a value differing here while the drop-in is intact means
+    another file overrides it; the deploy does not edit files it does not own, so this only
+    reports."""
+
+    kind = "sshd-effective"
+    repairable = False
+
+    expected: tuple[tuple[str, str], ...]
+
+    @property
+    def key(self) -> str:
+        return "sshd"
+
+    def describe(self) -> str:
+        return f"sshd -T shows {len(self.expected)} settings as rendered"
+
+    @classmethod
+    def gather(cls, resources: Sequence[SshdEffective]) -> str:
+        return 'sshd -T 2>&1; echo "@@rc $?"'
+
+    @classmethod
+    def parse(cls, output: str, resources: Sequence[SshdEffective]) -> dict[str, tuple[str, int]]:
+        result = split_rc(output)
+        return {r.key: result for r in resources}
+
+    def compare(self, state: tuple[str, int], info: HostInfo) -> list[Finding]:
+        text, rc = state
+        if rc != 0:
+            return [self.finding("sshd -T", "exit 0", text.strip()[-160:])]
+        found: dict[str, str] = {}
+        for line in text.splitlines():
+            key, _, value = line.partition(" ")
+            found.setdefault(key, value)
+        return [
+            self.finding(f"sshd {key}", wanted, found.get(key, "unset"))
+            for key, wanted in self.expected
+            if found.get(key) != wanted
+        ]
+
+
+DOCKER_INFO = (
+    "docker info --format "
+    "'{{json .SecurityOptions}}|{{.LiveRestoreEnabled}}|{{.DockerRootDir}}' 2>&1; "
+    'echo "@@rc $?"'
+)
+
+
+@dataclass(frozen=True)
+class DockerRuntime(Resource):
+    """What the running dockerd uses (``docker info``), not only what daemon.json says: a daemon
+    still running an old configuration is drift, repaired by restarting docker."""
+
+    kind = "docker-runtime"
+
+    seccomp_profile: str
+    userns: bool = True
+    live_restore: bool = True
+
+    @property
+    def key(self) -> str:
+        return "dockerd"
+
+    def describe(self) -> str:
+        return f"dockerd runs with seccomp {self.seccomp_profile}, userns-remap, live-restore"
+
+    @classmethod
+    def gather(cls, resources: Sequence[DockerRuntime]) -> str:
+        return DOCKER_INFO
+
+    @classmethod
+    def parse(cls, output: str, resources: Sequence[DockerRuntime]) -> dict[str, tuple[str, int]]:
+        result = split_rc(output)
+        return {r.key: result for r in resources}
+
+    def compare(self, state: tuple[str, int], info: HostInfo) -> list[Finding]:
+        text, rc = state
+        if rc != 0:
+            return [self.finding("dockerd", "answers docker info", text.strip()[:120])]
+        options, live_restore, _root = ([*text.strip().split("|"), "", "", ""])[:3]
+        findings = []
+        if f"profile={self.seccomp_profile}" not in options:
+            findings.append(
+                self.finding("dockerd seccomp", f"profile={self.seccomp_profile}", options)
+            )
+        if self.userns and "name=userns" not in options:
+            findings.append(self.finding("dockerd userns-remap", "active", "not active"))
+        if self.live_restore and live_restore != "true":
+            findings.append(self.finding("dockerd live-restore", "true", live_restore))
+        return findings
+
+
+@dataclass(frozen=True)
+class InstalledRelease:
+    version: str
+    binary_sha256: str  # as recorded at install time
+    actual_sha256: str  # of the binary on disk now
+
+    @property
+    def intact(self) -> bool:
+        return bool(self.binary_sha256) and self.binary_sha256 == self.actual_sha256
+
+
+RECORD_COMMAND = (
+    f"cat {NOMAD_RECORD} 2>/dev/null; "
+    f'echo "actual_sha256=$(sha256sum < {NOMAD_BINARY} 2>/dev/null | cut -c1-64)"'
+)
+
+
+def parse_record(lines: list[str]) -> InstalledRelease:
+    values = dict(line.split("=", 1) for line in lines if "=" in line)
+    return InstalledRelease(
+        values.get("version", ""), values.get("binary_sha256", ""), values.get("actual_sha256", "")
+    )
+
+
+@dataclass(frozen=True)
+class NomadRelease(Resource):
+    """The Nomad release zip installed at ``version``, its binary still the one whose signed
+    checksum was verified at install. Converged by the signed-release installer."""
+
+    kind = "nomad-release"
+
+    version: str
+    base_url: str
+    arch: str
+    fingerprint: str
+
+    @property
+    def key(self) -> str:
+        return NOMAD_BINARY
+
+    def describe(self) -> str:
+        return f"Nomad {self.version} at {NOMAD_BINARY}, signature and checksum verified"
+
+    @classmethod
+    def gather(cls, resources: Sequence[NomadRelease]) -> str:
+        return RECORD_COMMAND
+
+    @classmethod
+    def parse(cls, output: str, resources: Sequence[NomadRelease]) -> dict[str, InstalledRelease]:
+        record = parse_record(output.splitlines())
+        return {r.key: record for r in resources}
+
+    def compare(self, state: InstalledRelease, info: HostInfo) -> list[Finding]:
+        findings = []
+        if state.version != self.version:
+            findings.append(
+                self.finding(f"{NOMAD_RECORD} version", self.version, state.version or "none")
+            )
+        if not state.intact:
+            findings.append(
+                self.finding(
+                    NOMAD_BINARY,
+                    "the binary whose checksum was verified at install",
+                    "missing" if not state.actual_sha256 else "a different binary",
+                )
+            )
+        return findings
+
+
+@dataclass(frozen=True)
+class NomadHealth(Resource):
+    """The Nomad agent answers healthy on its local API. Needs a real agent: the test bed's
+    stand-in binary is reported as not verifiable, never as passed."""
+
+    kind = "nomad-health"
+    repairable = False
+
+    binaries: tuple[str, ...] = (NOMAD_BINARY, "/usr/bin/nomad")
+
+    @property
+    def key(self) -> str:
+        return "agent"
+
+    def describe(self) -> str:
+        return "Nomad agent healthy on http://127.0.0.1:4646"
+
+    @classmethod
+    def gather(cls, resources: Sequence[NomadHealth]) -> str:
+        return (
+            "for b in /usr/local/bin/nomad /usr/bin/nomad; do [ -x $b ] && { $b version | "
+            "head -n1; break; }; done; command -v curl >/dev/null && "
+            "curl -s -m 3 'http://127.0.0.1:4646/v1/agent/health?type=client'; true"
+        )
+
+    @classmethod
+    def parse(cls, output: str, resources: Sequence[NomadHealth]) -> dict[str, str]:
+        return {r.key: output for r in resources}
+
+    def compare(self, state: str, info: HostInfo) -> list[Finding]:
+        first = state.splitlines()[0] if state else ""
+        if "stand-in" in first:
+            return [
+                self.finding(
+                    "Nomad agent health",
+                    "client ok on the local API",
+                    "not verifiable here: the installed binary is the test bed's stand-in",
+                    verifiable=False,
+                )
+            ]
+        if '"ok":true' not in state.replace(" ", ""):
+            return [self.finding("Nomad agent health", "client ok on the local API", state[-160:])]
+        return []
+
+
+@dataclass(frozen=True)
+class NginxConfig(Resource):
+    """nginx's whole configuration passes ``nginx -t`` (each site is checked before it goes live;
+    this catches what others wrote)."""
+
+    kind = "nginx-config"
+    repairable = False
+
+    @property
+    def key(self) -> str:
+        return "nginx"
+
+    def describe(self) -> str:
+        return "nginx -t accepts the configuration"
+
+    @classmethod
+    def gather(cls, resources: Sequence[NginxConfig]) -> str:
+        return 'nginx -t -q 2>&1; echo "@@rc $?"'
+
+    @classmethod
+    def parse(cls, output: str, resources: Sequence[NginxConfig]) -> dict[str, tuple[str, int]]:
+        result = split_rc(output)
+        return {r.key: result for r in resources}
+
+    def compare(self, state: tuple[str, int], info: HostInfo) -> list[Finding]:
+        text, rc = state
+        if rc == 0:
+            return []
+        first = (text.strip().splitlines() or ["no output"])[0][:120]
+        return [self.finding("nginx -t", "configuration valid", first)]
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    kind: str
+    key: str
+    control: str
+
+
+@dataclass(frozen=True)
+class Manifest(Resource):
+    """What this profile's deploy manages and may remove later: our files, and packages it
+    installed. An entry that the catalogue no longer declares (a control dropped or switched
+    off) is removed from the host by the next deploy, which says so."""
+
+    kind = "manifest"
+
+    path: str
+    entries: tuple[ManifestEntry, ...] = field(default=())
+
+    @property
+    def key(self) -> str:
+        return self.path
+
+    def describe(self) -> str:
+        return f"{self.path} lists what the deploy manages; nothing dropped is left behind"
+
+    def content(self) -> str:
+        rows = [
+            {"kind": e.kind, "key": e.key, "control": e.control}
+            for e in sorted(self.entries, key=lambda e: (e.kind, e.key))
+        ]
+        return json.dumps({"format": 1, "managed": rows}, indent=1) + "\n"
+
+    @classmethod
+    def gather(cls, resources: Sequence[Manifest]) -> str:
+        return (
+            "; ".join(
+                f"echo {shlex.quote('@@' + r.path)}; cat {shlex.quote(r.path)} 2>/dev/null"
+                for r in resources
+            )
+            + "; true"
+        )
+
+    @classmethod
+    def parse(cls, output: str, resources: Sequence[Manifest]) -> dict[str, object]:
+        blocks: dict[str, list[str]] = {}
+        current: list[str] = []
+        for line in output.splitlines():
+            if line.startswith("@@"):
+                current = blocks.setdefault(line[2:], [])
+            else:
+                current.append(line)
+        states: dict[str, object] = {}
+        for r in resources:
+            text = "\n".join(blocks.get(r.path, []))
+            if not text.strip():
+                states[r.path] = None
+                continue
+            try:
+                rows = json.loads(text)["managed"]
+                states[r.path] = (
+                    tuple(ManifestEntry(row["kind"], row["key"], row["control"]) for row in rows),
+                    text + "\n",
+                )
+            except (ValueError, KeyError, TypeError):
+                states[r.path] = ((), text + "\n")  # unreadable: rewritten, nothing removed
+        return states
+
+    def stale(self, state) -> list[ManifestEntry]:
+        """Entries the host's manifest lists that the catalogue no longer declares."""
+        if state is None:
+            return []
+        current = {(e.kind, e.key) for e in self.entries}
+        return [e for e in state[0] if (e.kind, e.key) not in current]
+
+    def needs_write(self, state) -> bool:
+        return state is None or state[1] != self.content()
+
+    def compare(self, state, info: HostInfo) -> list[Finding]:
+        return [
+            self.finding(
+                f"{e.kind} {e.key}",
+                f"removed ({e.control} no longer applies)",
+                "still managed on the host; the next deploy removes it",
+            )
+            for e in self.stale(state)
+        ]

@@ -1,0 +1,143 @@
+"""Which resources a host gets: controls switched on for it, built from settings and its facts,
+plus the lifecycle manifest; and what its snapshot says about each. Deploy and verify both start
+here, so a switch or a waiver has one meaning on both sides.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .control import Control, Finding, Outcome, Source, Status
+from .hostinfo import HostInfo
+from .kinds import ManagedFile, Manifest, ManifestEntry, Package
+from .resource import NOT_GATHERED, Resource
+from .snapshot import Snapshot
+
+MANIFEST_DIR = "/var/lib/cci-harden/managed"
+
+LIFECYCLE = Control(
+    id="CCI-TK-01",
+    title="Nothing a dropped or switched-off control managed is left on the host",
+    sources=(Source("toolkit", "lifecycle: a manifest of what each profile's deploy manages"),),
+    rationale="Each profile's deploy records the files it writes and the packages it installed "
+    f"(that were absent before) in {MANIFEST_DIR}/PROFILE.json. When a control is dropped from "
+    "the catalogue or switched off, the next deploy removes what only that control managed and "
+    "says so; verify reports it as drift until then. Directories, modes, accounts and sysctls "
+    "at runtime are not reverted: their earlier state is not known.",
+    tags=("lifecycle",),
+)
+
+
+@dataclass(frozen=True)
+class ControlPlan:
+    control: Control
+    resources: tuple[Resource, ...] = ()
+    off: str = ""  # why the control is neither applied nor checked on this host; "" when on
+
+
+def switched_off(settings: Any, host_name: str) -> dict[str, str]:
+    """Control id -> why it is off for this host (inventory-wide, or one of its groups)."""
+    switches = settings.controls
+    off = {cid: "switched off in settings (controls.disabled)" for cid in switches.disabled}
+    for entry in settings.inventory.hosts:
+        if entry.name != host_name:
+            continue
+        for group in entry.groups:
+            for cid in switches.groups.get(group, _NO_GROUP).disabled:
+                off.setdefault(cid, f"switched off for group {group} (controls.groups.{group})")
+    return off
+
+
+class _NoGroup:
+    disabled: tuple[str, ...] = ()
+
+
+_NO_GROUP = _NoGroup()
+
+
+def plan_host(
+    controls: Sequence[Control], settings: Any, info: HostInfo, profile: str, lifecycle: bool = True
+) -> list[ControlPlan]:
+    """Every control with its resources for this host; the manifest is settled later.
+
+    ``lifecycle``: add the profile's manifest; only for the whole profile (a run limited to some
+    controls would take every other one for dropped)."""
+    off = switched_off(settings, info.name)
+    plans = []
+    for control in controls:
+        if not control.applies(settings):
+            plans.append(ControlPlan(control, off="not applicable with these settings"))
+        elif control.id in off:
+            plans.append(ControlPlan(control, off=off[control.id]))
+        else:
+            plans.append(ControlPlan(control, tuple(control.resources(settings, info))))
+    if lifecycle:
+        plans.append(ControlPlan(LIFECYCLE, (Manifest(f"{MANIFEST_DIR}/{profile}.json"),)))
+    return plans
+
+
+def resources_of(plans: Sequence[ControlPlan]) -> list[Resource]:
+    return [r for plan in plans for r in plan.resources]
+
+
+def settle(plans: Sequence[ControlPlan], snapshot: Snapshot) -> list[ControlPlan]:
+    """Fill the lifecycle manifest from the snapshot: our files, and the packages this toolkit
+    installed (absent when first seen, or already listed as ours)."""
+    if not plans or plans[-1].control is not LIFECYCLE:
+        return list(plans)
+    *others, lifecycle = plans
+    (manifest,) = lifecycle.resources
+    previous = snapshot.state(manifest)
+    ours = set()
+    if previous not in (None, NOT_GATHERED):
+        ours = {e.key for e in previous[0] if e.kind == Package.kind}
+    entries: dict[tuple[str, str], ManifestEntry] = {}
+    for plan in others:
+        for resource in plan.resources:
+            keep = isinstance(resource, ManagedFile) and resource.present
+            if isinstance(resource, Package) and resource.present:
+                keep = resource.name in ours or snapshot.state(resource) is None
+            if keep:
+                entries.setdefault(
+                    (resource.kind, resource.key),
+                    ManifestEntry(resource.kind, resource.key, plan.control.id),
+                )
+    settled = replace(manifest, entries=tuple(entries.values()))
+    return [*others, replace(lifecycle, resources=(settled,))]
+
+
+def findings_of(resource: Resource, snapshot: Snapshot, info: HostInfo) -> list[Finding]:
+    state = snapshot.state(resource)
+    if state is NOT_GATHERED:
+        return [resource.finding(resource.id, "gathered", "not gathered (a defect of the gather)")]
+    return resource.compare(state, info)
+
+
+def evaluate(plan: ControlPlan, snapshot: Snapshot, info: HostInfo) -> Outcome:
+    control = plan.control
+    if plan.off:
+        return Outcome(control.id, Status.NOT_APPLICABLE, note=plan.off)
+    findings: list[Finding] = []
+    for resource in plan.resources:
+        findings += findings_of(resource, snapshot, info)
+    if findings and all(not f.verifiable for f in findings):
+        return Outcome(control.id, Status.NOT_VERIFIABLE, tuple(findings))
+    return Outcome(control.id, Status.FAIL if findings else Status.PASS, tuple(findings))
+
+
+def waived_resources(waivers: Sequence[Any], control_id: str, host: str, today) -> set[str] | None:
+    """Resource ids (or globs) a current waiver accepts for this control and host; ``{"*"}``
+    when it covers the whole control; None when none does."""
+    accepted: set[str] = set()
+    for waiver in waivers:
+        if waiver.control == control_id and not waiver.expired(today):
+            if any(fnmatch.fnmatch(host, pattern) for pattern in waiver.hosts):
+                accepted |= set(waiver.resources or ["*"])
+    return accepted or None
+
+
+def is_waived(resource_id: str, accepted: set[str] | None) -> bool:
+    return bool(accepted) and any(fnmatch.fnmatch(resource_id, p) for p in accepted)

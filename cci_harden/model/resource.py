@@ -1,0 +1,81 @@
+"""The resource kind: one typed thing on a host, gathered, compared and (in ``apply``) converged.
+
+Every kind says three things once:
+
+- ``gather(resources)``: one read-only shell command that reports the state of every resource of
+  the kind at once (it runs inside the per-host snapshot script, never on its own);
+- ``parse(output)``: that command's output as typed state, keyed by ``Resource.key``;
+- ``compare(state, info)``: the findings, each naming the resource.
+
+How the deploy makes a resource so lives in ``cci_harden.apply.converge``, one function per kind,
+and runs only for resources whose ``compare`` found something. A resource with no findings emits no
+operation, so a converged host gets none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from .control import Finding
+from .hostinfo import HostInfo
+
+REGISTRY: dict[str, type[Resource]] = {}
+
+
+class NotGathered:
+    """The snapshot holds nothing for this resource (a defect of the gather, never a pass)."""
+
+    def __repr__(self) -> str:
+        return "NOT_GATHERED"
+
+
+NOT_GATHERED = NotGathered()
+
+
+@dataclass(frozen=True)
+class Resource:
+    kind: ClassVar[str] = ""
+    # The deploy may delete it when its control is dropped or switched off (our own files).
+    removable: ClassVar[bool] = False
+    # The deploy can bring it back; if False, the kind only reports (a stray listener).
+    repairable: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.kind:
+            assert cls.kind not in REGISTRY, f"resource kind {cls.kind} declared twice"
+            REGISTRY[cls.kind] = cls
+
+    @property
+    def key(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def id(self) -> str:
+        return f"{self.kind}:{self.key}"
+
+    def describe(self) -> str:
+        """What the resource should be, in a few words (docs, `cci-harden controls`)."""
+        return self.id
+
+    @classmethod
+    def gather(cls, resources: Sequence[Resource]) -> str:
+        """A read-only shell command reporting every one of ``resources``."""
+        raise NotImplementedError
+
+    @classmethod
+    def parse(cls, output: str, resources: Sequence[Resource]) -> dict[str, Any]:
+        """``gather``'s output as state per key; every key of ``resources`` is present."""
+        raise NotImplementedError
+
+    def compare(self, state: Any, info: HostInfo) -> list[Finding]:
+        raise NotImplementedError
+
+    def finding(self, what: str, expected: str, found: str, verifiable: bool = True) -> Finding:
+        return Finding(what, expected, found, verifiable, self.id)
+
+
+def kinds_in_order() -> list[type[Resource]]:
+    return list(REGISTRY.values())
