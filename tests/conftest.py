@@ -46,9 +46,9 @@ def run_pyinfra(
     )
 
 
-def pyinfra_json(inventory: Path | str, deploy: str, *extra: str) -> dict:
+def pyinfra_json(inventory: Path | str, deploy: str, *extra: str, env: dict | None = None) -> dict:
     """Run a deploy with --json and return pyinfra's own result document."""
-    proc = run_pyinfra(inventory, deploy, "--json", *extra)
+    proc = run_pyinfra(inventory, deploy, "--json", *extra, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout)
 

@@ -55,7 +55,7 @@ def test_baseline_drift_is_named_and_repaired(deployed, tmp_path):
     failing = {cid for cid, o in outcomes.items() if o["status"] == "fail"}
     assert failing == {"CCI-OS-01", "CCI-OS-04", "CCI-OS-05"}
     found = {f["what"] for cid in failing for f in outcomes[cid]["findings"]}
-    assert {"net.ipv4.conf.all.send_redirects", "/usr/bin/chfn", "/etc/shadow"} <= found
+    assert {"net.ipv4.conf.all.send_redirects now", "/usr/bin/chfn", "/etc/shadow mode"} <= found
     assert "/etc/login.defs UMASK" in found
     repaired = pyinfra_json(testbed.path, "deploys/baseline.py", "--limit", HOST)
     assert any(op["success"] for op in repaired["results"]["operations"])

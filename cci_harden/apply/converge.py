@@ -272,6 +272,9 @@ def settle_services(services: list[tuple[str, Service, object]], run: Run) -> No
                     name=f"{tag}{unit} masked", command=["systemctl", "mask", "--now", unit]
                 )
             continue
+        if service is not None and state.enabled == "masked":
+            # someone masked it: unmask first, or neither enable nor start can work
+            shell_quoted(name=f"{tag}{unit} unmasked", command=["systemctl", "unmask", unit])
         restart = unit in run.restarts and (service is None or service.running is not False)
         enable = service is not None and service.needs_enable(state)
         start = service is not None and service.needs_start(state) and not restart

@@ -152,8 +152,10 @@ def to_json(run: VerifyRun) -> dict:
                     {
                         "control": c.outcome.control_id,
                         "status": c.outcome.status.value,
+                        "note": c.outcome.note,
                         "findings": [
                             {
+                                "resource": f.resource,
                                 "what": f.what,
                                 "expected": f.expected,
                                 "found": f.found,
