@@ -159,7 +159,7 @@ def test_firewall_rule_deleted_at_runtime_is_drift_and_the_deploy_restores_it(de
     ]
     result = pyinfra_json(inventory.path, "deploys/nomad.py")
     assert changed_hosts(result) == {
-        "restart cci-harden-firewall (something it reads changed)": [host]
+        "[CCI-NET-01] restart cci-harden-firewall (table cci_ingress drifted)": [host]
     }
     assert run_cli("verify", str(inventory.path)).returncode == 0
 
@@ -177,14 +177,14 @@ def test_a_setting_change_restarts_docker_but_not_nomad(deployed):
     changed = changed_hosts(json.loads(proc.stdout))
     assert set(changed) == {
         "[CCI-DKR-02] /etc/docker/daemon.json",
-        "restart docker (something it reads changed)",
+        "[CCI-DKR-02] restart docker (/etc/docker/daemon.json changed)",
     }
     assert main_pid(inventory, host, "docker") != docker_before
     assert main_pid(inventory, host, "nomad") == nomad_before
     restored = pyinfra_json(inventory.path, "deploys/nomad.py")
     assert set(changed_hosts(restored)) == {
         "[CCI-DKR-02] /etc/docker/daemon.json",
-        "restart docker (something it reads changed)",
+        "[CCI-DKR-02] restart docker (/etc/docker/daemon.json changed)",
     }
 
 
@@ -198,7 +198,7 @@ def test_reservation_edited_on_a_host_is_drift_and_repair_restarts_nomad(deploye
     result = pyinfra_json(inventory.path, "deploys/nomad.py")
     assert changed_hosts(result) == {
         f"[CCI-NMD-04] {CONFIG}": [host],
-        "restart nomad (something it reads changed)": [host],
+        f"[CCI-NMD-05] restart nomad ({CONFIG} changed)": [host],
     }
     assert main_pid(inventory, host, "nomad") != nomad_before
 

@@ -44,7 +44,7 @@ class Run:
     settings: object
     info: HostInfo
     control_id: str = ""
-    restarts: dict[str, str] = field(default_factory=dict)  # unit -> why
+    restarts: dict[str, tuple[str, str]] = field(default_factory=dict)  # unit -> (control, why)
     changed_paths: set[str] = field(default_factory=set)
     lists_refreshed: bool = False
     repos_changed: bool = False  # an apt source, key or pin changed since the last refresh
@@ -52,6 +52,10 @@ class Run:
 
     def tag(self, text: str) -> str:
         return f"[{self.control_id}] {text}"
+
+    def restart(self, unit: str, why: str) -> None:
+        """``unit`` restarts at the end, once, naming the first control and reason."""
+        self.restarts.setdefault(unit, (self.control_id, why))
 
 
 @singledispatch
@@ -76,7 +80,7 @@ def _file(resource: ManagedFile, state, run: Run) -> None:
     else:
         managed_file(name=run.tag(resource.path), desired=resource, current=state)
     for unit in resource.reload:
-        run.restarts.setdefault(unit, f"{resource.path} changed")
+        run.restart(unit, f"{resource.path} changed")
     if resource.daemon_reload:
         systemd.daemon_reload(name=run.tag(f"reload systemd ({resource.path} changed)"))
 
@@ -132,7 +136,7 @@ def install_packages(packages: list[Package], run: Run) -> None:
     )
     for package in packages:
         for unit in package.reload:
-            run.restarts.setdefault(unit, f"package {package.name} changed")
+            run.restart(unit, f"package {package.name} changed")
 
 
 def remove_packages(names: list[str], run: Run, why: str = "") -> None:
@@ -208,12 +212,12 @@ def _audit(resource: AuditRules, state, run: Run) -> None:
 
 @converge.register
 def _nft(resource: NftTable, state, run: Run) -> None:
-    run.restarts.setdefault(resource.unit, f"table cci_{resource.stem} drifted")
+    run.restart(resource.unit, f"table cci_{resource.stem} drifted")
 
 
 @converge.register
 def _docker_runtime(resource: DockerRuntime, state, run: Run) -> None:
-    run.restarts.setdefault("docker", "dockerd runs with another configuration")
+    run.restart("docker", "dockerd runs with another configuration")
 
 
 @converge.register
@@ -225,7 +229,7 @@ def _release(resource: NomadRelease, state, run: Run) -> None:
         arch=resource.arch,
         fingerprint=resource.fingerprint,
     )
-    run.restarts.setdefault("nomad", "its binary changed")
+    run.restart("nomad", "its binary changed")
 
 
 @converge.register
@@ -254,14 +258,41 @@ def _manifest(resource: Manifest, state, run: Run) -> None:
         )
 
 
-def settle_services(services: list[tuple[str, Service, object]], run: Run) -> None:
+def units_of(plans) -> list[str]:
+    """Every unit a plan may start or restart, in a fixed order: the same on every host, so a
+    unit's operations are the same operations on every host."""
+    units: list[str] = []
+    for plan in plans:
+        for resource in plan.resources:
+            if isinstance(resource, Service):
+                found = [resource.unit]
+            elif isinstance(resource, ManagedFile | Package):
+                found = list(resource.reload)
+            elif isinstance(resource, NftTable):
+                found = [resource.unit]
+            elif isinstance(resource, DockerRuntime):
+                found = ["docker"]
+            elif isinstance(resource, NomadRelease):
+                found = ["nomad"]
+            else:
+                found = []
+            units += [u for u in found if u not in units]
+    return units
+
+
+def settle_services(
+    services: list[tuple[str, Service, object]], run: Run, universe: list[str]
+) -> None:
     """Per unit, once, after every file: enable/start what should be, restart what changed.
 
     A restart is ``systemctl restart``, which also starts a unit that is down, so a daemon a
     package started in this run with its default configuration picks up ours.
     """
     declared = {svc.unit: (control_id, svc, state) for control_id, svc, state in services}
-    for unit in list(declared) + [u for u in run.restarts if u not in declared]:
+    extra = [u for u in [*declared, *run.restarts] if u not in universe]
+    for unit in host.loop([*universe, *extra]):
+        if unit not in declared and unit not in run.restarts:
+            continue
         control_id, service, state = declared.get(unit, ("", None, None))
         tag = f"[{control_id}] " if control_id else ""
         if service is not None and not service.container_ok and run.info.in_container:
@@ -286,7 +317,8 @@ def settle_services(services: list[tuple[str, Service, object]], run: Run) -> No
                 enabled=None if not enable else service.enabled == "enabled",
             )
         if restart:
+            cause, why = run.restarts[unit]
             shell_quoted(
-                name=f"{tag}restart {unit} ({run.restarts[unit]})",
+                name=f"[{cause}] restart {unit} ({why})",
                 command=["systemctl", "restart", unit],
             )

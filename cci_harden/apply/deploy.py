@@ -21,7 +21,7 @@ from ..model.kinds import Package, Service
 from ..model.plan import findings_of, is_waived, waived_resources
 from ..model.waivers import Waiver, load_waivers, waivers_path
 from ..settings import FleetSettings, load_settings
-from .converge import Run, converge, install_packages, settle_services
+from .converge import Run, converge, install_packages, settle_services, units_of
 from .facts import SnapshotText
 
 
@@ -96,7 +96,9 @@ def apply_profile(profile: str) -> None:
         run.control_id = plan.control.id
         accepted = waived_resources(waivers, plan.control.id, host.name, today)
         missing_packages: list[Package] = []
-        for resource in plan.resources:
+        # host.loop: an operation's identity is its control's and resource's position, the
+        # same on every host, so hosts converging different resources never share an operation
+        for resource in host.loop(plan.resources):
             if resource.id in done:
                 continue  # declared by an earlier control too
             done.add(resource.id)
@@ -127,4 +129,4 @@ def apply_profile(profile: str) -> None:
         if missing_packages:
             install_packages(missing_packages, run)
     run.control_id = ""
-    settle_services(services, run)
+    settle_services(services, run, units_of(plans))
