@@ -198,7 +198,7 @@ def test_reservation_edited_on_a_host_is_drift_and_repair_restarts_nomad(deploye
     result = pyinfra_json(inventory.path, "deploys/nomad.py")
     assert changed_hosts(result) == {
         f"[CCI-NMD-04] {CONFIG}": [host],
-        f"[CCI-NMD-05] restart nomad ({CONFIG} changed)": [host],
+        f"[CCI-NMD-04] restart nomad ({CONFIG} changed)": [host],
     }
     assert main_pid(inventory, host, "nomad") != nomad_before
 
