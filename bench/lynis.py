@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cci_harden.inventory import Inventory
+from cci_harden.fleet.inventory import Inventory
 
 
 def ssh(inventory: Inventory, host: str, command: str, timeout: int = 900) -> str:

@@ -11,12 +11,12 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import EXIT_OK, CciHardenError
+from .model.errors import EXIT_OK, CciHardenError
 
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
-    from .inventory import Inventory
-    from .preflight import require_ready
+    from .fleet.inventory import Inventory
+    from .fleet.preflight import require_ready
 
     inventory = Inventory.load(args.inventory)
     inventory.check_runnable()
@@ -91,9 +91,9 @@ def shard_hosts(hosts: list, index: int, total: int) -> list:
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     from . import controls as catalogue
-    from .inventory import Inventory
+    from .fleet.inventory import Inventory
+    from .fleet.preflight import require_ready
     from .model.waivers import load_waivers, waivers_path
-    from .preflight import require_ready
     from .verify.report import render_junit, render_markdown, render_table
     from .verify.results import apply_history, build_run, load_previous, to_json
     from .verify.runner import verify_inventory
@@ -154,9 +154,9 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
-    from .onboard import checklist_text, init_inventory
-    from .preflight import problems
-    from .settings import load_settings
+    from .config.settings import load_settings
+    from .fleet.onboard import checklist_text, init_inventory
+    from .fleet.preflight import problems
 
     written = init_inventory(args.name, Path(args.inventory_dir))
     for path in written:
@@ -231,11 +231,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.set_defaults(func=_cmd_verify)
 
-    from .artifacts.command import add_parser as add_artifacts_parser
-    from .audit.command import add_parser as add_audit_parser
-    from .render_command import add_parser as add_render_parser
+    from .cloud.artifacts.command import add_parser as add_artifacts_parser
+    from .cloud.command import add_parser as add_render_parser
 
-    add_audit_parser(commands)
+    try:
+        from .audit.command import add_parser as add_audit_parser
+    except ImportError as exc:  # the optional extra: numpy and msgspec
+        missing = exc.name or "a dependency"
+        audit = commands.add_parser("audit", help="audit-log hunting (needs cci-harden[audit])")
+        audit.add_argument("rest", nargs=argparse.REMAINDER)
+        audit.set_defaults(func=lambda args: _missing_extra("audit", missing))
+    else:
+        add_audit_parser(commands)
     add_render_parser(commands)
     add_artifacts_parser(commands)
 
@@ -254,6 +261,15 @@ def build_parser() -> argparse.ArgumentParser:
         "down", help="remove every test host, mount and namespace"
     ).set_defaults(func=_cmd_testbed_down)
     return parser
+
+
+def _missing_extra(extra: str, missing: str) -> int:
+    print(
+        f"cci-harden: error: this command needs the {extra} extra ({missing} is not installed): "
+        f"pip install 'cci-harden[{extra}]'",
+        file=sys.stderr,
+    )
+    return 2
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -63,7 +63,7 @@ def testbed():
     """Three booted test hosts and their inventory; kept up across the session."""
     proc = run_cli("testbed", "up", "--hosts", str(TESTBED_HOSTS), timeout=900)
     assert proc.returncode == 0, f"testbed up failed:\n{proc.stderr}"
-    from cci_harden.inventory import Inventory
+    from cci_harden.fleet.inventory import Inventory
 
     return Inventory.load(INVENTORIES / "testbed")
 

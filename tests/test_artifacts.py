@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from cci_harden.artifacts.nginx import expected_headers
-from cci_harden.cloud_settings import ArtifactSettings
+from cci_harden.config.cloud import ArtifactSettings
+from cci_harden.controls.nginx_site import expected_headers
 
 from .conftest import BIN, pyinfra_json, run_cli, ssh
 
@@ -123,7 +123,7 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing
 def planted(s3_endpoint, tmp_path, monkeypatch):
     for key, value in CREDENTIALS.items():
         monkeypatch.setenv(key, value)
-    from cci_harden.artifacts.bucket_audit import s3_client
+    from cci_harden.cloud.artifacts.bucket_audit import s3_client
 
     client = s3_client(s3_endpoint, "us-east-1")
     existing = [b["Name"] for b in client.list_buckets()["Buckets"]]

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cci_harden.cloud_render import Rendered, iam_documents, seccomp_profile
-from cci_harden.iam_lint import SUPPRESSIONS, lint, unused_suppressions
-from cci_harden.seccomp import PROFILE_PATH
-from cci_harden.settings import load_settings
+from cci_harden.cloud.iam_lint import SUPPRESSIONS, lint, unused_suppressions
+from cci_harden.cloud.render import Rendered, iam_documents, seccomp_profile
+from cci_harden.config.settings import load_settings
+from cci_harden.controls.seccomp import PROFILE_PATH
 
 from .conftest import run_cli
 
@@ -46,7 +46,7 @@ MUTATING = {
 def write_inventory(directory: Path, toml: str = EXAMPLE, name: str = "eu") -> Path:
     inventory = directory / name
     inventory.write_text(
-        "from cci_harden.inventory import pyinfra_hosts\nhosts = pyinfra_hosts(__file__)\n"
+        "from cci_harden.fleet.inventory import pyinfra_hosts\nhosts = pyinfra_hosts(__file__)\n"
     )
     (directory / f"{name}.toml").write_text(toml)
     return inventory

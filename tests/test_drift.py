@@ -9,8 +9,8 @@ import time
 import pytest
 
 from cci_harden.controls.nomad import CONFIG, KEY_FILE
+from cci_harden.controls.seccomp import PROFILE_PATH
 from cci_harden.controls.ssh import DROPIN
-from cci_harden.seccomp import PROFILE_PATH
 
 from .conftest import INVENTORIES, REPO, pyinfra_json, run_cli, run_pyinfra, ssh
 

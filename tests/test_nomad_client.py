@@ -14,7 +14,7 @@ import pytest
 
 from cci_harden.apply.release import BINARY, RECORD
 from cci_harden.controls.nomad import CONFIG, KEY_FILE, TLS_DIR
-from cci_harden.seccomp import PROFILE_PATH
+from cci_harden.controls.seccomp import PROFILE_PATH
 from cci_harden.testbed import release
 from cci_harden.testbed.layout import Layout
 

@@ -438,7 +438,7 @@ class _Hosts:
 
 
 def test_switches_per_inventory_and_per_group(example_settings):
-    from cci_harden.settings import ControlSwitches, GroupSwitches, HostEntry
+    from cci_harden.config.settings import ControlSwitches, GroupSwitches, HostEntry
 
     switches = ControlSwitches(
         disabled=["CCI-NET-04"], groups={"gpu": GroupSwitches(disabled=["CCI-OS-02"])}
@@ -481,7 +481,7 @@ def test_waivers_accept_named_resources_on_named_hosts_until_they_expire():
 
 @pytest.fixture
 def example_settings():
-    from cci_harden.settings import load_settings
+    from cci_harden.config.settings import load_settings
 
     return load_settings(REPO / "inventories" / "prod")
 

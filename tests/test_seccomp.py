@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cci_harden.seccomp import CIRCLECI_ADDITION, circleci_profile, render_profile
+from cci_harden.controls.seccomp import CIRCLECI_ADDITION, circleci_profile, render_profile
 
 PACKAGE = "golang-github-docker-docker-dev"
 PROFILE_IN_PACKAGE = "usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json"

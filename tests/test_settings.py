@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cci_harden.errors import SettingsError
-from cci_harden.settings import load_settings
+from cci_harden.config.settings import load_settings
+from cci_harden.model.errors import SettingsError
 
 from .conftest import INVENTORIES, run_cli
 
@@ -36,7 +36,8 @@ servers = ["nomad.internal:4647"]
 def write_inventory(tmp_path: Path, toml: str, name: str = "acme") -> Path:
     inventory = tmp_path / name
     inventory.write_text(
-        "from cci_harden.inventory import pyinfra_hosts\nnomad_clients = pyinfra_hosts(__file__)\n"
+        "from cci_harden.fleet.inventory import pyinfra_hosts\n"
+        "nomad_clients = pyinfra_hosts(__file__)\n"
     )
     (tmp_path / f"{name}.toml").write_text(textwrap.dedent(toml))
     return inventory

@@ -11,10 +11,10 @@ import pytest
 import yaml
 
 from cci_harden.cli import parse_shard, shard_hosts
-from cci_harden.errors import CciHardenError
+from cci_harden.config.settings import HostEntry
 from cci_harden.model.control import Finding, Outcome, Status
+from cci_harden.model.errors import CciHardenError
 from cci_harden.model.waivers import WaiverError, load_waivers
-from cci_harden.settings import HostEntry
 from cci_harden.verify.report import render_junit, render_markdown, render_table
 from cci_harden.verify.results import apply_history, build_run, to_json
 from cci_harden.verify.runner import HostReport

@@ -15,12 +15,12 @@ from pathlib import Path
 
 from pyinfra import host, logger
 
+from ..config.settings import FleetSettings, load_settings
 from ..controls import PROFILES, known_control_ids
 from ..model.gather import GatherPlan, HostState, first_gather, gather_host
 from ..model.kinds import Package, Service
 from ..model.plan import findings_of, is_waived, waived_resources
 from ..model.waivers import Waiver, load_waivers, waivers_path
-from ..settings import FleetSettings, load_settings
 from .converge import Run, converge, install_packages, settle_services, units_of
 from .facts import SnapshotText
 

@@ -14,7 +14,7 @@ import posixpath
 from pyinfra.api import StringCommand, operation
 
 from ..model.kinds.runtime import NOMAD_BINARY, NOMAD_KEY_PATH, NOMAD_RECORD
-from ..render import render
+from ..model.render import render
 
 BINARY = NOMAD_BINARY
 RECORD = NOMAD_RECORD

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import EXIT_DRIFT, EXIT_OK, CciHardenError
+from ..model.errors import EXIT_DRIFT, EXIT_OK, CciHardenError
 from .events import RowError, normalise_time
 from .hunt import Hunter, Options, at_or_above
 from .ingest import IngestStats, default_jobs, read_export_batches, read_exports

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
 
-from ..errors import CciHardenError
+from ..model.errors import CciHardenError
 from .chunks import CHUNK_BYTES, Batch, Layout, parse_range, split_points, stream_range
 from .events import COLUMNS, Event
 from .seen import SeenIds

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from ..errors import CciHardenError
+from ..model.errors import CciHardenError
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 

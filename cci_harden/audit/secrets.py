@@ -11,7 +11,7 @@ import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..errors import CciHardenError
+from ..model.errors import CciHardenError
 from .events import Event
 
 STORE_ACTIONS = {"context.env_var.store", "project.env_var.create"}

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..artifacts.nginx import CONTROL_ID, SITE_PATH, nginx_site
 from ..model.control import Control, Source
 from ..model.kinds import ManagedFile, NginxConfig, Package, Service
+from .nginx_site import CONTROL_ID, SITE_PATH, nginx_site
 
 DEFAULT_SITE = "/etc/nginx/sites-enabled/default"
 

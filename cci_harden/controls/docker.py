@@ -11,7 +11,7 @@ import json
 
 from ..model.control import Control, Source
 from ..model.kinds import DockerRuntime, ManagedFile, Mode, Package, Service
-from ..seccomp import PROFILE_PATH, render_profile
+from .seccomp import PROFILE_PATH, render_profile
 
 DAEMON_JSON = "/etc/docker/daemon.json"
 DOCKER_KEYRING = "/etc/apt/keyrings/docker.asc"
@@ -43,7 +43,7 @@ def _engine_resources(settings, info):
     docker = settings.docker
     if docker.install_source != "docker-ce":
         return engine
-    from ..materials import load_signing_key
+    from ..config.materials import load_signing_key
 
     key = load_signing_key("docker", settings, docker.gpg_key_file, docker.gpg_fingerprint)
     suite = docker.distribution_codename or info.codename

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from ..model.control import Control, Source
 from ..model.firewall_state import FIREWALL_DIR, STATE_DIR
 from ..model.kinds import Listeners, ManagedFile, NftTable, Package, Service
-from ..render import render
+from ..model.render import render
 
 LOADER = "/usr/local/sbin/cci-harden-firewall"
 FIREWALL_UNIT_NAME = "cci-harden-firewall"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from ..materials import load_signing_key, load_tls, tls_configured
+from ..config.materials import load_signing_key, load_tls, tls_configured
 from ..model.control import Control, Source
 from ..model.hostinfo import STAND_IN
 from ..model.kinds import (
@@ -24,7 +24,7 @@ from ..model.kinds import (
 )
 from ..model.kinds.runtime import NOMAD_BINARY as BINARY
 from ..model.kinds.runtime import NOMAD_KEY_PATH as KEY_PATH
-from ..render import render
+from ..model.render import render
 
 CONFIG_DIR = "/etc/nomad.d"
 CONFIG = f"{CONFIG_DIR}/client.hcl"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..model.control import Control, Source
 from ..model.kinds import ManagedFile, SshdEffective
-from ..render import render
+from ..model.render import render
 
 DROPIN = "/etc/ssh/sshd_config.d/00-cci-harden.conf"
 KEX = ["sntrup761x25519-sha512@openssh.com", "curve25519-sha256", "curve25519-sha256@libssh.org"]

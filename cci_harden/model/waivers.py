@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..errors import CciHardenError
+from .errors import CciHardenError
 
 
 class WaiverError(CciHardenError):

@@ -50,7 +50,7 @@ def up(count: int, inventory_dir: Path, layout: Layout | None = None, log=print)
     require_root()
     require_programs()
     if not 1 <= count <= 200:
-        from ..errors import TestbedError
+        from ..model.errors import TestbedError
 
         raise TestbedError("--hosts must be between 1 and 200")
     started = time.monotonic()

@@ -12,7 +12,7 @@ import time
 import uuid
 from pathlib import Path
 
-from ..errors import TestbedError
+from ..model.errors import TestbedError
 from . import process
 from .layout import Layout
 from .state import HostRecord

@@ -88,7 +88,7 @@ def wait_listening(address: str, port: int, pid: int, timeout: float = 15.0) -> 
                 return
         except OSError:
             time.sleep(0.1)
-    from ..errors import TestbedError
+    from ..model.errors import TestbedError
 
     raise TestbedError(f"apt-cacher-ng (pid {pid}) did not listen on {address}:{port}")
 

@@ -17,7 +17,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import TestbedError
+from ..model.errors import TestbedError
 from . import process
 from .layout import Layout
 from .proxy import wait_listening

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 
-from ..errors import MissingProgramError, TestbedError
+from ..model.errors import MissingProgramError, TestbedError
 
 # The Debian package that provides each program the test bed runs on this machine.
 PROGRAM_PACKAGES = {

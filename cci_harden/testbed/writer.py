@@ -7,8 +7,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..inventory import Inventory
-from ..sshconfig import render_ssh_config
+from ..fleet.inventory import Inventory
+from ..fleet.sshconfig import render_ssh_config
 from . import hosts
 from .layout import Layout
 from .pki import Pki
@@ -23,7 +23,7 @@ INVENTORY_FILE = '''\
 Run: pyinfra inventories/testbed deploys/nomad.py
 """
 
-from cci_harden.inventory import pyinfra_hosts
+from cci_harden.fleet.inventory import pyinfra_hosts
 
 nomad_clients = pyinfra_hosts(__file__)
 '''

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .. import __version__
-from ..errors import CciHardenError
 from ..model.control import Outcome, Status
+from ..model.errors import CciHardenError
 from ..model.waivers import Waiver
 from .runner import HostReport
 

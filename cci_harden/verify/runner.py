@@ -16,12 +16,12 @@ from pathlib import Path
 
 import testinfra
 
-from ..inventory import Inventory
+from ..config.settings import HostEntry
+from ..fleet.inventory import Inventory
+from ..fleet.sshconfig import render_ssh_config
 from ..model.control import Control, Outcome
 from ..model.gather import GatherPlan, first_gather, gather_host
 from ..model.plan import evaluate
-from ..settings import HostEntry
-from ..sshconfig import render_ssh_config
 
 
 @dataclass

@@ -35,8 +35,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from .cloud_settings import ArtifactSettings, AwsSettings, GcpSettings, ObjectStorageSettings
-from .errors import SettingsError
+from ..model.errors import SettingsError
+from .cloud import ArtifactSettings, AwsSettings, GcpSettings, ObjectStorageSettings
 
 ENV_PREFIX = "CCI_"
 ENV_DELIMITER = "__"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .cloud_render import Rendered
+from .render import Rendered
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Generate docs/controls.md from the catalogue, so the documented controls are the applied ones.
 
-python -m cci_harden.docs > docs/controls.md
+python -m cci_harden.controls.docs > docs/controls.md
 
 Resources are listed as the example inventory (``inventories/prod``) declares them on a typical
 host; another inventory's settings change paths and values, never the kinds.
@@ -11,18 +11,18 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from .controls import ALL_CONTROLS, PROFILES
-from .errors import CciHardenError
-from .model.control import Control
-from .model.hostinfo import STAND_IN
-from .model.plan import LIFECYCLE
-from .model.resource import REGISTRY, Resource
+from ..model.control import Control
+from ..model.errors import CciHardenError
+from ..model.hostinfo import STAND_IN
+from ..model.plan import LIFECYCLE
+from ..model.resource import REGISTRY, Resource
+from . import ALL_CONTROLS, PROFILES
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "inventories" / "prod"
+EXAMPLE = Path(__file__).resolve().parents[2] / "inventories" / "prod"
 
 
 def _example_settings():
-    from .settings import load_settings
+    from ..config.settings import load_settings
 
     return load_settings(EXAMPLE)
 
@@ -50,10 +50,11 @@ def controls_markdown() -> str:
     lines = [
         "# Controls",
         "",
-        "Generated from the catalogue (`cci_harden/controls/`) by `python -m cci_harden.docs`;",
-        "do not edit by hand. Every control is applied by the deploys and checked by",
-        "`cci-harden verify`, through its resources: the deploy converges a resource only when",
-        "the host's snapshot differs from it, and verify reports the same difference.",
+        "Generated from the catalogue (`cci_harden/controls/`) by",
+        "`python -m cci_harden.controls.docs`; do not edit by hand. Every control is applied by",
+        "the deploys and checked by `cci-harden verify`, through its resources: the deploy",
+        "converges a resource only when the host's snapshot differs from it, and verify reports",
+        "the same difference.",
         "",
         "| id | title | deploys | source | resources | test bed | CircleCI jobs |",
         "|---|---|---|---|---|---|---|",

@@ -7,8 +7,8 @@ will still admit the operator.
 
 from __future__ import annotations
 
-from .materials import PreflightError, load_signing_key, load_tls
-from .settings import FleetSettings
+from ..config.materials import PreflightError, load_signing_key, load_tls
+from ..config.settings import FleetSettings
 
 
 def problems(settings: FleetSettings) -> list[str]:

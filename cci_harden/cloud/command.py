@@ -6,11 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import EXIT_OK, CciHardenError
+from ..model.errors import EXIT_OK, CciHardenError
 
 
 def _settings(inventory: str):
-    from .settings import load_settings
+    from ..config.settings import load_settings
 
     return load_settings(inventory)
 
@@ -22,15 +22,15 @@ def _output_dir(args: argparse.Namespace, default: str) -> Path:
 
 
 def _write(directory: Path, command: str, settings, documents) -> None:
-    from .cloud_render import manifest, write_all
+    from .render import manifest, write_all
 
     for path in write_all(directory, [*documents, manifest(command, settings, documents)]):
         print(f"wrote {path}")
 
 
 def _cmd_iam(args: argparse.Namespace) -> int:
-    from .cloud_render import iam_documents
     from .iam_lint import lint, unused_suppressions
+    from .render import iam_documents
 
     settings = _settings(args.inventory)
     documents = iam_documents(settings, args.cloud)
@@ -59,13 +59,13 @@ def _cmd_iam(args: argparse.Namespace) -> int:
 
 
 def _cmd_seccomp(args: argparse.Namespace) -> int:
-    from .cloud_render import seccomp_profile
+    from .render import seccomp_profile
 
     profile = seccomp_profile()
     if args.output in (None, "-"):
         sys.stdout.write(profile.content)
     else:
-        from .cloud_render import Rendered, write_all
+        from .render import Rendered, write_all
 
         output = Path(args.output)
         write_all(output.parent, [Rendered(output.name, profile.content)])
@@ -74,8 +74,8 @@ def _cmd_seccomp(args: argparse.Namespace) -> int:
 
 
 def _cmd_artifacts(args: argparse.Namespace) -> int:
-    from .artifacts.nginx import nginx_site
-    from .cloud_render import Rendered, helm_values
+    from ..controls.nginx_site import nginx_site
+    from .render import Rendered, helm_values
 
     settings = _settings(args.inventory)
     documents = [

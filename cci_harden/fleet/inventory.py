@@ -16,9 +16,9 @@ from typing import Any
 
 import paramiko
 
-from .errors import CciHardenError, InventoryError
+from ..config.settings import FleetSettings, HostEntry, load_settings
+from ..model.errors import CciHardenError, InventoryError
 from .preflight import require_ready
-from .settings import FleetSettings, HostEntry, load_settings
 
 GROUP = "nomad_clients"
 
@@ -90,7 +90,7 @@ class Inventory:
 
     def check_switches(self) -> None:
         """Every control id the switches name exists, and every switched group has a host."""
-        from .controls import known_control_ids
+        from ..controls import known_control_ids
 
         unknown = sorted(self.settings.switched_control_ids() - known_control_ids())
         if unknown:

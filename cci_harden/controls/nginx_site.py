@@ -7,8 +7,8 @@ cannot disagree.
 
 from __future__ import annotations
 
-from ..cloud_settings import ArtifactSettings
-from ..render import render
+from ..config.cloud import ArtifactSettings
+from ..model.render import render
 
 SITE_PATH = "/etc/nginx/conf.d/circleci-artifacts.conf"
 CONTROL_ID = "CCI-ART-01"

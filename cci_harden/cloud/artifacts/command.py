@@ -6,11 +6,11 @@ import argparse
 import json
 import sys
 
-from ..errors import EXIT_DRIFT, EXIT_OK, CciHardenError
+from ...model.errors import EXIT_DRIFT, EXIT_OK, CciHardenError
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    from ..settings import load_settings
+    from ...config.settings import load_settings
     from .bucket_audit import audit_bucket, s3_client
 
     settings = load_settings(args.inventory)

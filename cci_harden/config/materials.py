@@ -20,7 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from pydantic import SecretStr
 
-from .errors import CciHardenError
+from ..model.errors import CciHardenError
 from .settings import FleetSettings
 
 

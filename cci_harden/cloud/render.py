@@ -13,11 +13,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__
-from .errors import SettingsError
-from .render import environment
-from .seccomp import render_profile
-from .settings import FleetSettings
+from .. import __version__
+from ..config.settings import FleetSettings
+from ..controls.seccomp import render_profile
+from ..model.errors import SettingsError
+from ..model.render import environment
 
 MANAGED_BY_TAG = ("ManagedBy", "circleci-vm-service")
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .errors import CciHardenError
-from .settings import FleetSettings, load_settings
+from ..config.settings import FleetSettings, load_settings
+from ..model.errors import CciHardenError
 
 INVENTORY_FILE = '''\
 """Nomad clients of server install {name}; settings in {name}.toml beside this file.
@@ -22,7 +22,7 @@ INVENTORY_FILE = '''\
 Run: pyinfra inventories/{name} deploys/nomad.py
 """
 
-from cci_harden.inventory import pyinfra_hosts
+from cci_harden.fleet.inventory import pyinfra_hosts
 
 nomad_clients = pyinfra_hosts(__file__)
 '''

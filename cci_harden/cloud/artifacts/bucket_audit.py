@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from ..cloud_settings import ArtifactSettings
+from ...config.cloud import ArtifactSettings
 
 # Headers a metadata rewrite must carry over, or S3 would drop them with the old metadata.
 _KEPT_HEADERS = ("CacheControl", "ContentEncoding", "ContentLanguage", "Expires")

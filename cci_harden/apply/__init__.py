@@ -1,0 +1,1 @@
+"""The deploy side: pyinfra operations that make each resource kind so, run per host."""

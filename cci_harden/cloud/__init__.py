@@ -1,0 +1,1 @@
+"""Cloud renders: IAM policies and their lint, artifact serving, the render command."""

@@ -1,0 +1,1 @@
+"""The fleet: inventories, the ssh_config verify writes, preflight checks, onboarding."""
