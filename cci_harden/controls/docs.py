@@ -79,6 +79,8 @@ def controls_markdown() -> str:
             flags.append("reported, not repaired")
         if cls.removable:
             flags.append("removed when its control is dropped")
+        if cls.needs_kernel:
+            flags.append("needs a kernel of its own: not verifiable in a container")
         lines.append(f"- `{kind}`: {doc}" + (f" ({'; '.join(flags)})" if flags else ""))
     lines += ["", "## Each control", ""]
     for control in ALL_CONTROLS:

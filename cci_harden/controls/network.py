@@ -120,6 +120,18 @@ def table_file(stem: str, text: str) -> ManagedFile:
     )
 
 
+def firewall_table(stem: str, text: str) -> list:
+    """One nftables table with what loads it: the package, the loader and its unit (shared by
+    both tables, so either control alone still loads its table), the file, the loaded state."""
+    return [
+        Package("nftables"),
+        *_loader_files("CCI-NET-01, CCI-NET-02"),
+        table_file(stem, text),
+        Service(FIREWALL_UNIT_NAME),
+        NftTable(stem, FIREWALL_UNIT_NAME),
+    ]
+
+
 def _loader_files(control_id: str):
     return [
         ManagedFile(
@@ -141,13 +153,7 @@ def _loader_files(control_id: str):
 
 
 def _ingress_resources(settings, info):
-    return [
-        Package("nftables"),
-        *_loader_files("CCI-NET-01, CCI-NET-02"),
-        table_file("ingress", ingress_nft(settings, info)),
-        Service(FIREWALL_UNIT_NAME),
-        NftTable("ingress", FIREWALL_UNIT_NAME),
-    ]
+    return firewall_table("ingress", ingress_nft(settings, info))
 
 
 INGRESS = Control(
@@ -188,13 +194,7 @@ def jobs_nft(settings, info) -> str:
 
 
 def _jobs_resources(settings, info):
-    return [
-        Package("nftables"),
-        *_loader_files("CCI-NET-01, CCI-NET-02"),
-        table_file("jobs", jobs_nft(settings, info)),
-        Service(FIREWALL_UNIT_NAME),
-        NftTable("jobs", FIREWALL_UNIT_NAME),
-    ]
+    return firewall_table("jobs", jobs_nft(settings, info))
 
 
 JOBS = Control(

@@ -41,6 +41,9 @@ class Resource:
     removable: ClassVar[bool] = False
     # The deploy can bring it back; if False, the kind only reports (a stray listener).
     repairable: ClassVar[bool] = True
+    # Fully shown only by a host with a kernel of its own: in a container the kernel's side is
+    # reported "not verifiable" (and the deploy leaves it alone there).
+    needs_kernel: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -75,6 +78,18 @@ class Resource:
 
     def finding(self, what: str, expected: str, found: str, verifiable: bool = True) -> Finding:
         return Finding(what, expected, found, verifiable, self.id)
+
+
+def blocks(output: str) -> dict[str, list[str]]:
+    """Output made of ``@@NAME`` header lines, each followed by its block -> NAME -> lines."""
+    found: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in output.splitlines():
+        if line.startswith("@@"):
+            current = found.setdefault(line[2:], [])
+        else:
+            current.append(line)
+    return found
 
 
 def kinds_in_order() -> list[type[Resource]]:

@@ -42,6 +42,43 @@ def _owner(user: str, group: str) -> str:
     return f"{user}:{group}"
 
 
+def exact_mode_owner(resource, state) -> list[Finding]:
+    """Findings for a path whose mode and owner must be exactly the resource's."""
+    findings = []
+    if state.mode != resource.mode:
+        findings.append(
+            resource.finding(f"{resource.path} mode", f"{resource.mode:04o}", f"{state.mode:04o}")
+        )
+    if (state.user, state.group) != (resource.user, resource.group):
+        findings.append(
+            resource.finding(
+                f"{resource.path} owner",
+                _owner(resource.user, resource.group),
+                _owner(state.user, state.group),
+            )
+        )
+    return findings
+
+
+class _Stat:
+    """Kinds whose state is one ``stat`` line per path (``PathState``, None when missing)."""
+
+    path: str
+
+    @property
+    def key(self) -> str:
+        return self.path
+
+    @classmethod
+    def gather(cls, resources) -> str:
+        return stat_command([r.path for r in resources])
+
+    @classmethod
+    def parse(cls, output: str, resources) -> dict[str, PathState | None]:
+        found = parse_stat(output)
+        return {r.path: found.get(r.path) for r in resources}
+
+
 @dataclass(frozen=True)
 class FileState:
     mode: int
@@ -127,23 +164,11 @@ class ManagedFile(Resource):
             if not self.secret:
                 found += f" (sha256 {state.sha256[:12]})"
             findings.append(self.finding(self.path, "content as rendered from settings", found))
-        if state.mode != self.mode:
-            findings.append(
-                self.finding(f"{self.path} mode", f"{self.mode:04o}", f"{state.mode:04o}")
-            )
-        if (state.user, state.group) != (self.user, self.group):
-            findings.append(
-                self.finding(
-                    f"{self.path} owner",
-                    _owner(self.user, self.group),
-                    _owner(state.user, state.group),
-                )
-            )
-        return findings
+        return findings + exact_mode_owner(self, state)
 
 
 @dataclass(frozen=True)
-class Directory(Resource):
+class Directory(_Stat, Resource):
     """A directory that exists with exactly this mode and owner."""
 
     kind = "directory"
@@ -153,21 +178,8 @@ class Directory(Resource):
     user: str = "root"
     group: str = "root"
 
-    @property
-    def key(self) -> str:
-        return self.path
-
     def describe(self) -> str:
         return f"directory {self.path} {self.mode:04o} {_owner(self.user, self.group)}"
-
-    @classmethod
-    def gather(cls, resources: Sequence[Directory]) -> str:
-        return stat_command([r.path for r in resources])
-
-    @classmethod
-    def parse(cls, output: str, resources: Sequence[Directory]) -> dict[str, PathState | None]:
-        found = parse_stat(output)
-        return {r.path: found.get(r.path) for r in resources}
 
     def compare(self, state: PathState | None, info: HostInfo) -> list[Finding]:
         wanted = f"directory {self.mode:04o} {_owner(self.user, self.group)}"
@@ -175,24 +187,11 @@ class Directory(Resource):
             return [self.finding(self.path, wanted, "missing")]
         if state.type != "directory":
             return [self.finding(self.path, wanted, state.type)]
-        findings = []
-        if state.mode != self.mode:
-            findings.append(
-                self.finding(f"{self.path} mode", f"{self.mode:04o}", f"{state.mode:04o}")
-            )
-        if (state.user, state.group) != (self.user, self.group):
-            findings.append(
-                self.finding(
-                    f"{self.path} owner",
-                    _owner(self.user, self.group),
-                    _owner(state.user, state.group),
-                )
-            )
-        return findings
+        return exact_mode_owner(self, state)
 
 
 @dataclass(frozen=True)
-class Mode(Resource):
+class Mode(_Stat, Resource):
     """The owner and the most permissive mode of a path someone else creates (a package, a
     daemon): a file, a directory or a socket. Absent is fine unless ``required``."""
 
@@ -204,21 +203,8 @@ class Mode(Resource):
     group: str = "root"
     required: bool = False
 
-    @property
-    def key(self) -> str:
-        return self.path
-
     def describe(self) -> str:
         return f"mode {self.path} at most {self.max_mode:04o} {_owner(self.user, self.group)}"
-
-    @classmethod
-    def gather(cls, resources: Sequence[Mode]) -> str:
-        return stat_command([r.path for r in resources])
-
-    @classmethod
-    def parse(cls, output: str, resources: Sequence[Mode]) -> dict[str, PathState | None]:
-        found = parse_stat(output)
-        return {r.path: found.get(r.path) for r in resources}
 
     def target_mode(self, state: PathState) -> int:
         """The mode the deploy sets: the current one without the bits beyond ``max_mode``."""
@@ -249,28 +235,15 @@ SETUID_BITS = 0o6000
 
 
 @dataclass(frozen=True)
-class NoSetuid(Resource):
+class NoSetuid(_Stat, Resource):
     """A binary that must carry neither the setuid nor the setgid bit (absent is fine)."""
 
     kind = "setuid"
 
     path: str
 
-    @property
-    def key(self) -> str:
-        return self.path
-
     def describe(self) -> str:
         return f"no setuid/setgid on {self.path}"
-
-    @classmethod
-    def gather(cls, resources: Sequence[NoSetuid]) -> str:
-        return stat_command([r.path for r in resources])
-
-    @classmethod
-    def parse(cls, output: str, resources: Sequence[NoSetuid]) -> dict[str, PathState | None]:
-        found = parse_stat(output)
-        return {r.path: found.get(r.path) for r in resources}
 
     def compare(self, state: PathState | None, info: HostInfo) -> list[Finding]:
         if state is None or not state.mode & SETUID_BITS:

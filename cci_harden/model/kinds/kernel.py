@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ..control import Finding
 from ..hostinfo import HostInfo
-from ..resource import Resource
+from ..resource import Resource, blocks
 
 # systemd-sysctl's directories, highest priority first: a file name in an earlier directory hides
 # the same name in a later one; files are then applied in file-name order, and the last setting
@@ -82,6 +82,7 @@ class Sysctl(Resource):
     file of the sysctl directories (a later file setting it differently wins at boot)."""
 
     kind = "sysctl"
+    needs_kernel = True
 
     name: str
     value: str
@@ -173,6 +174,7 @@ class AuditRules(Resource):
     (the file skips absent ones with ``-i``, docker-ce vs docker.io)."""
 
     kind = "audit-rules"
+    needs_kernel = True
 
     rules_file: str
     watched: tuple[str, ...]
@@ -200,16 +202,10 @@ class AuditRules(Resource):
 
     @classmethod
     def parse(cls, output: str, resources: Sequence[AuditRules]) -> dict[str, AuditState]:
-        blocks: dict[str, list[str]] = {}
-        current: list[str] = []
-        for line in output.splitlines():
-            if line.startswith("@@"):
-                current = blocks.setdefault(line[2:], [])
-            else:
-                current.append(line)
+        found = blocks(output)
         states = {}
         for r in resources:
-            lines = blocks.get(r.key, [])
+            lines = found.get(r.key, [])
             present = frozenset(ln[8:] for ln in lines if ln.startswith("present "))
             loaded = "\n".join(ln[7:] for ln in lines if ln.startswith("loaded "))
             states[r.key] = AuditState(present, frozenset(loaded_watch_paths(loaded)))

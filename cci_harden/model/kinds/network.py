@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from ..control import Finding
 from ..firewall_state import parse_state, state_command
 from ..hostinfo import HostInfo
-from ..resource import Resource
+from ..resource import Resource, blocks
 
 
 @dataclass(frozen=True)
@@ -38,14 +38,8 @@ class NftTable(Resource):
 
     @classmethod
     def parse(cls, output: str, resources: Sequence[NftTable]) -> dict[str, object]:
-        blocks: dict[str, list[str]] = {}
-        current: list[str] = []
-        for line in output.splitlines():
-            if line.startswith("@@"):
-                current = blocks.setdefault(line[2:], [])
-            else:
-                current.append(line)
-        return {r.stem: parse_state(blocks.get(r.stem, [])) for r in resources}
+        found = blocks(output)
+        return {r.stem: parse_state(found.get(r.stem, [])) for r in resources}
 
     def compare(self, state, info: HostInfo) -> list[Finding]:
         table = f"nftables table inet cci_{self.stem}"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from ..control import Finding
 from ..hostinfo import HostInfo
-from ..resource import Resource
+from ..resource import Resource, blocks
 
 NOMAD_BINARY = "/usr/local/bin/nomad"
 NOMAD_RECORD = "/var/lib/cci-harden/nomad-release"
@@ -378,16 +378,10 @@ class Manifest(Resource):
 
     @classmethod
     def parse(cls, output: str, resources: Sequence[Manifest]) -> dict[str, object]:
-        blocks: dict[str, list[str]] = {}
-        current: list[str] = []
-        for line in output.splitlines():
-            if line.startswith("@@"):
-                current = blocks.setdefault(line[2:], [])
-            else:
-                current.append(line)
+        found = blocks(output)
         states: dict[str, object] = {}
         for r in resources:
-            text = "\n".join(blocks.get(r.path, []))
+            text = "\n".join(found.get(r.path, []))
             if not text.strip():
                 states[r.path] = None
                 continue
