@@ -215,18 +215,32 @@ def test_package_installed_pinned_and_absent():
     assert unwanted.found.startswith("installed")
 
 
+def unit_state(unit: str, **changes: str) -> str:
+    """The recorded ``systemctl show`` output with one unit's properties changed."""
+    blocks = RECORDED["service"].split("\n\n")
+    for index, block in enumerate(blocks):
+        if f"Id={unit}\n" in block + "\n":
+            lines = block.splitlines()
+            for key, value in changes.items():
+                lines = [f"{key}={value}" if ln.startswith(f"{key}=") else ln for ln in lines]
+            blocks[index] = "\n".join(lines)
+    return "\n\n".join(blocks)
+
+
 def test_service_enabled_running_stopped_masked():
     nomad = Service("nomad")
     assert findings(nomad) == []
-    stopped = RECORDED["service"].replace("nomad|enabled|active", "nomad|enabled|inactive")
+    stopped = unit_state("nomad.service", ActiveState="inactive")
     assert [(f.what, f.found) for f in findings(nomad, stopped)] == [("nomad now", "inactive")]
     timer = Service("apt-daily-upgrade.timer")
-    masked = RECORDED["service"].replace(
-        "apt-daily-upgrade.timer|enabled|active", "apt-daily-upgrade.timer|masked|inactive"
-    )
+    masked = unit_state("apt-daily-upgrade.timer", UnitFileState="masked", ActiveState="inactive")
     assert {f.found for f in findings(timer, masked)} == {"masked", "inactive"}
+    disabled = unit_state("apt-daily.timer", UnitFileState="disabled")
+    assert [f.found for f in findings(Service("apt-daily.timer"), disabled)] == ["disabled"]
     off = Service("cci-harden-firewall", enabled="disabled", running=False)
     assert len(findings(off)) == 2
+    missing = Service("auditd")  # not installed on this container host
+    assert {f.found for f in findings(missing)} == {"not-found", "inactive"}
 
 
 def test_a_service_a_container_cannot_run_is_not_verifiable_there_only():

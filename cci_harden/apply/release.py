@@ -19,6 +19,10 @@ from ..model.render import render
 BINARY = NOMAD_BINARY
 RECORD = NOMAD_RECORD
 KEY_PATH = NOMAD_KEY_PATH
+# A Nomad release zip is about 30-40 MB; anything far larger, or a download that crawls for
+# longer than this, is not a release.
+MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024
+MAX_DOWNLOAD_SECONDS = 900
 
 
 def install_script(base_url: str, version: str, arch: str, fingerprint: str) -> str:
@@ -33,6 +37,8 @@ def install_script(base_url: str, version: str, arch: str, fingerprint: str) -> 
         binary=BINARY,
         record=RECORD,
         record_dir=posixpath.dirname(RECORD),
+        max_seconds=MAX_DOWNLOAD_SECONDS,
+        max_bytes=MAX_DOWNLOAD_BYTES,
     )
 
 

@@ -12,26 +12,29 @@ import ipaddress
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
+
+from .types import PlainSection
 
 _AWS_ID_HEX = r"[0-9a-f]{8}(?:[0-9a-f]{9})?"
-_SECURITY_GROUP = re.compile(rf"^sg-{_AWS_ID_HEX}$")
-_SUBNET = re.compile(rf"^subnet-{_AWS_ID_HEX}$")
+_SECURITY_GROUP = re.compile(rf"^sg-{_AWS_ID_HEX}$", re.ASCII)
+_SUBNET = re.compile(rf"^subnet-{_AWS_ID_HEX}$", re.ASCII)
 _VPC_ARN = re.compile(
-    rf"^arn:(?P<partition>aws|aws-cn|aws-us-gov):ec2:(?P<region>[a-z]{{2}}(?:-gov)?-[a-z]+-\d):"
-    rf"(?P<account>\d{{12}}):vpc/vpc-{_AWS_ID_HEX}$"
+    rf"^arn:(?P<partition>aws|aws-cn|aws-us-gov):ec2:(?P<region>[a-z]{{2}}(?:-gov)?-[a-z]+-[0-9]):"
+    rf"(?P<account>[0-9]{{12}}):vpc/vpc-{_AWS_ID_HEX}$",
+    re.ASCII,
 )
-_REGION = re.compile(r"^[a-z]{2}(?:-gov)?-[a-z]+-\d$")
-_ACCOUNT = re.compile(r"^\d{12}$")
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_GCP_PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-_MIME = re.compile(r"^[a-z]+/[a-z0-9][a-z0-9.+-]*$")
-_EXTENSION = re.compile(r"^[a-z0-9][a-z0-9+_-]{0,15}$")
+_REGION = re.compile(r"^[a-z]{2}(?:-gov)?-[a-z]+-[0-9]$", re.ASCII)
+_ACCOUNT = re.compile(r"^[0-9]{12}$", re.ASCII)
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", re.ASCII)
+_GCP_PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$", re.ASCII)
+_MIME = re.compile(r"^[a-z]+/[a-z0-9][a-z0-9.+-]*$", re.ASCII)
+_EXTENSION = re.compile(r"^[a-z0-9][a-z0-9+_-]{0,15}$", re.ASCII)
 
 
 def _matching(pattern: re.Pattern, what: str):
     def check(value: str) -> str:
-        if not pattern.match(value):
+        if not pattern.fullmatch(value):
             raise ValueError(f"{value!r} is not {what}")
         return value
 
@@ -40,7 +43,7 @@ def _matching(pattern: re.Pattern, what: str):
 
 def _bucket_name(value: str) -> str:
     """S3's naming rules: a name that breaks them would make a policy that matches no bucket."""
-    if not _BUCKET.match(value) or ".." in value or ".-" in value or "-." in value:
+    if not _BUCKET.fullmatch(value) or ".." in value or ".-" in value or "-." in value:
         raise ValueError(
             f"{value!r} is not an S3 bucket name (3-63 lowercase letters, digits, '.' and '-', "
             "starting and ending with a letter or digit)"
@@ -67,8 +70,8 @@ MimeType = Annotated[str, _matching(_MIME, "a lowercase MIME type such as image/
 Extension = Annotated[str, _matching(_EXTENSION, "a lowercase file extension without a dot")]
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Section(PlainSection):
+    """Every string printable ASCII (see config.types)."""
 
 
 class AwsSettings(_Section):
@@ -91,7 +94,7 @@ class AwsSettings(_Section):
 
     @model_validator(mode="after")
     def _consistent_with_vpc(self) -> AwsSettings:
-        match = _VPC_ARN.match(self.vpc_arn or "")
+        match = _VPC_ARN.fullmatch(self.vpc_arn or "")
         if match is None:
             return self
         if self.region and self.region != match["region"]:
@@ -107,7 +110,7 @@ class AwsSettings(_Section):
 
     @property
     def partition(self) -> str:
-        match = _VPC_ARN.match(self.vpc_arn or "")
+        match = _VPC_ARN.fullmatch(self.vpc_arn or "")
         return match["partition"] if match else "aws"
 
 
@@ -138,15 +141,15 @@ class ObjectStorageSettings(_Section):
     )
     endpoint_url: str | None = Field(
         None,
-        pattern=r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?/?$",
+        pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$",
         description="S3-compatible endpoint (unset: AWS S3); used by `cci-harden artifacts audit`",
     )
     region: str | None = Field(
-        None, pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$", description="Region of the buckets"
+        None, pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", description="Region of the buckets"
     )
     kms_key_arn: str | None = Field(
         None,
-        pattern=r"^arn:aws(-cn|-us-gov)?:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}$",
+        pattern=r"^arn:aws(-cn|-us-gov)?:kms:[a-z0-9-]+:[0-9]{12}:key/[0-9a-f-]{36}$",
         description="KMS key encrypting the buckets, if any (grants encrypt/decrypt through S3)",
     )
 
@@ -198,7 +201,7 @@ class ArtifactSettings(_Section):
     )
     upstream: str | None = Field(
         None,
-        pattern=r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?(/[A-Za-z0-9._~/-]*)?$",
+        pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$",
         description="Object store URL nginx proxies to (unset: serve root_dir from disk)",
     )
     root_dir: str = Field(
@@ -208,7 +211,7 @@ class ArtifactSettings(_Section):
     )
     listen: str = Field(
         "127.0.0.1:8080",
-        pattern=r"^(\[[0-9a-fA-F:]+\]|[0-9.]+|\*):\d{1,5}$",
+        pattern=r"^(\[[0-9a-fA-F:]+\]|[0-9.]+|\*):[0-9]{1,5}$",
         description="Address and port nginx serves artifacts on",
     )
     server_name: str = Field("_", pattern=r"^[A-Za-z0-9._*-]+$", description="nginx server_name")

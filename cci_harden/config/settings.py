@@ -18,9 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    AnyHttpUrl,
     BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     SecretStr,
@@ -34,9 +32,27 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from pydantic_settings import (
+    SettingsError as SourceError,
+)
 
 from ..model.errors import SettingsError
 from .cloud import ArtifactSettings, AwsSettings, GcpSettings, ObjectStorageSettings
+from .types import (
+    DataDirectory,
+    DebianVersion,
+    ExactVersion,
+    HostName,
+    HttpUrl,
+    Identifier,
+    LocalPath,
+    Plain,
+    PlainSection,
+    UserName,
+    _host,
+    covers_everything,
+    pattern,
+)
 
 ENV_PREFIX = "CCI_"
 ENV_DELIMITER = "__"
@@ -52,47 +68,60 @@ def _not_everywhere(networks: list[IPNetwork]) -> list[IPNetwork]:
             raise ValueError(
                 f"{network} admits every address; name the networks that need access instead"
             )
+    family = covers_everything(networks)
+    if family:
+        raise ValueError(
+            f"together these networks admit every {family} address (as 0.0.0.0/0 or ::/0 would); "
+            "name the networks that need access instead"
+        )
     return networks
 
 
-# CIDR lists that open a port on the host: never the whole internet.
+# CIDR lists that open a port on the host: never the whole internet, whole or in pieces.
 IngressCidrs = Annotated[list[IPNetwork], AfterValidator(_not_everywhere)]
 
-_HOST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9-]{1,63})*$")
-_VERSION = re.compile(r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.+-]+)?$")
-_FINGERPRINT = re.compile(r"^[0-9A-F]{40}$")
-
-
-def _host_name(value: str) -> str:
-    if not _HOST_NAME.match(value):
-        raise ValueError("must be a DNS name or an IP address (letters, digits, '-' and '.')")
-    return value
-
-
-def _version(value: str) -> str:
-    if not _VERSION.match(value):
-        raise ValueError("must be an exact version such as 1.6.3 (no ranges, no 'latest')")
-    return value
+_FINGERPRINT = re.compile(r"[0-9A-F]{40}", re.ASCII)
 
 
 def _fingerprint(value: str) -> str:
     compact = value.replace(" ", "").upper()
-    if not _FINGERPRINT.match(compact):
+    if not _FINGERPRINT.fullmatch(compact):
         raise ValueError("must be a full 40-hex-digit OpenPGP fingerprint (short key ids spoof)")
     return compact
 
 
-HostName = Annotated[str, AfterValidator(_host_name)]
-ExactVersion = Annotated[str, AfterValidator(_version)]
-Fingerprint = Annotated[str, AfterValidator(_fingerprint)]
+Fingerprint = Annotated[str, Plain, AfterValidator(_fingerprint)]
+ListenerPorts = Annotated[
+    str,
+    Plain,
+    AfterValidator(
+        pattern(r"(tcp|udp)/[0-9]{1,5}(-[0-9]{1,5})?", "proto/port or proto/first-last")
+    ),
+]
+Codename = Annotated[str, Plain, AfterValidator(pattern(r"[a-z]{2,32}", "a codename (bookworm)"))]
+SizeSuffix = Annotated[str, Plain, AfterValidator(pattern(r"[0-9]{1,6}[kmg]", "a size like 10m"))]
+StorageDriver = Annotated[
+    str, Plain, AfterValidator(pattern(r"[a-z0-9-]{1,32}", "a storage driver name (overlay2)"))
+]
+SshdUserPattern = Annotated[
+    str,
+    Plain,
+    AfterValidator(
+        pattern(r"[a-z_*?][a-z0-9_.*?-]{0,31}(@[A-Za-z0-9.*?:/-]{1,64})?", "a user pattern")
+    ),
+]
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Section(PlainSection):
+    """Every string printable ASCII (see config.types)."""
 
 
-GroupName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
-ControlId = Annotated[str, Field(pattern=r"^CCI-[A-Z]{2,4}-[0-9]{2}$")]
+GroupName = Annotated[
+    str, Plain, AfterValidator(pattern(r"[a-z][a-z0-9_]{0,31}", "a group name (a-z, 0-9, _)"))
+]
+ControlId = Annotated[
+    str, Plain, AfterValidator(pattern(r"CCI-[A-Z]{2,4}-[0-9]{2}", "a control id (CCI-OS-01)"))
+]
 
 
 class GroupSwitches(_Section):
@@ -120,7 +149,7 @@ class HostEntry(_Section):
     name: HostName = Field(description="Name used by pyinfra, --limit and reports")
     address: HostName = Field(description="Address or DNS name SSH connects to")
     port: int = Field(22, ge=1, le=65535, description="SSH port")
-    user: str | None = Field(
+    user: UserName | None = Field(
         None, description="SSH user for this host (default: inventory.ssh_user)"
     )
     groups: list[GroupName] = Field(
@@ -138,15 +167,19 @@ class InventorySettings(_Section):
     """Which hosts to reach and how to trust them."""
 
     hosts: list[HostEntry] = Field(default_factory=list, description="Nomad client hosts")
-    ssh_user: str = Field("root", description="SSH user; non-root users need passwordless sudo")
-    ssh_key: Path | None = Field(None, description="Private key file (default: the SSH agent)")
-    known_hosts: Path | None = Field(
+    ssh_user: UserName = Field(
+        "root", description="SSH user; non-root users need passwordless sudo"
+    )
+    ssh_key: LocalPath | None = Field(None, description="Private key file (default: the SSH agent)")
+    known_hosts: LocalPath | None = Field(
         None,
         description="known_hosts file with every host's key; default: <inventory>.known_hosts. "
         "Host keys are always checked strictly: an unknown or changed key stops the run.",
     )
-    ssh_config: Path | None = Field(
-        None, description="OpenSSH client configuration the verify stage uses (ssh:// backend)"
+    ssh_config: LocalPath | None = Field(
+        None,
+        description="OpenSSH client configuration the verify stage includes after its own "
+        "options (which win: strict host keys and the inventory's known_hosts always apply)",
     )
 
     @field_validator("hosts")
@@ -160,7 +193,7 @@ class InventorySettings(_Section):
 
 
 class AptSettings(_Section):
-    proxy: AnyHttpUrl | None = Field(
+    proxy: HttpUrl | None = Field(
         None, description="HTTP proxy every host's apt uses (an internal apt-cacher-ng or mirror)"
     )
 
@@ -206,19 +239,17 @@ class NetworkSettings(_Section):
         "seed's port tables, DNS, NTP, the apt proxy, the release mirror, egress_cidrs). Off by "
         "default: the host's Docker pulls job images from registries anywhere.",
     )
-    allowed_listeners: list[Annotated[str, Field(pattern=r"^(tcp|udp)/\d{1,5}(-\d{1,5})?$")]] = (
-        Field(
-            default_factory=lambda: ["udp/68", "udp/546"],
-            description="Ports besides SSH (and Nomad's API when opened) that may listen on a "
-            "non-loopback address, as proto/port or proto/first-last (default: DHCP clients)",
-        )
+    allowed_listeners: list[ListenerPorts] = Field(
+        default_factory=lambda: ["udp/68", "udp/546"],
+        description="Ports besides SSH (and Nomad's API when opened) that may listen on a "
+        "non-loopback address, as proto/port or proto/first-last (default: DHCP clients)",
     )
     egress_cidrs: list[IPNetwork] = Field(
         default_factory=list,
         description="Extra destinations the host may reach when restrict_egress is on "
         "(registries, object storage, the output processor)",
     )
-    ntp_servers: list[Annotated[str, AfterValidator(_host_name)]] = Field(
+    ntp_servers: list[HostName] = Field(
         default_factory=list,
         description="Time servers for systemd-timesyncd (empty: the distribution's defaults)",
     )
@@ -227,9 +258,11 @@ class NetworkSettings(_Section):
 class NomadTLS(_Section):
     """mTLS material for the client's RPC with the Nomad servers."""
 
-    ca_file: Path | None = Field(None, description="CA certificate (PEM) on the operator's machine")
-    cert_file: Path | None = Field(None, description="Client certificate (PEM)")
-    key_file: Path | None = Field(None, description="Client private key (PEM) file")
+    ca_file: LocalPath | None = Field(
+        None, description="CA certificate (PEM) on the operator's machine"
+    )
+    cert_file: LocalPath | None = Field(None, description="Client certificate (PEM)")
+    key_file: LocalPath | None = Field(None, description="Client private key (PEM) file")
     key_pem: SecretStr | None = Field(None, description="Client private key given inline (PEM)")
     expiry_margin_days: int = Field(
         30, ge=0, le=365, description="Refuse a certificate that expires within this many days"
@@ -257,13 +290,13 @@ class NomadSettings(_Section):
         "checked against SHA256SUMS and its signature; mirror: the same zip from an internal "
         "mirror",
     )
-    release_url: AnyHttpUrl | None = Field(
+    release_url: HttpUrl | None = Field(
         None, description="Base URL of the releases or apt repository (required for downloads)"
     )
     gpg_fingerprint: Fingerprint | None = Field(
         None, description="Fingerprint of the key that signs SHA256SUMS / the apt repository"
     )
-    gpg_key_file: Path | None = Field(
+    gpg_key_file: LocalPath | None = Field(
         None,
         description="That key, ASCII-armored, on the operator's machine; its fingerprint must "
         "equal gpg_fingerprint",
@@ -271,13 +304,13 @@ class NomadSettings(_Section):
     servers: list[str] = Field(
         default_factory=list, description="Nomad servers to join, as host:port"
     )
-    datacenter: str = Field("default", pattern=r"^[A-Za-z0-9._-]{1,64}$")
-    node_class: str = Field(
-        "linux-64bit",
-        pattern=r"^[A-Za-z0-9._-]{1,64}$",
-        description="CircleCI schedules onto this node class",
+    datacenter: Identifier = Field("default")
+    node_class: Identifier = Field(
+        "linux-64bit", description="CircleCI schedules onto this node class"
     )
-    data_dir: Path = Field(Path("/opt/nomad"), description="Nomad's state directory")
+    data_dir: DataDirectory = Field(
+        "/opt/nomad", description="Nomad's state directory (its own, never a system directory)"
+    )
     reserved_cpu_cores: int = Field(2, ge=0, description="Cores kept for coordination (seed: 2)")
     reserved_memory_mb: int = Field(4096, ge=0, description="Memory kept for coordination (4 GB)")
     min_job_cpus: int = Field(1, ge=1, description="A host must fit one job of this size ...")
@@ -292,9 +325,9 @@ class NomadSettings(_Section):
     def _host_ports(cls, servers: list[str]) -> list[str]:
         for server in servers:
             host, sep, port = server.rpartition(":")
-            if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            if not sep or not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ValueError(f"{server!r} is not host:port")
-            _host_name(host.strip("[]"))
+            _host(host.strip("[]"))
         return servers
 
 
@@ -313,15 +346,16 @@ class DockerSettings(_Section):
     install_source: Literal["docker-ce", "docker.io"] = Field(
         "docker-ce", description="docker-ce: Docker's apt repository; docker.io: the distribution's"
     )
-    version: str | None = Field(None, description="Exact package version to pin (docker-ce)")
-    repo_url: AnyHttpUrl | None = Field(None, description="Docker's apt repository (docker-ce)")
+    version: DebianVersion | None = Field(
+        None, description="Exact package version to pin (docker-ce)"
+    )
+    repo_url: HttpUrl | None = Field(None, description="Docker's apt repository (docker-ce)")
     gpg_fingerprint: Fingerprint | None = Field(None, description="Docker's repository key")
-    gpg_key_file: Path | None = Field(
+    gpg_key_file: LocalPath | None = Field(
         None, description="That key, ASCII-armored, on the operator's machine (docker-ce)"
     )
-    distribution_codename: str | None = Field(
+    distribution_codename: Codename | None = Field(
         None,
-        pattern=r"^[a-z]+$",
         description="Suite of Docker's repository (default: the host's own codename)",
     )
     address_pools: list[DockerAddressPool] = Field(
@@ -330,11 +364,10 @@ class DockerSettings(_Section):
         ],
         description="default-address-pools for job networks (CircleCI: 10.10.0.0/16 in /24s)",
     )
-    log_max_size: str = Field("10m", pattern=r"^\d+[kmg]$")
+    log_max_size: SizeSuffix = Field("10m")
     log_max_files: int = Field(3, ge=1, le=100)
-    storage_driver: str | None = Field(
+    storage_driver: StorageDriver | None = Field(
         None,
-        pattern=r"^[a-z0-9-]+$",
         description="Docker storage driver (default: Docker's choice, overlay2)",
     )
 
@@ -347,10 +380,10 @@ class SshSettings(_Section):
         description="Default: 'no', or 'prohibit-password' (keys only) when inventory.ssh_user "
         "is root, so the deploy cannot lock itself out",
     )
-    allow_users: list[Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_.@*?-]*$")]] = Field(
+    allow_users: list[SshdUserPattern] = Field(
         default_factory=list, description="AllowUsers (empty: any user with a key)"
     )
-    allow_groups: list[Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]*$")]] = Field(
+    allow_groups: list[UserName] = Field(
         default_factory=list, description="AllowGroups (empty: any group)"
     )
     host_key_types: list[Literal["ed25519", "rsa"]] = Field(
@@ -376,7 +409,7 @@ class FleetSettings(BaseSettings):
         frozen=True,
     )
 
-    name: str = Field("fleet", description="Name of this server install")
+    name: Identifier = Field("fleet", description="Name of this server install")
     inventory: InventorySettings = Field(default_factory=InventorySettings)
     apt: AptSettings = Field(default_factory=AptSettings)
     network: NetworkSettings = Field(default_factory=NetworkSettings)
@@ -444,8 +477,29 @@ def load_settings(inventory: Path | str) -> FleetSettings:
         return settings
     except ValidationError as exc:
         raise SettingsError(format_validation_error(exc, path)) from None
+    except SourceError as exc:  # a CCI_* variable whose list or table is not valid JSON
+        raise SettingsError(source_error(exc)) from None
     finally:
         _toml_path.reset(token)
+
+
+def source_error(exc: Exception) -> str:
+    """One line for a value pydantic-settings could not even parse (bad JSON in CCI_*)."""
+    import os
+
+    match = re.search(r'field "([A-Za-z0-9_]+)"', str(exc))
+    section = match.group(1) if match else ""
+    names = sorted(
+        key
+        for key in os.environ
+        if key.upper().startswith(f"{ENV_PREFIX}{section.upper()}{ENV_DELIMITER}")
+        or key.upper() == f"{ENV_PREFIX}{section.upper()}"
+    )
+    where = ", ".join(names) or f"a {ENV_PREFIX}* environment variable"
+    return (
+        f"settings: {where} is not valid JSON for section {section or '?'}; lists and tables in "
+        "environment variables are JSON, e.g. CCI_NETWORK__ADMIN_CIDRS='[\"198.51.100.0/28\"]'"
+    )
 
 
 def env_var_for(loc: tuple[Any, ...]) -> str | None:

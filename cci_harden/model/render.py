@@ -7,6 +7,8 @@ finds nothing to change.
 
 from __future__ import annotations
 
+import json
+import shlex
 from functools import cache
 from pathlib import Path
 
@@ -15,9 +17,20 @@ import jinja2
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
 
+def hcl_string(value: object) -> str:
+    """A quoted HCL string holding exactly ``value``: JSON's escapes (which HCL shares), and
+    ``${`` / ``%{`` doubled so nothing in a value is read as a template."""
+    return json.dumps(str(value)).replace("${", "$${").replace("%{", "%%{")
+
+
+def shell_word(value: object) -> str:
+    """``value`` as one shell word, quoted (POSIX sh)."""
+    return shlex.quote(str(value))
+
+
 @cache
 def environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
@@ -25,6 +38,11 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
         autoescape=False,
     )
+    # Every value a template takes from settings or host facts goes through the filter of the
+    # format it lands in: ``hcl`` for HCL strings, ``sh`` for shell words, ``tojson`` for JSON.
+    env.filters["hcl"] = hcl_string
+    env.filters["sh"] = shell_word
+    return env
 
 
 def render(template: str, control_id: str, **context) -> str:

@@ -21,7 +21,7 @@ HOSTINFO = "@hostinfo"
 
 _PRELUDE = r"""cci_probe() {
   printf '@@probe %s\n' "$1"
-  out=$(sh -c "$2" 2>&1); rc=$?
+  out=$(eval "$2" 2>&1); rc=$?
   printf '%s' "$out" | base64 -w0; printf '\n%s\n' "$rc"
 }"""
 

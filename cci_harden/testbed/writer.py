@@ -111,5 +111,8 @@ def write_inventory(
     control_dir = layout.control_dir
     control_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     inventory = Inventory.load(path)
-    write(directory / f"{INVENTORY_NAME}.ssh_config", render_ssh_config(inventory, control_dir))
+    write(
+        directory / f"{INVENTORY_NAME}.ssh_config",
+        render_ssh_config(inventory, control_dir, include=False),
+    )
     return result

@@ -97,12 +97,11 @@ def verify_inventory(
     # templates render once instead of once per thread, and only the real facts are per host.
     planned = first_gather(controls, inventory.settings, profile, lifecycle)
     with tempfile.TemporaryDirectory(prefix="cci-verify-") as tmp:
-        ssh_config = inventory.ssh_config
-        if ssh_config is None:
-            ssh_config = Path(tmp) / "ssh_config"
-            control_dir = Path(tmp) / "cm"
-            control_dir.mkdir(mode=0o700)
-            ssh_config.write_text(render_ssh_config(inventory, control_dir))
+        # Always our own file, our options first; an inventory's ssh_config is included after.
+        ssh_config = Path(tmp) / "ssh_config"
+        control_dir = Path(tmp) / "cm"
+        control_dir.mkdir(mode=0o700)
+        ssh_config.write_text(render_ssh_config(inventory, control_dir))
         with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(hosts)))) as pool:
             return list(
                 pool.map(

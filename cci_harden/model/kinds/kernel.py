@@ -97,11 +97,12 @@ class Sysctl(Resource):
 
     @classmethod
     def gather(cls, resources: Sequence[Sysctl]) -> str:
-        runtime = "; ".join(
-            f"p={shlex.quote(proc_path(r.name))}; if [ -e $p ]; then "
-            f'[ -w $p ] && w=rw || w=ro; echo "{r.name}|$w|$(cat $p)"; '
-            f'else echo "{r.name}|absent|"; fi'
-            for r in resources
+        # shell builtins only (test, read, parameter expansion): no process per key
+        entries = " ".join(shlex.quote(f"{r.name}|{proc_path(r.name)}") for r in resources)
+        runtime = (
+            f'for e in {entries}; do k=${{e%%|*}}; p=${{e#*|}}; if [ -e "$p" ]; then '
+            '[ -w "$p" ] && w=rw || w=ro; v=; read -r v < "$p"; echo "$k|$w|$v"; '
+            'else echo "$k|absent|"; fi; done'
         )
         pattern = shlex.quote(_ASSIGNMENT)
         dirs = " ".join(SYSCTL_DIRS)

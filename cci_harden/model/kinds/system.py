@@ -103,21 +103,32 @@ class Service(Resource):
 
     @classmethod
     def gather(cls, resources: Sequence[Service]) -> str:
+        # One systemctl for every unit: blocks of Key=Value in the order asked.
         units = quoted([r.unit for r in resources])
-        return (
-            f"for u in {units}; do "
-            'printf "%s|%s|%s\\n" "$u" "$(systemctl is-enabled "$u" 2>/dev/null)" '
-            '"$(systemctl is-active "$u" 2>/dev/null)"; done'
-        )
+        return f"systemctl show --property=Id,LoadState,UnitFileState,ActiveState -- {units}"
 
     @classmethod
     def parse(cls, output: str, resources: Sequence[Service]) -> dict[str, ServiceState]:
-        found = {}
-        for line in output.splitlines():
-            unit, _, rest = line.partition("|")
-            enabled, _, active = rest.partition("|")
-            found[unit] = ServiceState(enabled.strip() or "not-found", active.strip() or "unknown")
-        return {r.unit: found.get(r.unit, ServiceState("not-found", "unknown")) for r in resources}
+        by_id: dict[str, dict[str, str]] = {}
+        block: dict[str, str] = {}
+        for line in [*output.splitlines(), ""]:
+            if not line.strip():
+                if "Id" in block:
+                    by_id[block["Id"]] = block
+                block = {}
+            elif "=" in line and not line.startswith("@@"):
+                key, _, value = line.partition("=")
+                block[key] = value.strip()
+        states = {}
+        for r in resources:
+            found = by_id.get(r.unit if "." in r.unit else f"{r.unit}.service")
+            if found is None or found.get("LoadState") == "not-found":
+                enabled = "not-found"
+            else:
+                enabled = found.get("UnitFileState") or "unknown"
+            active = (found or {}).get("ActiveState") or "unknown"
+            states[r.unit] = ServiceState(enabled, active)
+        return states
 
     def needs_enable(self, state: ServiceState) -> bool:
         return self.enabled is not None and state.enabled != self.enabled

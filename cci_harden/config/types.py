@@ -1,0 +1,224 @@
+"""Strict string types for settings: what a value may contain is decided here, once.
+
+Every value a setting holds may reach a shell command, an sshd or ssh_config line, HCL, an apt
+configuration, nftables, nginx or JSON, rendered by a toolkit that runs as root on every client.
+So each type is a full match (``fullmatch``, never ``$``, which lets a trailing newline through)
+over ASCII only (``\\d`` would accept any script's digits), and none admits a control character,
+a quote, a backslash, ``$``, a backtick or ``;``. Rendering still quotes for each consumer; these
+types are the first of the two fences.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import posixpath
+import re
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    ValidationInfo,
+    field_validator,
+)
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _ascii_plain(value: object) -> object:
+    """Before any other check: no control character and nothing outside printable ASCII."""
+    if isinstance(value, str):
+        if _CONTROL.search(value):
+            raise ValueError("must not contain control characters (newlines, tabs, escapes)")
+        if not value.isascii():
+            raise ValueError("must be ASCII")
+    return value
+
+
+def pattern(regex: str, meaning: str):
+    """A validator accepting exactly the strings ``regex`` matches in full."""
+    compiled = re.compile(regex, re.ASCII)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(f"must be {meaning}")
+        return value
+
+    return check
+
+
+Plain = BeforeValidator(_ascii_plain)
+
+
+def plain_deep(value: object) -> object:
+    """``_ascii_plain`` on a string and on every string of a list; a table is a section of its
+    own (or a typed mapping) and checks itself."""
+    if isinstance(value, str):
+        return _ascii_plain(value)
+    if isinstance(value, list | tuple | set):
+        for item in value:
+            plain_deep(item)
+    return value
+
+
+class PlainSection(BaseModel):
+    """A settings section whose every string, at any depth, is printable ASCII (secrets, which
+    are PEM text with newlines, excepted)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _plain_strings(cls, value: object, info: ValidationInfo) -> object:
+        field = cls.model_fields.get(info.field_name or "")
+        if field is not None and "SecretStr" in str(field.annotation):
+            return value
+        return plain_deep(value)
+
+
+HOST_NAME = (
+    r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
+
+
+def _host(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    if len(value) > 253 or not re.fullmatch(HOST_NAME, value, re.ASCII):
+        raise ValueError("must be a DNS name or an IP address (letters, digits, '-' and '.')")
+    return value
+
+
+HostName = Annotated[str, Plain, AfterValidator(_host)]
+UserName = Annotated[
+    str,
+    Plain,
+    AfterValidator(
+        pattern(r"[a-z_][a-z0-9_-]{0,31}", "a Unix user name (a-z, 0-9, '_' and '-', 32 at most)")
+    ),
+]
+Identifier = Annotated[
+    str,
+    Plain,
+    AfterValidator(
+        pattern(r"[A-Za-z0-9._-]{1,64}", "letters, digits, '.', '_' or '-' (64 at most)")
+    ),
+]
+ExactVersion = Annotated[
+    str,
+    Plain,
+    AfterValidator(
+        pattern(
+            r"[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.+-]{1,64})?",
+            "an exact version such as 1.6.3 (no ranges, no 'latest')",
+        )
+    ),
+]
+# Debian package versions: epoch, upstream, revision (5:28.0.1-1~debian.12~bookworm).
+DebianVersion = Annotated[
+    str,
+    Plain,
+    AfterValidator(
+        pattern(
+            r"([0-9]{1,5}:)?[0-9][A-Za-z0-9.+~-]{0,127}",
+            "an exact Debian package version such as 5:28.0.1-1~debian.12~bookworm",
+        )
+    ),
+]
+
+# Directories a setting must never name: making one of them root-only 0700 (Nomad's data
+# directory) or watching it as data would break the host.
+SYSTEM_DIRECTORIES = frozenset(
+    {
+        "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/media", "/mnt", "/opt",
+        "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/usr/bin",
+        "/usr/lib", "/usr/local", "/usr/local/bin", "/usr/sbin", "/var", "/var/lib", "/var/log",
+        "/var/tmp", "/etc/ssh", "/etc/systemd", "/etc/docker", "/etc/nomad.d",
+    }
+)  # fmt: skip
+_PATH = r"/[A-Za-z0-9._@+=,/-]*"
+
+
+def _host_path(value: object) -> str:
+    text = str(value)
+    if not re.fullmatch(_PATH, text, re.ASCII):
+        raise ValueError(
+            "must be an absolute path of letters, digits and . _ - @ + = , / (no spaces, quotes "
+            "or shell characters)"
+        )
+    normal = posixpath.normpath(text)
+    if normal != text.rstrip("/") or "//" in text:
+        raise ValueError(f"must be normalised (write {normal})")
+    return normal
+
+
+def _data_directory(value: str) -> str:
+    if value in SYSTEM_DIRECTORIES:
+        raise ValueError(f"{value} is a system directory; name a directory of its own (/opt/nomad)")
+    return value
+
+
+# A path on the hosts, rendered into configuration files, scripts and audit rules.
+HostPath = Annotated[str, Plain, BeforeValidator(_host_path)]
+DataDirectory = Annotated[str, Plain, BeforeValidator(_host_path), AfterValidator(_data_directory)]
+
+
+def _local_path(value: object) -> object:
+    if isinstance(value, str | Path):
+        _ascii_plain(str(value))
+    return value
+
+
+# A file on the operator's machine (keys, certificates); relative to the inventory when relative.
+LocalPath = Annotated[Path, BeforeValidator(_local_path)]
+
+URL_SCHEMES = ("https", "http")
+_URL_FORBIDDEN = set("\"'`$;|&<>(){}[]\\ ,*!^")
+
+
+def _url(value: object) -> str:
+    text = str(value)
+    _ascii_plain(text)
+    bad = sorted(set(text) & _URL_FORBIDDEN)
+    if bad:
+        shown = ", ".join("a space" if c == " " else repr(c) for c in bad)
+        raise ValueError(
+            f"must be an http(s) URL without {shown} (a shell or a config format reads them)"
+        )
+    parts = urlsplit(text)
+    if parts.scheme not in URL_SCHEMES:
+        raise ValueError(f"must start with {' or '.join(s + '://' for s in URL_SCHEMES)}")
+    if not parts.hostname:
+        raise ValueError("must name a host")
+    _host(parts.hostname)
+    if parts.username or parts.password:
+        raise ValueError("must not carry credentials (user:password@); use the proxy's own ACL")
+    if parts.query or parts.fragment:
+        raise ValueError("must not have a query or a fragment")
+    try:
+        parts.port  # noqa: B018  (raises on a bad port)
+    except ValueError:
+        raise ValueError("has a port that is not a number from 1 to 65535") from None
+    return text
+
+
+HttpUrl = Annotated[str, BeforeValidator(_url)]
+
+
+def covers_everything(networks) -> str | None:
+    """'IPv4' or 'IPv6' when the networks together admit every address of that family."""
+    for version, family, everything in (
+        (4, "IPv4", ipaddress.ip_network("0.0.0.0/0")),
+        (6, "IPv6", ipaddress.ip_network("::/0")),
+    ):
+        same = [n for n in networks if n.version == version]
+        if everything in list(ipaddress.collapse_addresses(same)):
+            return family
+    return None
