@@ -20,7 +20,11 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
 
     inventory = Inventory.load(args.inventory)
     inventory.check_runnable()
-    effective = inventory.settings.model_dump(mode="json")
+    from .config.types import redact
+
+    # SecretStr fields are masked by pydantic; anything else that looks like key material (a
+    # key pasted into a path field) is masked here.
+    effective = redact(inventory.settings.model_dump(mode="json"))
     print(f"# effective settings of inventory {inventory.path} (secrets masked)")
     print(json.dumps(effective, indent=2, sort_keys=True))
     print(f"# {len(inventory.hosts)} host(s); settings valid", file=sys.stderr)

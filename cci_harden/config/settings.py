@@ -51,6 +51,7 @@ from .types import (
     UserName,
     _host,
     covers_everything,
+    looks_like_key,
     pattern,
 )
 
@@ -553,6 +554,7 @@ def format_validation_error(exc: ValidationError, path: Path) -> str:
         ):
             value = error.get("input")
             if isinstance(value, str | int | float | bool) and len(repr(value)) < 80:
-                shown = f" (got {value!r})"
+                if not (isinstance(value, str) and looks_like_key(value)):
+                    shown = f" (got {value!r})"
         lines.append(f"  {field}: {message}{shown} [from {origin}]")
     return "\n".join(lines)

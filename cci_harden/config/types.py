@@ -39,6 +39,25 @@ def _ascii_plain(value: object) -> object:
     return value
 
 
+_KEYLIKE = re.compile(r"PRIVATE KEY|BEGIN [A-Z ]+-----|[A-Za-z0-9+/=]{40,}")
+
+
+def looks_like_key(text: str) -> bool:
+    """Text that may be key material (PEM, a long base64 run): never printed, wherever it is."""
+    return bool(_KEYLIKE.search(text))
+
+
+def redact(value: object) -> object:
+    """``value`` with every string that looks like key material replaced, at any depth."""
+    if isinstance(value, str):
+        return "**********" if looks_like_key(value) else value
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    if isinstance(value, dict):
+        return {k: redact(v) for k, v in value.items()}
+    return value
+
+
 def pattern(regex: str, meaning: str):
     """A validator accepting exactly the strings ``regex`` matches in full."""
     compiled = re.compile(regex, re.ASCII)

@@ -1,0 +1,233 @@
+"""Issue 15: a setting can never change the meaning of what the toolkit renders.
+
+Each value is either refused when settings load (naming the field), or reaches its consumer as
+exactly the intended value: the HCL parser, a POSIX shell, OpenSSH's own reading of the
+ssh_config (``ssh -G``), apt's (``apt-config dump``), JSON. No host and no root needed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import hcl2
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from cci_harden.apply.release import install_script
+from cci_harden.config.settings import FleetSettings, load_settings
+from cci_harden.controls.nomad import _render_client_hcl
+from cci_harden.fleet.inventory import Inventory
+from cci_harden.fleet.sshconfig import render_ssh_config
+from cci_harden.model.errors import SettingsError
+from cci_harden.model.hostinfo import STAND_IN
+from cci_harden.model.render import hcl_string
+
+from .conftest import run_cli
+from .test_settings import BASE, VALID, error_for, write_inventory
+
+MINIMAL = {
+    "name": "acme",
+    "inventory": {"hosts": [{"name": "client-1", "address": "192.0.2.10"}]},
+    "network": {"admin_cidrs": ["198.51.100.0/24"]},
+    "nomad": {"servers": ["nomad.internal:4647"]},
+}
+
+# What the issue's reproductions put into settings: each must be refused.
+PAYLOADS = [
+    "root\nProxyCommand touch /tmp/pwned",
+    "x\nStrictHostKeyChecking no",
+    "$(touch /tmp/pwned)",
+    "`touch /tmp/pwned`",
+    'a" ; { DPkg::Pre-Invoke { "touch /tmp/pwned"; }; }',
+    "1.6.3\n",
+    "1.٦.3",
+    "a;b",
+    "x\x1b[31m",
+    "é",
+]
+
+
+def with_value(section: str, field: str, value) -> dict:
+    data = json.loads(json.dumps(MINIMAL))
+    data.setdefault(section, {})[field] = value
+    return data
+
+
+STRING_FIELDS = [
+    ("inventory", "ssh_user"),
+    ("nomad", "release_url"),
+    ("nomad", "data_dir"),
+    ("nomad", "datacenter"),
+    ("nomad", "node_class"),
+    ("nomad", "version"),
+    ("apt", "proxy"),
+    ("docker", "version"),
+    ("docker", "repo_url"),
+    ("docker", "log_max_size"),
+    ("docker", "storage_driver"),
+    ("docker", "distribution_codename"),
+    ("name", None),
+]
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+@pytest.mark.parametrize(("section", "field"), STRING_FIELDS)
+def test_every_reproduction_is_refused_at_load(section, field, payload):
+    data = {**MINIMAL, "name": payload} if field is None else with_value(section, field, payload)
+    with pytest.raises(ValidationError) as info:
+        FleetSettings.model_validate(data)
+    where = section if field is None else f"{section}.{field}"
+    assert any(".".join(map(str, e["loc"])).startswith(where) for e in info.value.errors())
+
+
+def test_host_user_known_hosts_and_key_paths_are_refused_with_a_newline():
+    host = {"name": "client-1", "address": "192.0.2.10", "user": "root\nProxyCommand x"}
+    with pytest.raises(ValidationError, match="inventory.hosts.0.user"):
+        FleetSettings.model_validate({**MINIMAL, "inventory": {"hosts": [host]}})
+    for field in ("known_hosts", "ssh_key", "ssh_config"):
+        inventory = {**MINIMAL["inventory"], field: "/tmp/k\nStrictHostKeyChecking no"}
+        with pytest.raises(ValidationError, match=f"inventory.{field}"):
+            FleetSettings.model_validate({**MINIMAL, "inventory": inventory})
+
+
+@pytest.mark.parametrize("value", ["/", "/etc", "/var/lib", "opt/nomad", "/opt/../etc", "/opt//x"])
+def test_data_dir_is_absolute_normalised_and_never_a_system_directory(value):
+    with pytest.raises(ValidationError, match="nomad.data_dir"):
+        FleetSettings.model_validate(with_value("nomad", "data_dir", value))
+
+
+@pytest.mark.parametrize(
+    "halves",
+    [
+        ["0.0.0.0/1", "128.0.0.0/1"],
+        ["::/1", "8000::/1"],
+        ["0.0.0.0/2", "64.0.0.0/2", "128.0.0.0/1"],
+    ],
+)
+def test_cidr_lists_that_together_admit_everything_are_refused(halves):
+    with pytest.raises(ValidationError, match="admit every"):
+        FleetSettings.model_validate(with_value("network", "admin_cidrs", halves))
+
+
+def test_bad_json_in_an_environment_variable_is_one_line_and_exit_2(tmp_path):
+    inventory = write_inventory(tmp_path, VALID)
+    proc = run_cli("config", "check", str(inventory), env={"CCI_NETWORK__ADMIN_CIDRS": "[oops"})
+    assert proc.returncode == 2
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "CCI_NETWORK__ADMIN_CIDRS" in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_key_material_in_a_path_field_is_refused_and_never_echoed(tmp_path, monkeypatch):
+    pem = (
+        "-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\\n-----END PRIVATE KEY-----"
+    )
+    message = error_for(tmp_path, BASE + f'[nomad.tls]\nkey_file = "{pem}"\n', monkeypatch)
+    assert "nomad.tls.key_file" in message and "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC" not in message
+    one_line = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7"
+    message = error_for(tmp_path, BASE + f'[inventory]\nssh_user = "{one_line}"\n', monkeypatch)
+    assert one_line not in message
+
+
+# -- consumers see exactly the intended value ----------------------------------------------------
+
+# Text a value could hold if validation ever let it through: every consumer must still read it
+# as one literal value.
+hostile_text = st.lists(
+    st.sampled_from([*"ab-_./:@ \"'`$(){}[];|&<>\\%#*?!~\n\t", "${x}", "%{y}", "$(id)"]),
+    min_size=1,
+    max_size=16,
+).map("".join)
+
+
+@settings(max_examples=150, deadline=None)
+@given(hostile_text)
+def test_hcl_strings_parse_back_to_the_value(value):
+    parsed = hcl2.loads(f"name = {hcl_string(value)}\nafter = 1\n")
+    assert set(parsed) == {"name", "after"}  # one string token: nothing escaped into the file
+    assert hcl_value(parsed["name"]) == value
+
+
+def hcl_value(literal: str) -> str:
+    """An HCL string literal as python-hcl2 returns it (quotes kept) -> the string it holds."""
+    return json.loads(literal).replace("$${", "${").replace("%%{", "%{")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(hostile_text)
+def test_install_script_takes_a_url_as_one_literal_word(value):
+    script = install_script(value, "1.6.3", "amd64", "F" * 40)
+    assignments = script[: script.index("refuse()")]  # set -eu and the settings' words
+    proc = subprocess.run(
+        ["sh", "-c", assignments + 'printf %s "$base"'], capture_output=True, text=True
+    )
+    assert proc.returncode == 0 and proc.stdout == value.rstrip("/")  # the script's own rstrip
+    subprocess.run(["sh", "-n"], input=script, text=True, check=True)
+
+
+def test_client_hcl_carries_a_hostile_host_name_as_a_literal(example_settings_path):
+    settings = load_settings(example_settings_path)
+    info = STAND_IN.__class__(**{**STAND_IN.__dict__, "name": 'x"\nplugin "docker" { }'})
+    parsed = hcl2.loads(_render_client_hcl(settings, info))
+    assert hcl_value(parsed["name"]) == info.name
+    assert [next(iter(p)) for p in parsed["plugin"]] == ['"raw_exec"']
+
+
+@pytest.fixture
+def example_settings_path() -> Path:
+    return Path(__file__).resolve().parents[1] / "inventories" / "prod"
+
+
+def test_ssh_config_keeps_strict_host_keys_whatever_the_operator_file_says(tmp_path):
+    operator = tmp_path / "operator.ssh_config"
+    operator.write_text(
+        "Host *\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n"
+        "  ProxyCommand touch /tmp/pwned-by-ssh-config\n"
+    )
+    inventory = write_inventory(
+        tmp_path,
+        BASE.replace("[inventory]\n", f'[inventory]\nssh_config = "{operator}"\n')
+        + '[network]\nadmin_cidrs = ["198.51.100.0/24"]\n',
+    )
+    loaded = Inventory.load(inventory)
+    config = tmp_path / "ssh_config"
+    config.write_text(render_ssh_config(loaded, tmp_path / "cm 100%"))
+    proc = subprocess.run(
+        ["ssh", "-G", "-F", str(config), "client-1"], capture_output=True, text=True, check=True
+    )
+    effective = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line)
+    assert effective["stricthostkeychecking"] == "true"
+    assert effective["userknownhostsfile"] == str(loaded.known_hosts.resolve())
+    assert effective["controlpath"].startswith(str(tmp_path / "cm 100%"))
+    # the operator's file still adds what we leave unset
+    assert "proxycommand" in effective
+
+
+def test_apt_reads_the_proxy_as_the_intended_value(tmp_path):
+    from cci_harden.controls.apt import _proxy_resources
+
+    proxy = "http://apt-proxy.internal:3142/"
+    settings = FleetSettings.model_validate(with_value("apt", "proxy", proxy))
+    (rendered,) = _proxy_resources(settings, STAND_IN)
+    conf = tmp_path / "apt.conf"
+    conf.write_text(rendered.content)
+    proc = subprocess.run(
+        ["apt-config", "-c", str(conf), "dump", "Acquire::http::Proxy"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert f'Acquire::http::Proxy "{proxy.rstrip("/")}";' in proc.stdout
+
+
+def test_loading_a_refused_value_names_field_origin_and_never_tracebacks(tmp_path, monkeypatch):
+    message = error_for(
+        tmp_path, VALID, monkeypatch, CCI_NOMAD__RELEASE_URL="https://m.internal/$(id)"
+    )
+    assert "nomad.release_url" in message and "CCI_NOMAD__RELEASE_URL" in message
+    with pytest.raises(SettingsError):
+        load_settings(write_inventory(tmp_path, VALID + '\n[apt]\nproxy = "ftp://x"\n'))
