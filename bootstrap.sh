@@ -29,7 +29,10 @@ if ! python3 -m venv --help >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+# Exact versions with hashes (requirements.lock, made by `uv pip compile --generate-hashes`
+# from pyproject.toml), then the package itself without resolving anything again.
+.venv/bin/pip install -q --disable-pip-version-check --require-hashes -r requirements.lock
+.venv/bin/pip install -q --disable-pip-version-check --no-deps -e .
 
 [ "${1:-}" = "--no-deploy" ] && exit 0
 

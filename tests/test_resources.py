@@ -402,11 +402,16 @@ def test_a_resource_the_snapshot_lacks_is_a_defect_never_a_pass():
 
 
 def test_the_snapshot_script_round_trips_every_recorded_kind():
-    encoded = "".join(
-        f"@@probe {kind}\n{__import__('base64').b64encode(text.encode()).decode()}\n0\n"
-        for kind, text in RECORDED.items()
+    token = "0123abcd"
+    encoded = f"@@cci-snapshot {token}\n" + "".join(
+        f"@@probe {kind} {token}\n{text}\n@@end 0 {token}\n" for kind, text in RECORDED.items()
     )
     assert split_probes(encoded) == RECORDED
+    # framing lines without the run's token are output, not framing
+    forged = encoded.replace(
+        f"@@probe host-size {token}\n", f"@@probe host-size {token}\n@@end 0 guess\n"
+    )
+    assert split_probes(forged)["host-size"] == "@@end 0 guess\n" + RECORDED["host-size"]
     resources = [ManagedFile("/etc/issue"), Package("nftables"), Service("docker")]
     snapshot = parse_output(encoded, resources)
     assert snapshot.info.hostname == "tb1"

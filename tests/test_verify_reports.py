@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -177,3 +178,8 @@ def test_circleci_example_is_a_scheduled_sharded_pipeline_that_keeps_reports():
     assert steps["store_artifacts"]["store_artifacts"]["path"] == "reports"
     workflow = config["workflows"]["nightly-verify"]
     assert workflow["when"] == {"equal": ["scheduled_pipeline", "<< pipeline.trigger_source >>"]}
+    # the job holds the fleet's SSH key: its image is pinned by digest, its install locked
+    (image,) = job["docker"]
+    assert re.fullmatch(r"cimg/python:[0-9.]+@sha256:[0-9a-f]{64}", image["image"])
+    install = next(c for c in run_steps if "pip install" in c)
+    assert "--require-hashes -r requirements.lock" in install and "--no-deps" in install

@@ -101,8 +101,8 @@ def generate(
     duplicate_rate: float = 0.01,
     malformed_rate: float = 0.001,
 ) -> Truth:
-    rng = random.Random(seed)
-    uuid_rng = random.Random(seed + 1)
+    rng = random.Random(seed)  # noqa: S311  (reproducible test data, not secrets)
+    uuid_rng = random.Random(seed + 1)  # noqa: S311
     actions = sorted(KNOWN_ACTIONS)
     actors = [f"user{i:03d}" for i in range(200)]
     homes = {a: [f"198.51.100.{rng.randrange(1, 255)}" for _ in range(2)] for a in actors}

@@ -33,9 +33,11 @@ PROFILES: dict[str, tuple[Control, ...]] = {
 
 _BY_ID: dict[str, Control] = {}
 for _profile in PROFILES.values():
-    assert len({c.id for c in _profile}) == len(_profile), "a profile lists a control twice"
+    if len({c.id for c in _profile}) != len(_profile):
+        raise RuntimeError("a profile lists a control twice")
     for _control in _profile:
-        assert _BY_ID.setdefault(_control.id, _control) is _control, f"{_control.id} is not unique"
+        if _BY_ID.setdefault(_control.id, _control) is not _control:
+            raise RuntimeError(f"{_control.id} is not unique")
 _BY_ID[LIFECYCLE.id] = LIFECYCLE  # every profile's deploy ends with it (model.plan)
 ALL_CONTROLS: tuple[Control, ...] = tuple(_BY_ID.values())
 

@@ -208,7 +208,7 @@ def _render_client_hcl(settings, info) -> str:
         data_dir=str(nomad.data_dir),
         node_class=nomad.node_class,
         servers=nomad.servers,
-        http_address="0.0.0.0" if http_open else "127.0.0.1",
+        http_address="0.0.0.0" if http_open else "127.0.0.1",  # noqa: S104  (opt-in; firewalled)
         advertise=advertise,
         reserved_cores=nomad.reserved_cpu_cores,
         cpu_mhz=info.cpu_mhz or ASSUMED_MHZ,

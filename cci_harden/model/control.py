@@ -29,7 +29,7 @@ class Source:
 
 
 class Status(StrEnum):
-    PASS = "pass"
+    PASS = "pass"  # noqa: S105  (a status, not a password)
     FAIL = "fail"
     NOT_VERIFIABLE = "not-verifiable"  # the check needs something this host cannot show
     NOT_APPLICABLE = "not-applicable"  # the settings turn this control off

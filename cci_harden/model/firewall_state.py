@@ -22,14 +22,18 @@ class TableState:
 
 
 def state_command(stem: str) -> str:
-    """Five lines: file checksum, record header, live checksum, recorded checksum, presence."""
+    """Five lines: file checksum, record header, live checksum, recorded checksum, presence.
+
+    One ``nft`` call and shell builtins where they do (this runs on every host, every verify).
+    """
     config, record = f"{FIREWALL_DIR}/{stem}.nft", f"{STATE_DIR}/{stem}.loaded"
     return (
-        f"sha256sum < {config} 2>/dev/null | cut -c1-64; "
-        f"head -n1 {record} 2>/dev/null || echo; "
-        f"nft list table inet cci_{stem} 2>/dev/null | sha256sum | cut -c1-64; "
-        f"tail -n +2 {record} 2>/dev/null | sha256sum | cut -c1-64; "
-        f"nft list table inet cci_{stem} >/dev/null 2>&1 && echo present || echo absent"
+        f"live=$(nft list table inet cci_{stem} 2>/dev/null) && p=present || p=absent; "
+        f'set -- $(sha256sum < {config} 2>/dev/null); echo "${{1:-}}"; '
+        f'h=; read -r h < {record} 2>/dev/null; echo "$h"; '
+        f'set -- $(printf \'%s\\n\' "$live" | sha256sum); echo "$1"; '
+        f'set -- $(tail -n +2 {record} 2>/dev/null | sha256sum); echo "$1"; '
+        'echo "$p"'
     )
 
 

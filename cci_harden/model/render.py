@@ -36,7 +36,8 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
-        autoescape=False,
+        # Configuration files, not HTML: each value is escaped by the filter of its format.
+        autoescape=False,  # noqa: S701
     )
     # Every value a template takes from settings or host facts goes through the filter of the
     # format it lands in: ``hcl`` for HCL strings, ``sh`` for shell words, ``tojson`` for JSON.

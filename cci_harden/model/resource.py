@@ -48,7 +48,8 @@ class Resource:
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if cls.kind:
-            assert cls.kind not in REGISTRY, f"resource kind {cls.kind} declared twice"
+            if cls.kind in REGISTRY:
+                raise TypeError(f"resource kind {cls.kind} declared twice")
             REGISTRY[cls.kind] = cls
 
     @property

@@ -1,13 +1,15 @@
 """One read-only script gathers a host's facts and the state of every resource; both the deploy
 (as a pyinfra fact) and verify (over testinfra) run it and parse it here.
 
-Each kind's command runs in its own ``sh -c`` and its output is base64-encoded, so no output can
-be mistaken for the script's own framing and no kind can break another's.
+Each kind's command runs in a block of its own with stdin closed; its output is framed by lines
+carrying a random token made for this run, so no output can be mistaken for the framing (the
+host, which alone could see the token, can lie about itself anyway, never about another host).
+No process is started for the framing itself: the script costs only what its probes cost.
 """
 
 from __future__ import annotations
 
-import base64
+import secrets
 import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,11 +21,7 @@ from .resource import NOT_GATHERED, REGISTRY, Resource
 
 HOSTINFO = "@hostinfo"
 
-_PRELUDE = r"""cci_probe() {
-  printf '@@probe %s\n' "$1"
-  out=$(eval "$2" 2>&1); rc=$?
-  printf '%s' "$out" | base64 -w0; printf '\n%s\n' "$rc"
-}"""
+START = "@@cci-snapshot"
 
 
 def by_kind(resources: Iterable[Resource]) -> dict[str, list[Resource]]:
@@ -37,30 +35,42 @@ def by_kind(resources: Iterable[Resource]) -> dict[str, list[Resource]]:
     return groups
 
 
-def build_script(resources: Iterable[Resource], hostinfo: bool = True) -> str:
-    lines = [_PRELUDE]
-    if hostinfo:
-        lines.append(f"cci_probe {HOSTINFO} {shlex.quote(HOSTINFO_COMMAND)}")
-    for kind, group in by_kind(resources).items():
-        command = REGISTRY[kind].gather(group)
-        lines.append(f"cci_probe {shlex.quote(kind)} {shlex.quote(command)}")
+def build_script(
+    resources: Iterable[Resource], hostinfo: bool = True, token: str | None = None
+) -> str:
+    token = token or secrets.token_hex(12)
+    lines = [f"echo {START} {token}"]
+    probes = [(HOSTINFO, HOSTINFO_COMMAND)] if hostinfo else []
+    probes += [(kind, REGISTRY[kind].gather(group)) for kind, group in by_kind(resources).items()]
+    for name, command in probes:
+        lines += [
+            f"echo @@probe {shlex.quote(name)} {token}",
+            "{",
+            command,
+            "} </dev/null 2>&1",
+            f'printf "\\n@@end %s {token}\\n" "$?"',
+        ]
     return "\n".join(lines) + "\n"
 
 
 def split_probes(text: str) -> dict[str, str]:
-    """The script's output -> probe name -> that probe's output."""
-    outputs = {}
-    lines = text.splitlines()
-    index = 0
-    while index < len(lines):
-        line = lines[index]
-        if line.startswith("@@probe ") and index + 1 < len(lines):
-            outputs[line[len("@@probe ") :]] = base64.b64decode(lines[index + 1]).decode(
-                errors="replace"
-            )
-            index += 3
-        else:
-            index += 1
+    """The script's output -> probe name -> that probe's output (exactly as printed)."""
+    lines = text.split("\n")
+    token = next((ln.split()[1] for ln in lines if ln.startswith(START + " ")), None)
+    if token is None:
+        return {}
+    outputs: dict[str, str] = {}
+    name: str | None = None
+    body: list[str] = []
+    for line in lines:
+        parts = line.split(" ")
+        if len(parts) == 3 and parts[0] == "@@probe" and parts[2] == token:
+            name, body = parts[1], []
+        elif len(parts) == 3 and parts[0] == "@@end" and parts[2] == token and name is not None:
+            outputs[name] = "\n".join(body)
+            name = None
+        elif name is not None:
+            body.append(line)
     return outputs
 
 

@@ -59,7 +59,7 @@ class Layout:
     @property
     def control_dir(self) -> Path:
         """Where OpenSSH keeps multiplexing sockets: short, as socket paths are capped at 108."""
-        digest = hashlib.sha1(str(self.state_dir).encode()).hexdigest()[:10]
+        digest = hashlib.sha1(str(self.state_dir).encode(), usedforsecurity=False).hexdigest()[:10]
         return Path("/run/cci-harden") / digest
 
     @property

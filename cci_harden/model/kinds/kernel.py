@@ -106,11 +106,13 @@ class Sysctl(Resource):
         )
         pattern = shlex.quote(_ASSIGNMENT)
         dirs = " ".join(SYSCTL_DIRS)
+        # every file in directory-priority order, one grep; /etc/sysctl.conf (and its usual
+        # 99-sysctl.conf link) last
         files = (
-            f'for d in {dirs}; do for f in "$d"/*.conf; do [ -f "$f" ] || continue; '
-            f'[ "$(readlink -f "$f")" = {SYSCTL_CONF} ] && continue; '
-            f'grep -HE {pattern} "$f"; done; done; '
-            f"grep -HE {pattern} {SYSCTL_CONF} 2>/dev/null; true"
+            f'set --; for d in {dirs}; do for f in "$d"/*.conf; do [ -f "$f" ] || continue; '
+            f'[ "$f" -ef {SYSCTL_CONF} ] || set -- "$@" "$f"; done; done; '
+            f'[ -f {SYSCTL_CONF} ] && set -- "$@" {SYSCTL_CONF}; '
+            f'[ "$#" -gt 0 ] && grep -HE {pattern} "$@"; true'
         )
         return f"{runtime}\necho @@files\n{files}"
 
