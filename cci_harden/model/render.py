@@ -18,9 +18,10 @@ TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
 
 def hcl_string(value: object) -> str:
-    """A quoted HCL string holding exactly ``value``: JSON's escapes (which HCL shares), and
-    ``${`` / ``%{`` doubled so nothing in a value is read as a template."""
-    return json.dumps(str(value)).replace("${", "$${").replace("%{", "%%{")
+    """A quoted HCL string holding exactly ``value``: JSON's escapes (which HCL shares), with the
+    ``$`` of ``${`` and the ``%`` of ``%{`` written as ``\\u`` escapes, so nothing in a value
+    starts a template interpolation or directive."""
+    return json.dumps(str(value)).replace("${", "\\u0024{").replace("%{", "\\u0025{")
 
 
 def shell_word(value: object) -> str:
