@@ -180,7 +180,33 @@ NASTY = {
     "success upper": {"success": "TRUE"},
     "action with space": {"action": "user logged_in"},
     "huge number in payload": {"payload": '{"name": "X", "n": 100000000000000000000000000}'},
+    # issue 15: values that used to end the whole run
+    "empty actor": {"actor": ""},
+    "empty target": {"target": ""},
+    "payload nested a thousand deep": {"payload": '{"a":' * 1000 + "1" + "}" * 1000},
+    "actor nested a thousand deep": {
+        "actor": '{"id": "u", "type": "user", "x": ' + "[" * 1000 + "]" * 1000 + "}"
+    },
+    "project given as a list": {"payload": '{"name": "X", "project": ["a", "b"]}'},
 }
+
+
+def test_hostile_field_values_are_malformed_rows_never_a_crash(tmp_path, small_ranges):
+    """Each value from issue 15 becomes one counted malformed row (or a valid event), the same
+    with one worker and with two; the run goes on."""
+    path = tmp_path / "hostile.csv"
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(COLUMNS)
+    for n, changes in enumerate(NASTY.values()):
+        writer.writerow(_row(1000 + n, **changes))
+        writer.writerow(_row(n))
+    path.write_text(out.getvalue(), newline="")
+    expected = reference(path)
+    assert ingested(path, jobs=1) == expected == ingested(path, jobs=2)
+    reasons = dict(expected[1])
+    assert any("actor" in r and "empty" in r for r in reasons.values()), reasons
+    assert any("too deeply nested" in r for r in reasons.values()), reasons
 
 
 def test_batches_accept_and_refuse_exactly_what_parse_row_does():
@@ -305,3 +331,24 @@ def test_columns_in_another_order_read_the_same(tmp_path, small_ranges):
         assert [m[0].split(":")[-1] for m in malformed] == [
             m[0].split(":")[-1] for m in expected[1]
         ]
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "md", "jsonl"])
+def test_audit_data_never_reaches_a_terminal_raw(tmp_path, fmt):
+    """Escape sequences, line breaks and bidi overrides in audit data are printed spelled out;
+    a payload whose project is a list neither matches nor crashes --project."""
+    path = tmp_path / "export.csv"
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(COLUMNS)
+    hostile = '{"id": "u9", "type": "user", "name": "ev\\u001b[2Jil\\r\\nx\\u202e"}'
+    for n in range(30):
+        payload = '{"name": "X", "project": ["gh/acme/api"]}' if n % 2 else '{"name": "X"}'
+        writer.writerow(_row(n, actor=hostile, payload=payload))
+    path.write_text(out.getvalue(), newline="")
+    proc = run_cli("audit", "hunt", str(path), "--since", "2022-12-21", "--format", fmt)
+    assert proc.returncode in (0, 1), proc.stderr
+    assert "\x1b" not in proc.stdout and "\r" not in proc.stdout and "\u202e" not in proc.stdout
+    assert "ev\\x1b[2Jil" in proc.stdout or "ev\\u001b[2Jil" in proc.stdout  # shown, spelled out
+    listed = run_cli("audit", "hunt", str(path), "--project", "gh/acme/api", "--format", fmt)
+    assert listed.returncode in (0, 1) and "Traceback" not in listed.stderr, listed.stderr

@@ -60,7 +60,7 @@ def _checked(
                 for i in set(range(len(values))) - set(usual):
                     try:
                         out[i] = one(values[i])
-                    except ValueError:
+                    except (ValueError, RecursionError):
                         bad.add(offset + i)
                 return out
     if len(values) < _SPLIT_BELOW:
@@ -68,7 +68,7 @@ def _checked(
         for i, value in enumerate(values):
             try:
                 out.append(one(value))
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: JSON nested too deep
                 out.append(None)
                 bad.add(offset + i)
         return out
@@ -190,7 +190,7 @@ def decode_blobs(
             return None
         try:
             values = decoder.decode_lines(joined)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
         return values if len(values) == len(stretch) else None
 

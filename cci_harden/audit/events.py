@@ -109,12 +109,16 @@ _REQUEST = _DECODERS["request"].decode
 
 def _blob(name: str, text: str):
     """Decode and check a JSON blob; the typed decoders enforce required keys in C."""
+    if not text:
+        raise RowError(f"{name} is empty")
     try:
         return _DECODERS[name].decode(text)
     except msgspec.ValidationError as exc:
         raise RowError(f"{name}: {exc}") from None
     except msgspec.DecodeError:
         raise RowError(f"{name} is not valid JSON") from None
+    except RecursionError:
+        raise RowError(f"{name} is too deeply nested") from None
 
 
 class Event(msgspec.Struct, array_like=True, gc=False):
@@ -185,8 +189,8 @@ def parse_row(row: list[str]) -> Event:
         if metadata:
             _METADATA(metadata)
         ip = (_REQUEST(request).ip_address or "") if request else ""
-    except (msgspec.ValidationError, msgspec.DecodeError):
-        # the fast path failed: find which blob, and say why
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        # the fast path failed: find which blob, and say why (actor and target are required)
         for name, text in (
             ("actor", actor),
             ("target", target),
@@ -195,9 +199,9 @@ def parse_row(row: list[str]) -> Event:
             ("metadata", metadata),
             ("request", request),
         ):
-            if text:
+            if text or name in ("actor", "target"):
                 _blob(name, text)
-        raise
+        raise RowError("a JSON field could not be read") from None
     return Event(
         key=bytes.fromhex(id_.replace("-", "")),
         action=action,

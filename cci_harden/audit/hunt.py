@@ -104,7 +104,12 @@ class Hunter:
         if self.options.actors and not ({event.actor_name, event.actor_id} & self.options.actors):
             return False
         if self.options.projects:
-            names = {event.payload.get("project"), event.payload.get("project_name")}
+            # a payload's values are whatever the export holds: only a string names a project
+            names = {
+                value
+                for value in (event.payload.get("project"), event.payload.get("project_name"))
+                if isinstance(value, str)
+            }
             if event.target_type == "project":
                 names |= {event.target_name, event.target_id}
             if not (names & self.options.projects):

@@ -5,7 +5,20 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Sequence
+
+# Characters that would act on a terminal or a reader instead of being shown: C0 and C1 controls
+# (escape sequences, carriage returns, newlines) and the bidirectional overrides.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every unsafe character spelled out as ``\\xNN`` or ``\\uNNNN``."""
+    return _UNSAFE.sub(
+        lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text
+    )
+
 
 FORMATS = ("table", "jsonl", "csv", "md")
 
@@ -15,6 +28,7 @@ def render(
 ) -> str:
     """``rows`` as ``fmt``; ``summary`` (ingest counts) leads JSON lines and Markdown."""
     if fmt == "jsonl":
+        # JSON escapes every control character itself; ensure_ascii also escapes bidi overrides
         lines = [json.dumps({"type": "summary", **summary})] if summary else []
         lines += [json.dumps({"type": kind, **row}, sort_keys=True) for row in rows]
         return "\n".join(lines) + "\n"
@@ -29,7 +43,7 @@ def render(
         head = []
         if summary:
             head = [", ".join(f"{k}: {_cell(v)}" for k, v in summary.items()), ""]
-        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        lines = ["| " + " | ".join(map(printable, columns)) + " |", "|" + "---|" * len(columns)]
         lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
         return "\n".join(head + lines) + "\n"
     widths = [min(60, max([len(c)] + [len(r[i]) for r in cells])) for i, c in enumerate(columns)]
@@ -43,5 +57,5 @@ def render(
 
 def _cell(value) -> str:
     if isinstance(value, list):
-        return " ".join(str(v) for v in value)
-    return str(value)
+        return printable(" ".join(str(v) for v in value))
+    return printable(str(value))
