@@ -352,3 +352,4 @@ def test_audit_data_never_reaches_a_terminal_raw(tmp_path, fmt):
     assert "ev\\x1b[2Jil" in proc.stdout or "ev\\u001b[2Jil" in proc.stdout  # shown, spelled out
     listed = run_cli("audit", "hunt", str(path), "--project", "gh/acme/api", "--format", fmt)
     assert listed.returncode in (0, 1) and "Traceback" not in listed.stderr, listed.stderr
+

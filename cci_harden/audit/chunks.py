@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import pickle
+import secrets
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +29,9 @@ CHUNK_BYTES = 2 * 2**20
 BATCH_ROWS = 2048
 # str.splitlines also breaks at these; csv (like files opened with newline="") does not
 _OTHER_LINE_BREAKS = "\v\f\x1c\x1d\x1e"
-_SENTINEL = "\x00cci-harden-range-end\x00"  # NUL: no export row holds one
+# Made anew in every process: no export row can equal it, whatever the export holds (a fixed
+# marker could be planted in a row and make a worker drop the rows around it).
+_SENTINEL = f"\x00cci-harden-range-end-{secrets.token_hex(16)}\x00"
 _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(list[Event])
 
