@@ -353,3 +353,28 @@ def test_audit_data_never_reaches_a_terminal_raw(tmp_path, fmt):
     listed = run_cli("audit", "hunt", str(path), "--project", "gh/acme/api", "--format", fmt)
     assert listed.returncode in (0, 1) and "Traceback" not in listed.stderr, listed.stderr
 
+
+def test_malformed_rows_are_counted_sampled_and_streamed_not_kept(tmp_path, monkeypatch):
+    """Memory does not grow with bad rows: a sample stays in memory, every row goes to the
+    --malformed-out file as it is found."""
+    monkeypatch.setattr(ingest, "MALFORMED_SAMPLE", 25)
+    path = tmp_path / "bad.csv"
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(COLUMNS)
+    for n in range(3000):
+        writer.writerow(_row(n, version="x") if n % 3 else _row(n))
+    path.write_text(out.getvalue(), newline="")
+    sink = tmp_path / "malformed.tsv"
+    stats = IngestStats()
+    with open(sink, "w") as handle:
+        stats.malformed_sink = handle
+        events = [e for e in read_exports([path], stats, jobs=2)]
+    assert len(events) == 1000 and stats.malformed_count == 2000
+    assert len(stats.malformed) == 25
+    lines = sink.read_text().splitlines()
+    assert len(lines) == 2000 and all("version 'x' is not a number" in ln for ln in lines)
+    proc = run_cli("audit", "hunt", str(path), "--malformed-out", str(tmp_path / "no/such/dir/x"))
+    assert (
+        proc.returncode == 2 and "--malformed-out" in proc.stderr and "Traceback" not in proc.stderr
+    )

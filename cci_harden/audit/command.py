@@ -10,7 +10,7 @@ from ..model.errors import EXIT_DRIFT, EXIT_OK, CciHardenError
 from .events import RowError, normalise_time
 from .hunt import Hunter, Options, at_or_above
 from .ingest import IngestStats, default_jobs, read_export_batches, read_exports
-from .output import FORMATS, render
+from .output import FORMATS, printable, render
 from .rules import SEVERITIES, load_rules
 from .secrets import SecretsInventory, load_severity_patterns
 
@@ -60,13 +60,14 @@ def _emit(text: str, output: str | None) -> None:
 def _report_problems(stats: IngestStats) -> None:
     print(
         f"cci-harden: {stats.rows:,} rows, {stats.events:,} events, {stats.duplicates:,} "
-        f"duplicates dropped, {len(stats.malformed):,} malformed rows",
+        f"duplicates dropped, {stats.malformed_count:,} malformed rows",
         file=sys.stderr,
     )
     for bad in stats.malformed[:20]:
-        print(f"  malformed {bad.source}: {bad.reason}", file=sys.stderr)
-    if len(stats.malformed) > 20:
-        print(f"  ... and {len(stats.malformed) - 20} more (see --malformed-out)", file=sys.stderr)
+        print(f"  malformed {printable(bad.source)}: {printable(bad.reason)}", file=sys.stderr)
+    if stats.malformed_count > 20:
+        more = stats.malformed_count - 20
+        print(f"  ... and {more:,} more (see --malformed-out)", file=sys.stderr)
 
 
 def cmd_hunt(args: argparse.Namespace) -> int:
@@ -78,6 +79,8 @@ def cmd_hunt(args: argparse.Namespace) -> int:
         projects=frozenset(args.project or ()),
     )
     stats = IngestStats()
+    sink = _open_malformed(args.malformed_out)
+    stats.malformed_sink = sink
     hunter = Hunter(rules, options)
     progress = _progress if args.progress or sys.stderr.isatty() else None
     for events in read_export_batches(
@@ -90,7 +93,7 @@ def cmd_hunt(args: argparse.Namespace) -> int:
         render("finding", [f.as_dict() for f in findings], FINDING_COLUMNS, args.format, summary),
         args.output,
     )
-    _write_malformed(stats, args.malformed_out)
+    _close(sink)
     _report_problems(stats)
     if args.fail_on and at_or_above(findings, args.fail_on):
         return EXIT_DRIFT
@@ -103,11 +106,13 @@ def cmd_secrets(args: argparse.Namespace) -> int:
         load_severity_patterns(Path(args.severity_rules) if args.severity_rules else None),
     )
     stats = IngestStats()
+    sink = _open_malformed(args.malformed_out)
+    stats.malformed_sink = sink
     for event in read_exports([Path(p) for p in args.files], stats, jobs=args.jobs):
         inventory.feed(event)
     rows = [r.as_dict() for r in inventory.rows()]
     _emit(render("secret", rows, SECRET_COLUMNS, args.format, stats.as_dict()), args.output)
-    _write_malformed(stats, args.malformed_out)
+    _close(sink)
     _report_problems(stats)
     return EXIT_OK
 
@@ -123,9 +128,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _write_malformed(stats: IngestStats, path: str | None) -> None:
-    if path:
-        Path(path).write_text("".join(f"{m.source}\t{m.reason}\n" for m in stats.malformed))
+def _open_malformed(path: str | None):
+    """Open --malformed-out before reading anything: an unwritable path is said at once."""
+    if not path:
+        return None
+    try:
+        return open(path, "w", encoding="utf-8")  # noqa: SIM115  (closed by _close)
+    except OSError as exc:
+        raise CciHardenError(f"--malformed-out {path}: cannot write ({exc.strerror})") from None
+
+
+def _close(sink) -> None:
+    if sink is not None:
+        sink.close()
 
 
 def add_parser(commands) -> None:

@@ -21,6 +21,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
+from typing import TextIO
 
 from ..model.errors import CciHardenError
 from .chunks import CHUNK_BYTES, Batch, Layout, parse_range, split_points, stream_range
@@ -38,13 +39,28 @@ class Malformed:
     reason: str
 
 
+# Malformed rows kept in memory: a sample; the full list goes to ``malformed_sink`` as it comes,
+# so memory does not grow with the number of bad rows (a file of nothing else included).
+MALFORMED_SAMPLE = 1000
+
+
 @dataclass
 class IngestStats:
     rows: int = 0
     events: int = 0
     duplicates: int = 0
-    malformed: list[Malformed] = field(default_factory=list)
+    malformed: list[Malformed] = field(default_factory=list)  # the first MALFORMED_SAMPLE
+    malformed_count: int = 0
+    malformed_sink: TextIO | None = None  # every malformed row, one "file:line<TAB>reason" line
     files: list[str] = field(default_factory=list)
+
+    def add_malformed(self, items: Iterable[Malformed]) -> None:
+        for item in items:
+            self.malformed_count += 1
+            if len(self.malformed) < MALFORMED_SAMPLE:
+                self.malformed.append(item)
+            if self.malformed_sink is not None:
+                self.malformed_sink.write(f"{item.source}\t{item.reason}\n")
 
     def as_dict(self) -> dict:
         return {
@@ -52,7 +68,7 @@ class IngestStats:
             "rows": self.rows,
             "events": self.events,
             "duplicates": self.duplicates,
-            "malformed": len(self.malformed),
+            "malformed": self.malformed_count,
         }
 
 
@@ -158,7 +174,7 @@ def read_export_batches(
             stats.files.append(str(path))
             for batch in _batches(layout, start, size, jobs):
                 stats.rows += batch.rows
-                stats.malformed.extend(
+                stats.add_malformed(
                     Malformed(f"{path}:{line}", reason) for line, reason in batch.problems
                 )
                 events = seen.fresh(batch.events, batch.keys)
