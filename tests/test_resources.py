@@ -375,6 +375,15 @@ def test_runtime_reads_sshd_docker_nomad():
     assert findings(docker) == []
     down = "Cannot connect to the Docker daemon\n@@rc 1"
     assert [f.what for f in findings(docker, down)] == ["dockerd"]
+    old_config = (
+        RECORDED["docker-runtime"]
+        .replace(', "name=userns"', "")
+        .replace('"LiveRestoreEnabled": true', '"LiveRestoreEnabled": false')
+    )
+    assert {f.what for f in findings(docker, old_config)} == {
+        "dockerd userns-remap",
+        "dockerd live-restore",
+    }
     release = NomadRelease("1.6.3", "http://mirror/", "amd64", "F" * 40)
     assert findings(release) == []
     swapped = RECORDED["nomad-release"].replace("actual_sha256=d24b", "actual_sha256=0000")

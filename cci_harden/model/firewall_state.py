@@ -22,27 +22,23 @@ class TableState:
 
 
 def state_command(stem: str) -> str:
-    """Five lines: file checksum, record header, live checksum, recorded checksum, presence.
-
-    One ``nft`` call and shell builtins where they do (this runs on every host, every verify).
-    """
+    """Four lines: file checksum, record header, whether the live rules are the recorded ones
+    (``same`` / ``changed``), presence. One ``nft``, one ``tail``, one ``sha256sum``: this runs on
+    every host at every verify and deploy."""
     config, record = f"{FIREWALL_DIR}/{stem}.nft", f"{STATE_DIR}/{stem}.loaded"
     return (
         f"live=$(nft list table inet cci_{stem} 2>/dev/null) && p=present || p=absent; "
         f'set -- $(sha256sum < {config} 2>/dev/null); echo "${{1:-}}"; '
-        f'h=; read -r h < {record} 2>/dev/null; echo "$h"; '
-        f'set -- $(printf \'%s\\n\' "$live" | sha256sum); echo "$1"; '
-        f'set -- $(tail -n +2 {record} 2>/dev/null | sha256sum); echo "$1"; '
+        f'h=; read -r h 2>/dev/null < {record}; echo "$h"; '
+        f'[ "$live" = "$(tail -n +2 {record} 2>/dev/null)" ] && echo same || echo changed; '
         'echo "$p"'
     )
 
 
 def parse_state(lines: list[str]) -> TableState:
-    config_sha, record_head, live_sha, recorded_sha, presence = (
-        [line.strip() for line in lines] + [""] * 5
-    )[:5]
+    config_sha, record_head, live, presence = ([line.strip() for line in lines] + [""] * 4)[:4]
     return TableState(
         present=presence == "present",
         from_current_file=record_head == f"loaded {config_sha}",
-        changed_at_runtime=live_sha != recorded_sha,
+        changed_at_runtime=live != "same",
     )

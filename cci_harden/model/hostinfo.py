@@ -8,19 +8,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# One value per line, in the order HostInfo.parse reads them.
+# One value per line, in the order HostInfo.parse reads them. Shell builtins (read, while) where
+# they do the job: this runs on every host at every deploy and verify.
 COMMAND = "; ".join(
     [
         "nproc",
-        "awk '/^MemTotal:/ {print $2}' /proc/meminfo",
-        '. /etc/os-release; echo "$ID $VERSION_ID ${VERSION_CODENAME:-unknown}"',
-        "hostname",
+        'while read -r k v _; do [ "$k" = MemTotal: ] && { echo "$v"; break; }; done'
+        " < /proc/meminfo",
+        '(. /etc/os-release; echo "$ID $VERSION_ID ${VERSION_CODENAME:-unknown}")',
+        'h=; read -r h < /proc/sys/kernel/hostname; echo "$h"',
         "(dpkg --print-architecture 2>/dev/null || uname -m)",
         # nominal clock: cpufreq's maximum where the kernel has it, else cpuinfo (VMs)
-        "(cat /sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq 2>/dev/null"
-        " || awk -F': ' '/^cpu MHz/ {printf \"%d\\n\", $2 * 1000; exit}' /proc/cpuinfo"
-        " || echo 0) | head -n1",
-        'awk \'/^nameserver/ {printf "%s ", $2} END {print ""}\' /etc/resolv.conf 2>/dev/null',
+        "if read -r f 2>/dev/null < /sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq;"
+        " then echo \"$f\"; else awk -F': ' '/^cpu MHz/ {printf \"%d\\n\", $2 * 1000; exit}'"
+        " /proc/cpuinfo || echo 0; fi",
+        'ns=; while read -r k v _; do [ "$k" = nameserver ] && ns="$ns$v "; done'
+        ' 2>/dev/null < /etc/resolv.conf; echo "$ns"',
         # the first global address not on a Docker bridge
         'echo "$(ip -4 -o addr show scope global 2>/dev/null'
         ' | awk \'$2 !~ /^(docker|br-|veth)/ {split($4, a, "/"); print a[1]}\' | head -n1)"',

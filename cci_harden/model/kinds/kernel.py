@@ -101,7 +101,7 @@ class Sysctl(Resource):
         entries = " ".join(shlex.quote(f"{r.name}|{proc_path(r.name)}") for r in resources)
         runtime = (
             f'for e in {entries}; do k=${{e%%|*}}; p=${{e#*|}}; if [ -e "$p" ]; then '
-            '[ -w "$p" ] && w=rw || w=ro; v=; read -r v < "$p"; echo "$k|$w|$v"; '
+            '[ -w "$p" ] && w=rw || w=ro; v=; read -r v 2>/dev/null < "$p"; echo "$k|$w|$v"; '
             'else echo "$k|absent|"; fi; done'
         )
         pattern = shlex.quote(_ASSIGNMENT)

@@ -137,10 +137,13 @@ class SshdEffective(Resource):
         ]
 
 
+# dockerd's own answer, as JSON: straight from its socket with curl where curl is installed (a
+# fifth of the CPU of the docker client), else from the client.
 DOCKER_INFO = (
-    "docker info --format "
-    "'{{json .SecurityOptions}}|{{.LiveRestoreEnabled}}|{{.DockerRootDir}}' 2>&1; "
-    'echo "@@rc $?"'
+    "if command -v curl >/dev/null; then "
+    "curl -sS --max-time 10 --unix-socket /run/docker.sock http://docker/info 2>&1; "
+    "else docker info --format '{{json .}}' 2>&1; fi; "
+    'rc=$?; echo; echo "@@rc $rc"'
 )
 
 
@@ -173,18 +176,23 @@ class DockerRuntime(Resource):
 
     def compare(self, state: tuple[str, int], info: HostInfo) -> list[Finding]:
         text, rc = state
-        if rc != 0:
-            return [self.finding("dockerd", "answers docker info", text.strip()[:120])]
-        options, live_restore, _root = ([*text.strip().split("|"), "", "", ""])[:3]
+        try:
+            daemon = json.loads(text)
+            options = daemon["SecurityOptions"] or []
+            live_restore = daemon["LiveRestoreEnabled"]
+        except (ValueError, KeyError, TypeError):
+            return [self.finding("dockerd", "answers on /run/docker.sock", text.strip()[:120])]
         findings = []
-        if f"profile={self.seccomp_profile}" not in options:
+        if f"name=seccomp,profile={self.seccomp_profile}" not in options:
             findings.append(
-                self.finding("dockerd seccomp", f"profile={self.seccomp_profile}", options)
+                self.finding(
+                    "dockerd seccomp", f"profile={self.seccomp_profile}", ", ".join(options)
+                )
             )
         if self.userns and "name=userns" not in options:
             findings.append(self.finding("dockerd userns-remap", "active", "not active"))
-        if self.live_restore and live_restore != "true":
-            findings.append(self.finding("dockerd live-restore", "true", live_restore))
+        if self.live_restore and live_restore is not True:
+            findings.append(self.finding("dockerd live-restore", "true", str(live_restore)))
         return findings
 
 
