@@ -20,6 +20,7 @@ from ..controls import PROFILES, known_control_ids
 from ..model.gather import GatherPlan, HostState, first_gather, gather_host
 from ..model.kinds import Package, Service
 from ..model.plan import findings_of, is_waived, waived_resources
+from ..model.resource import NOT_GATHERED
 from ..model.waivers import Waiver, load_waivers, waivers_path
 from .converge import Run, converge, install_packages, settle_services, units_of
 from .facts import SnapshotText
@@ -103,6 +104,9 @@ def apply_profile(profile: str) -> None:
                 continue  # declared by an earlier control too
             done.add(resource.id)
             current = state.snapshot.state(resource)
+            if current is NOT_GATHERED:  # nothing known: verify reports it; never act blind
+                logger.warning(f"{host.print_prefix}[{plan.control.id}] {resource.id} not gathered")
+                continue
             # what this host cannot show (a container's kernel) is not acted on either
             findings = [
                 f for f in findings_of(resource, state.snapshot, state.info) if f.verifiable
