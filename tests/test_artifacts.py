@@ -321,3 +321,86 @@ def test_the_on_host_check_refuses_a_broken_site_and_accepts_the_rendered_one(te
         assert (proc.returncode != 0) == bool(expected), (name, proc.stderr)
         if expected:
             assert "no_such_directive" in proc.stderr
+
+
+def test_fix_keeps_tags_acl_grants_and_redirect_and_says_what_it_changed(planted):
+    client, inventory = planted
+    key = "bad/index.html"  # planted as text/html: rewritten to text/plain
+    client.put_object_tagging(
+        Bucket=BUCKET, Key=key, Tagging={"TagSet": [{"Key": "team", "Value": "web ui=1"}]}
+    )
+    client.put_object_acl(Bucket=BUCKET, Key=key, ACL="public-read")
+    client.copy_object(
+        Bucket=BUCKET,
+        Key=key,
+        CopySource={"Bucket": BUCKET, "Key": key},
+        MetadataDirective="REPLACE",
+        ContentType="text/html",
+        CacheControl="max-age=60",
+        Metadata={"job": "build-42"},
+        WebsiteRedirectLocation="/elsewhere.html",
+    )
+    client.put_object_acl(Bucket=BUCKET, Key=key, ACL="public-read")
+    fixed = run_cli("artifacts", "audit", str(inventory), "--fix", env=CREDENTIALS)
+    assert fixed.returncode == 0, fixed.stderr
+    assert f"fixed    s3://{BUCKET}/{key}  text/html -> text/plain" in fixed.stdout
+    head = client.head_object(Bucket=BUCKET, Key=key)
+    assert head["ContentType"] == "text/plain"
+    assert head.get("WebsiteRedirectLocation") == "/elsewhere.html"
+    tags = client.get_object_tagging(Bucket=BUCKET, Key=key)["TagSet"]
+    assert tags == [{"Key": "team", "Value": "web ui=1"}]
+    grants = client.get_object_acl(Bucket=BUCKET, Key=key)["Grants"]
+    assert any(
+        g["Permission"] == "READ" and g["Grantee"].get("URI", "").endswith("/AllUsers")
+        for g in grants
+    ), grants
+
+
+def test_a_large_object_is_copied_part_by_part_with_its_properties(planted, monkeypatch):
+    from cci_harden.cloud.artifacts import bucket_audit
+    from cci_harden.config.cloud import ArtifactSettings
+
+    client, _ = planted
+    monkeypatch.setattr(bucket_audit, "SINGLE_COPY_LIMIT", 8 * 2**20)
+    monkeypatch.setattr(bucket_audit, "PART_BYTES", 5 * 2**20)
+    body = bytes(range(256)) * (11 * 2**20 // 256)
+    key = "big/page.html"
+    client.put_object(
+        Bucket=BUCKET,
+        Key=key,
+        Body=body,
+        ContentType="text/html",
+        Metadata={"job": "build-43"},
+        Tagging="keep=yes",
+    )
+    _, flagged = bucket_audit.audit_bucket(
+        client, BUCKET, ArtifactSettings(), prefix="big/", fix=True
+    )
+    assert [(f.key, f.fixed, f.error) for f in flagged] == [(key, True, "")]
+    head = client.head_object(Bucket=BUCKET, Key=key)
+    assert head["ContentType"] == "text/plain" and head["Metadata"] == {"job": "build-43"}
+    assert client.get_object_tagging(Bucket=BUCKET, Key=key)["TagSet"] == [
+        {"Key": "keep", "Value": "yes"}
+    ]
+    assert client.get_object(Bucket=BUCKET, Key=key)["Body"].read() == body
+
+
+def test_an_object_that_vanishes_while_audited_is_reported_and_the_rest_go_on(planted, monkeypatch):
+    from cci_harden.cloud.artifacts import bucket_audit
+    from cci_harden.config.cloud import ArtifactSettings
+
+    client, _ = planted
+    listed = bucket_audit._keys
+
+    def keys_then_one_deleted(client_, bucket, prefix):
+        keys = list(listed(client_, bucket, prefix))
+        client.delete_object(Bucket=BUCKET, Key=keys[0])  # gone between listing and HEAD
+        return keys
+
+    monkeypatch.setattr(bucket_audit, "_keys", keys_then_one_deleted)
+    examined, flagged = bucket_audit.audit_bucket(client, BUCKET, ArtifactSettings())
+    assert examined == len(PLANTED)
+    vanished = [f for f in flagged if f.vanished]
+    assert len(vanished) == 1 and not vanished[0].fixed
+    expected = {k for k, v in PLANTED.items() if v[1] is not None} - {vanished[0].key}
+    assert {f.key for f in flagged if not f.vanished} == expected

@@ -7,6 +7,7 @@ import json
 import sys
 
 from ...model.errors import EXIT_DRIFT, EXIT_OK, CciHardenError
+from ...model.text import printable
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
@@ -31,19 +32,26 @@ def _cmd_audit(args: argparse.Namespace) -> int:
             raise
         examined += count
         flagged += found
+    vanished = [f for f in flagged if f.vanished]
+    flagged = [f for f in flagged if not f.vanished]
     if args.json:
-        for item in flagged:
+        for item in flagged + vanished:
             print(json.dumps(item.__dict__, sort_keys=True))
     else:
-        for item in flagged:
-            state = "fixed" if item.fixed else (f"FAILED: {item.error}" if item.error else "unsafe")
-            print(
-                f"{state:<8} s3://{item.bucket}/{item.key}  {item.stored_type} -> {item.safe_type}"
-            )
+        for item in flagged + vanished:
+            if item.vanished:
+                state = "vanished"
+            elif item.fixed:
+                state = "fixed"
+            else:
+                state = f"FAILED: {item.error}" if item.error else "unsafe"
+            where = printable(f"s3://{item.bucket}/{item.key}")
+            print(f"{state:<8} {where}  {item.stored_type} -> {item.safe_type}")
     left = [f for f in flagged if not f.fixed]
+    gone = f"; {len(vanished)} vanished while being read" if vanished else ""
     print(
         f"cci-harden: {examined} object(s) examined in {len(buckets)} bucket(s); "
-        f"{len(flagged)} outside the allowlist; {len(flagged) - len(left)} fixed",
+        f"{len(flagged)} outside the allowlist; {len(flagged) - len(left)} fixed{gone}",
         file=sys.stderr,
     )
     return EXIT_DRIFT if left else EXIT_OK
