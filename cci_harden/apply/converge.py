@@ -164,8 +164,9 @@ def _sysctl(resource: Sysctl, state, run: Run) -> None:
             name=run.tag(f"{resource.name} no longer overridden by {path} ({value})"),
             path=path,
             line=rf"^[[:space:]]*-\{{0,1\}}{resource.name.replace('.', '[.]')}[[:space:]]*=.*$",
-            replace=f"# disabled by cci-harden ({run.control_id}, see {resource.file}): "
-            f"{resource.name} = {value}",
+            # nothing read from the host goes into the sed script: the line is replaced whole
+            replace=f"# {resource.name}: disabled by cci-harden ({run.control_id}), see "
+            f"{resource.file}",
         )
     if state.access == "rw" and state.runtime != resource.value:
         server.sysctl(

@@ -67,18 +67,6 @@ def gather_current_host(profile: str) -> HostState:
     )
 
 
-def _reacts(resource, current, run: Run, installing: set[str]) -> list[str]:
-    """A reason to converge a resource that matched the snapshot: something this run changes
-    makes it differ (new audit rules to load, a file a package installed now creates)."""
-    if resource.kind == "audit-rules" and resource.rules_file in run.changed_paths:
-        return ["its rules file changes in this run"]
-    if resource.kind == "file" and not resource.present and resource.created_by in installing:
-        return [f"package {resource.created_by} is installed in this run"]
-    if resource.kind == "manifest" and resource.needs_write(current):
-        return ["the list of what this deploy manages changed"]
-    return []
-
-
 def apply_profile(profile: str) -> None:
     """Converge every resource of the profile's controls that differs on this host."""
     path = inventory_path()
@@ -111,7 +99,9 @@ def apply_profile(profile: str) -> None:
             findings = [
                 f for f in findings_of(resource, state.snapshot, state.info) if f.verifiable
             ]
-            findings = findings or _reacts(resource, current, run, installing)
+            if not findings:
+                reason = resource.reacts_to(current, run.changed_paths, installing)
+                findings = [reason] if reason else []
             if findings and is_waived(resource.id, accepted):
                 logger.info(
                     f"{host.print_prefix}[{plan.control.id}] {resource.id} left as it is: waived"

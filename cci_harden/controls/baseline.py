@@ -69,7 +69,7 @@ SYSCTL_PROFILE = Control(
     "restrictions, protected links and FIFOs, no SUID core dumps. Persisted in "
     f"{SYSCTL_FILE} and applied at once where the host allows. A later file of the sysctl "
     "directories that sets one of these keys differently would win at boot: verify reports it "
-    "and the deploy comments that line out, saying why.",
+    "and the deploy replaces that line with a comment saying why.",
     resources=_sysctl_resources,
     circleci_impact="ip_forward stays 1 (job containers route through the host) and user "
     "namespaces stay on; IPv6 router advertisements are left alone for dual-stack VPCs",

@@ -125,14 +125,15 @@ def firewall_table(stem: str, text: str) -> list:
     both tables, so either control alone still loads its table), the file, the loaded state."""
     return [
         Package("nftables"),
-        *_loader_files("CCI-NET-01, CCI-NET-02"),
+        *_loader_files(),
         table_file(stem, text),
         Service(FIREWALL_UNIT_NAME),
         NftTable(stem, FIREWALL_UNIT_NAME),
     ]
 
 
-def _loader_files(control_id: str):
+def _loader_files():
+    control_id = "CCI-NET-01, CCI-NET-02"  # one loader for both tables
     return [
         ManagedFile(
             LOADER,

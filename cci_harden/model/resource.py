@@ -77,6 +77,12 @@ class Resource:
     def compare(self, state: Any, info: HostInfo) -> list[Finding]:
         raise NotImplementedError
 
+    def reacts_to(self, state: Any, changed: set[str], installing: set[str]) -> str:
+        """Why the deploy must converge this resource although its snapshot matched: something
+        the same run changes (``changed``: paths written, ``installing``: packages installed)
+        makes it differ. "" when nothing does."""
+        return ""
+
     def finding(self, what: str, expected: str, found: str, verifiable: bool = True) -> Finding:
         return Finding(what, expected, found, verifiable, self.id)
 
@@ -91,7 +97,3 @@ def blocks(output: str) -> dict[str, list[str]]:
         else:
             current.append(line)
     return found
-
-
-def kinds_in_order() -> list[type[Resource]]:
-    return list(REGISTRY.values())

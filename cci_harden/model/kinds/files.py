@@ -127,6 +127,11 @@ class ManagedFile(Resource):
             return f"file {self.path} absent"
         return f"file {self.path} {self.mode:04o} {_owner(self.user, self.group)}"
 
+    def reacts_to(self, state, changed: set[str], installing: set[str]) -> str:
+        if not self.present and self.created_by in installing:
+            return f"package {self.created_by} is installed in this run"
+        return ""
+
     @classmethod
     def gather(cls, resources: Sequence[ManagedFile]) -> str:
         # Two processes for every file at once; a missing file is absent from both. ``stat``

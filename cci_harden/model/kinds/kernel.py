@@ -214,6 +214,9 @@ class AuditRules(Resource):
             states[r.key] = AuditState(present, frozenset(loaded_watch_paths(loaded)))
         return states
 
+    def reacts_to(self, state, changed: set[str], installing: set[str]) -> str:
+        return "its rules file changes in this run" if self.rules_file in changed else ""
+
     def missing(self, state: AuditState) -> list[str]:
         return sorted(p.rstrip("/") for p in state.present if p.rstrip("/") not in state.loaded)
 

@@ -410,6 +410,9 @@ class Manifest(Resource):
         current = {(e.kind, e.key) for e in self.entries}
         return [e for e in state[0] if (e.kind, e.key) not in current]
 
+    def reacts_to(self, state, changed: set[str], installing: set[str]) -> str:
+        return "the list of what this deploy manages changed" if self.needs_write(state) else ""
+
     def needs_write(self, state) -> bool:
         return state is None or state[1] != self.content()
 
