@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import UTC, datetime
 
 import numpy as np
@@ -16,7 +17,7 @@ import pytest
 from cci_harden.audit import chunks, ingest
 from cci_harden.audit.batch import parse_batch
 from cci_harden.audit.events import COLUMNS, RowError, parse_row
-from cci_harden.audit.generate import event_row, generate
+from cci_harden.audit.generate import generate, numbered_row
 from cci_harden.audit.ingest import IngestStats, read_exports
 from cci_harden.audit.seen import KEY, BloomFilter, SeenIds
 
@@ -78,17 +79,7 @@ def test_workers_read_what_a_plain_reading_reads(tmp_path, small_ranges):
 
 
 def _row(n: int, **changes) -> list[str]:
-    row = event_row(
-        "project.env_var.create",
-        WHEN,
-        f"user{n % 7}",
-        payload={"name": "NPM_TOKEN"},
-        ip="198.51.100.9",
-        event_id=f"00000000-0000-4000-8000-{n:012d}",
-    )
-    for column, value in changes.items():
-        row[COLUMNS.index(column)] = value
-    return row
+    return numbered_row(n, WHEN, **changes)
 
 
 def _multiline_export(path) -> bytes:
@@ -215,7 +206,7 @@ def test_batches_accept_and_refuse_exactly_what_parse_row_does():
         rows = (
             [_row(n) for n in range(40)] + [_row(99, **changes)] + [_row(n) for n in range(40, 80)]
         )
-        events, problems = parse_batch(rows, range(2, 2 + len(rows)), "f")
+        events, problems, _ = parse_batch(rows, range(2, 2 + len(rows)), "f")
         expected_events, expected_problems = [], []
         for line, row in enumerate(rows, start=2):
             try:
@@ -231,7 +222,7 @@ def test_adjacent_blobs_cannot_pair_up_across_rows():
     three valid objects, but each row on its own is invalid and must be reported."""
     rows = [_row(1, actor='{"id": "u", "type": "user", "x":'), _row(2, actor='{"a": 1}}')]
     rows.append(_row(3, actor='{"id": "a", "type": "user"} {"id": "b", "type": "user"}'))
-    events, problems = parse_batch(rows, [2, 3, 4], "f")
+    events, problems, _ = parse_batch(rows, [2, 3, 4], "f")
     assert events == [] and [line for line, _ in problems] == [2, 3, 4]
 
 
@@ -378,3 +369,107 @@ def test_malformed_rows_are_counted_sampled_and_streamed_not_kept(tmp_path, monk
     assert (
         proc.returncode == 2 and "--malformed-out" in proc.stderr and "Traceback" not in proc.stderr
     )
+
+
+def _ingest_limited(path, jobs: int, limit: int) -> tuple[list[str], list[tuple[str, str]], int]:
+    stats = IngestStats()
+    events = [e.id for e in read_exports([path], stats, jobs=jobs, row_limit=limit)]
+    return events, [(m.source, m.reason) for m in stats.malformed], stats.rows
+
+
+def test_a_row_over_the_limit_is_one_malformed_row_and_the_rest_is_read(tmp_path, small_ranges):
+    """A long line, a long line inside a quoted multi-line field and a quote never closed: each
+    is one malformed row at its own line; every other row is read, alike with one and two
+    workers."""
+    limit = 4096
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(COLUMNS)
+    for n in range(60):
+        if n == 10:  # one physical line, far over the limit
+            writer.writerow(_row(n, payload='{"name": "' + "x" * 50_000 + '"}'))
+        elif n == 20:  # a quoted field over three lines, its middle line over the limit
+            writer.writerow(_row(n, payload='{"name":\n"' + "y" * 9000 + '"\n}'))
+        else:
+            writer.writerow(_row(n))
+    # a quote that is never closed: the field would run to the end of the file
+    tail = out.getvalue() + '"' + ("z" * 100 + "\n") * 200
+    path = tmp_path / "long.csv"
+    path.write_text(tail, newline="")
+    expected_ids = [_row(n)[COLUMNS.index("id")] for n in range(60) if n not in (10, 20)]
+    for jobs in (1, 2):
+        events, malformed, rows = _ingest_limited(path, jobs, limit)
+        assert events == expected_ids
+        assert malformed[:2] == [
+            (f"{path}:12", f"row is longer than {limit:,} bytes"),
+            (f"{path}:22", f"row is longer than {limit:,} bytes"),
+        ]
+        # the unclosed quote at line 64 (row 20 took three lines) is a malformed row; the lines
+        # after the point where it passed the limit are rows of their own (each one counted)
+        assert malformed[2][0] == f"{path}:64" and "never ends" in malformed[2][1]
+        assert rows == 58 + len(malformed)
+    assert _ingest_limited(path, 1, limit) == _ingest_limited(path, 2, limit)
+
+
+def test_long_lines_are_skipped_without_being_held(tmp_path):
+    """The block reader never yields a piece of a line over the limit, whatever the block size."""
+    data = b"short\n" + b"L" * 10_000 + b"\nmid\n" + b"M" * 5000 + b"\nend-without-newline"
+    path = tmp_path / "lines.bin"
+    path.write_bytes(data)
+    for block in (7, 1000, 4096, 100_000):
+        with open(path, "rb") as handle:
+            pieces = list(chunks._line_blocks(handle, 0, None, 1024, block))
+        kept = b"".join(p if isinstance(p, bytes) else b"<long>\n" for p in pieces)
+        assert kept == b"short\n<long>\nmid\n<long>\nend-without-newline", block
+        assert all(len(p) <= 1024 + block for p in pieces if isinstance(p, bytes))
+
+
+def _export(path, rows) -> None:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(COLUMNS)
+    writer.writerows(rows)
+    path.write_text(out.getvalue(), newline="")
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        pytest.param({}, id="newest-set"),
+        pytest.param({"budget": 64, "file_keys": 256, "filter_bits_log2": 8}, id="files"),
+    ],
+)
+def test_a_reused_id_with_other_content_is_a_finding_not_a_duplicate(tmp_path, limits):
+    """A harmless row, then (much later) a deploy-key creation under the same id: the second row
+    is kept and hunted, and the reuse itself is a high finding. A true repeat is still dropped."""
+    rows = [_row(n) for n in range(1000)]
+    reused = _row(3, action="project.ssh_key.create", target='{"id": "t", "type": "project"}')
+    rows += [_row(3), reused, _row(500)]  # a true repeat, the forged row, another true repeat
+    path = tmp_path / "reused.csv"
+    _export(path, rows)
+    for jobs in (1, 2):
+        stats = IngestStats()
+        conflicts: list = []
+        events = list(
+            read_exports(
+                [path], stats, jobs=jobs, seen=SeenIds(**limits), on_conflict=conflicts.extend
+            )
+        )
+        assert (stats.events, stats.duplicates, stats.conflicts) == (1001, 2, 1)
+        assert [e.action for e in conflicts] == ["project.ssh_key.create"]
+        assert events[-1].action == "project.ssh_key.create"
+    proc = run_cli("audit", "hunt", str(path), "--format", "jsonl")
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert lines[0]["conflicting_ids"] == 1
+    findings = {f["rule"]: f for f in lines[1:]}
+    reused_finding = findings["integrity.id_reused"]
+    assert reused_finding["severity"] == "high"
+    assert reused_finding["event_ids"] == [_row(3)[COLUMNS.index("id")]]
+    # the forged row itself is hunted: it is the only deploy-key creation in the export
+    assert any(
+        f["event_ids"] == reused_finding["event_ids"]
+        for rule, f in findings.items()
+        if rule != "integrity.id_reused"
+    ), findings
+    assert "reuse an earlier event's id" in proc.stderr

@@ -8,20 +8,23 @@ ssh_config (``ssh -G``), apt's (``apt-config dump``), JSON. No host and no root 
 from __future__ import annotations
 
 import json
+import string
 import subprocess
+import types
+import typing
 from pathlib import Path
 
 import hcl2
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from cci_harden.apply.release import install_script
 from cci_harden.config.settings import FleetSettings, load_settings
 from cci_harden.controls.nomad import _render_client_hcl
 from cci_harden.fleet.inventory import Inventory
-from cci_harden.fleet.sshconfig import render_ssh_config
+from cci_harden.fleet.sshconfig import quoted, render_ssh_config
 from cci_harden.model.errors import SettingsError
 from cci_harden.model.hostinfo import STAND_IN
 from cci_harden.model.render import hcl_string
@@ -231,3 +234,146 @@ def test_loading_a_refused_value_names_field_origin_and_never_tracebacks(tmp_pat
     assert "nomad.release_url" in message and "CCI_NOMAD__RELEASE_URL" in message
     with pytest.raises(SettingsError):
         load_settings(write_inventory(tmp_path, VALID + '\n[apt]\nproxy = "ftp://x"\n'))
+
+
+# -- every string field, found by walking the settings model --------------------------------------
+
+
+def _string_leaves(model: type[BaseModel], prefix: tuple = ()):
+    for name, info in model.model_fields.items():
+        yield from _leaves_of(info.annotation, (*prefix, name))
+
+
+def _leaves_of(annotation, path: tuple):
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        yield from _leaves_of(typing.get_args(annotation)[0], path)
+    elif origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            yield from _leaves_of(arg, path)
+    elif origin in (list, tuple, set, frozenset):
+        yield from _leaves_of(typing.get_args(annotation)[0], (*path, 0))
+    elif origin is dict:
+        key, value = typing.get_args(annotation)
+        yield from _leaves_of(key, (*path, "{key}"))
+        yield from _leaves_of(value, (*path, "{value}"))
+    elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield from _string_leaves(annotation, path)
+    elif annotation in (str, Path):
+        yield path
+
+
+EVERY_STRING_FIELD = sorted(set(_string_leaves(FleetSettings)), key=str)
+# Characters no consumer (an HCL or JSON string, an nginx or ssh_config token, an apt option, a
+# shell word once quoted) gives a meaning of its own: an accepted value is made of these only.
+# ``*`` and ``?`` are sshd's and nginx's wildcards, meant as such (ssh.allow_users, server_name).
+INERT = set(string.ascii_letters + string.digits + "._-:/@+~[]*?,=")
+
+
+_KEY_FOR = {"groups": "vm", "served_types": "text/x-test", "text_types": "text/x-test"}
+
+
+def _placed(path: tuple, value: str) -> dict:
+    """MINIMAL with ``value`` at ``path`` (a list gets it as its one item, a dict as a key or
+    as the one item of a value)."""
+    data = json.loads(json.dumps(MINIMAL))
+    node = data
+    for at, step in enumerate(path[:-1]):
+        following = path[at + 1]
+        if step == "{key}":
+            raise AssertionError("a dict key is always the last step here")
+        if step == "{value}":
+            node = node.setdefault(_KEY_FOR[path[at - 1]], [] if following == 0 else {})
+            continue
+        if isinstance(step, int):
+            if not node:
+                node.append({} if not isinstance(following, int) else [])
+            node = node[0]
+            continue
+        if following == "{key}":
+            node[step] = {value: []}
+            return data
+        node = node.setdefault(step, [] if isinstance(following, int) else {})
+    last = path[-1]
+    if isinstance(last, int):
+        node[:] = [value]
+    else:
+        node[last] = value
+    return data
+
+
+def _read_back(settings: FleetSettings, path: tuple) -> str:
+    node = settings
+    for previous, step in zip((None, *path), path, strict=False):
+        if step == "{key}":
+            return next(iter(node))
+        if step == "{value}":
+            node = node[_KEY_FOR[previous]]
+        elif isinstance(step, int):
+            node = node[0]
+        else:
+            node = getattr(node, step)
+    return str(node)
+
+
+@pytest.mark.parametrize("path", EVERY_STRING_FIELD, ids=lambda p: ".".join(map(str, p)))
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(value=hostile_text)
+def test_every_string_field_refuses_or_holds_only_inert_text(path, value):
+    """Each value is refused at load, naming its field, or holds only characters that mean
+    nothing to any consumer, so it reaches each as exactly the intended value."""
+    field = ".".join(str(step) for step in path if step not in ("{key}", "{value}"))
+    section = ".".join(str(step) for step in path[:2] if not str(step).startswith("{"))
+    try:
+        settings_ = FleetSettings.model_validate(_placed(path, value))
+    except ValidationError as exc:
+        places = [".".join(map(str, e["loc"])) for e in exc.errors()]
+        assert any(place.startswith(section) for place in places), (section, places)
+        return
+    held = _read_back(settings_, path)
+    if isinstance(_read_leaf_type(path), type) and path in LOCAL_PATHS:
+        # a file on the operator's machine: read there, or written quoted into the ssh_config
+        # (see test_ssh_config_reads_local_paths_back_exactly)
+        assert held.isascii() and held.isprintable() and not set(held) & set('"\\$'), held
+        return
+    assert set(held) <= INERT, (field, held)
+
+
+LOCAL_PATHS = {
+    p
+    for p in EVERY_STRING_FIELD
+    if p[-1]
+    in ("ssh_key", "known_hosts", "ssh_config", "gpg_key_file", "ca_file", "cert_file", "key_file")
+}
+
+
+def _read_leaf_type(path: tuple) -> type:
+    return Path if path in LOCAL_PATHS else str
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(name=hostile_text.filter(lambda t: "\n" not in t and "\t" not in t))
+def test_ssh_config_reads_local_paths_back_exactly(name):
+    """Any local path settings accept reaches OpenSSH as exactly that path (spaces, %, #, $)."""
+    try:
+        FleetSettings.model_validate(with_value("inventory", "known_hosts", f"/keys/{name}"))
+    except ValidationError:
+        return
+    text = f"Host x\n  UserKnownHostsFile {quoted(Path('/keys') / name)}\n"
+    proc = subprocess.run(
+        ["ssh", "-G", "-F", "/dev/stdin", "x"], input=text, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    effective = [
+        ln.split(" ", 1)[1]
+        for ln in proc.stdout.splitlines()
+        if ln.startswith("userknownhostsfile ")
+    ]
+    assert effective == [str(Path("/keys") / name)]
+
+
+@pytest.mark.parametrize("value", ["/etc", "/srv/../etc", "/", "/var/lib", "srv/artifacts"])
+def test_artifacts_root_is_a_directory_of_its_own(value):
+    """nginx serves this directory to every job's browser: never a system directory."""
+    with pytest.raises(ValidationError, match="artifacts.root_dir"):
+        FleetSettings.model_validate(with_value("artifacts", "root_dir", value))

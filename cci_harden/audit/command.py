@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..model.errors import EXIT_DRIFT, EXIT_OK, CciHardenError
+from .chunks import ROW_LIMIT
 from .events import RowError, normalise_time
 from .hunt import Hunter, Options, at_or_above
 from .ingest import IngestStats, default_jobs, read_export_batches, read_exports
@@ -46,6 +47,12 @@ def _jobs(value: str) -> int:
     return int(value)
 
 
+def _row_limit(value: str) -> int:
+    if not value.isdigit() or not 1024 <= int(value) <= 2**30:
+        raise argparse.ArgumentTypeError(f"{value!r}: give a number of bytes from 1024 to 2**30")
+    return int(value)
+
+
 def _progress(stats: IngestStats) -> None:
     print(f"cci-harden: {stats.rows:,} rows read, {stats.events:,} events", file=sys.stderr)
 
@@ -63,6 +70,12 @@ def _report_problems(stats: IngestStats) -> None:
         f"duplicates dropped, {stats.malformed_count:,} malformed rows",
         file=sys.stderr,
     )
+    if stats.conflicts:
+        print(
+            f"  {stats.conflicts:,} rows reuse an earlier event's id with different content: "
+            "kept, not taken for repeats (see the integrity.id_reused finding in hunt)",
+            file=sys.stderr,
+        )
     for bad in stats.malformed[:20]:
         print(f"  malformed {printable(bad.source)}: {printable(bad.reason)}", file=sys.stderr)
     if stats.malformed_count > 20:
@@ -84,7 +97,12 @@ def cmd_hunt(args: argparse.Namespace) -> int:
     hunter = Hunter(rules, options)
     progress = _progress if args.progress or sys.stderr.isatty() else None
     for events in read_export_batches(
-        [Path(p) for p in args.files], stats, progress, jobs=args.jobs
+        [Path(p) for p in args.files],
+        stats,
+        progress,
+        jobs=args.jobs,
+        row_limit=args.row_limit,
+        on_conflict=hunter.feed_conflicts,
     ):
         hunter.feed_many(events)
     findings = hunter.findings()
@@ -108,7 +126,8 @@ def cmd_secrets(args: argparse.Namespace) -> int:
     stats = IngestStats()
     sink = _open_malformed(args.malformed_out)
     stats.malformed_sink = sink
-    for event in read_exports([Path(p) for p in args.files], stats, jobs=args.jobs):
+    files = [Path(p) for p in args.files]
+    for event in read_exports(files, stats, jobs=args.jobs, row_limit=args.row_limit):
         inventory.feed(event)
     rows = [r.as_dict() for r in inventory.rows()]
     _emit(render("secret", rows, SECRET_COLUMNS, args.format, stats.as_dict()), args.output)
@@ -152,6 +171,13 @@ def add_parser(commands) -> None:
         p.add_argument("--format", choices=FORMATS, default="table")
         p.add_argument("--output", help="write here instead of standard output")
         p.add_argument("--malformed-out", help="write every malformed row's file:line and reason")
+        p.add_argument(
+            "--row-limit",
+            type=_row_limit,
+            default=ROW_LIMIT,
+            metavar="BYTES",
+            help="a longer row is a malformed row, never read whole (default: 1048576, 1 MiB)",
+        )
         p.add_argument(
             "--jobs",
             type=_jobs,

@@ -84,6 +84,22 @@ def event_row(
     ]
 
 
+def numbered_row(n: int, when: datetime, **changes: str) -> list[str]:
+    """A valid row with id number ``n`` (an env var created by one of seven users), with
+    ``changes`` put over its columns: the building block of hand-made test exports."""
+    row = event_row(
+        "project.env_var.create",
+        when,
+        f"user{n % 7}",
+        payload={"name": "NPM_TOKEN"},
+        ip="198.51.100.9",
+        event_id=f"00000000-0000-4000-8000-{n:012d}",
+    )
+    for column, value in changes.items():
+        row[COLUMNS.index(column)] = value
+    return row
+
+
 _MALFORMED = (
     lambda row: row[:5],  # too few fields
     lambda row: [row[0].upper().replace(".", " "), *row[1:]],  # bad action

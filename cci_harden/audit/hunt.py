@@ -99,6 +99,7 @@ class Hunter:
         self._window_hours: dict[tuple[str, str], Tally] = {}
         self.in_window = 0
         self._rules_for: dict[str, list[Rule]] = {}  # action -> rules whose patterns match it
+        self._reused_ids: dict[str, Tally] = {}  # actor -> rows that reused an earlier id
 
     def _selected(self, event: Event) -> bool:
         if self.options.actors and not ({event.actor_name, event.actor_id} & self.options.actors):
@@ -169,12 +170,25 @@ class Hunter:
                 if base is None or hour not in base.hours:
                     _tally(window_hours, (actor, hour), when, key)
 
+    def feed_conflicts(self, events: Iterable[Event]) -> None:
+        """Rows that reused an earlier event's id with different content, whatever their time:
+        an export holding them was altered or replayed, so they are reported, never merged."""
+        for event in events:
+            actor = event.actor_name or event.actor_id
+            _tally(self._reused_ids, actor, event.occurred_at, event.key)
+
     def findings(self) -> list[Finding]:
         by_id = {rule.id: rule for rule in self.rules}
         found = [
             _finding(rule_id, by_id[rule_id].severity, actor, by_id[rule_id].why, tally)
             for (rule_id, actor), tally in self._rule_tallies.items()
         ]
+        for actor, tally in self._reused_ids.items():
+            why = (
+                "event id already used by an earlier row with different content "
+                "(an altered or replayed export; both rows are kept)"
+            )
+            found.append(_finding("integrity.id_reused", "high", actor, why, tally))
         for (actor, ip), tally in self._window_ips.items():
             base = self._baseline.get(actor)
             if base is not None and base.events and ip not in base.ips:

@@ -13,18 +13,27 @@ import csv
 import gc
 import multiprocessing
 import os
+import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import chain
 from pathlib import Path
 from typing import TextIO
 
 from ..model.errors import CciHardenError
-from .chunks import CHUNK_BYTES, Batch, Layout, parse_range, split_points, stream_range
+from .chunks import (
+    CHUNK_BYTES,
+    ROW_LIMIT,
+    Batch,
+    Layout,
+    parse_range,
+    split_points,
+    stream_range,
+)
 from .events import COLUMNS, Event
 from .seen import SeenIds
 
@@ -49,6 +58,7 @@ class IngestStats:
     rows: int = 0
     events: int = 0
     duplicates: int = 0
+    conflicts: int = 0  # ids delivered again with different content (passed on, not dropped)
     malformed: list[Malformed] = field(default_factory=list)  # the first MALFORMED_SAMPLE
     malformed_count: int = 0
     malformed_sink: TextIO | None = None  # every malformed row, one "file:line<TAB>reason" line
@@ -68,6 +78,7 @@ class IngestStats:
             "rows": self.rows,
             "events": self.events,
             "duplicates": self.duplicates,
+            "conflicting_ids": self.conflicts,
             "malformed": self.malformed_count,
         }
 
@@ -147,7 +158,10 @@ def _batches(layout: Layout, start: int, size: int, jobs: int) -> Iterator[Batch
                     return
                 submit()
                 problems = [(line - 1 + at, reason) for at, reason in result.problems]
-                yield Batch(result.rows, result.lines, result.events(), problems, result.keys)
+                events = result.events()
+                yield Batch(
+                    result.rows, result.lines, events, problems, result.keys, result.digests
+                )
                 line += result.lines
 
 
@@ -157,9 +171,14 @@ def read_export_batches(
     progress=None,
     seen: SeenIds | None = None,
     jobs: int | None = None,
+    row_limit: int = ROW_LIMIT,
+    on_conflict: Callable[[list[Event]], None] | None = None,
 ) -> Iterator[list[Event]]:
     """Valid, de-duplicated events from every file in turn, a list at a time; problems are
     counted in ``stats``.
+
+    An id delivered again with different content is passed on too, counted in
+    ``stats.conflicts`` and handed to ``on_conflict``: it is never taken for a repeat.
 
     Rows are parsed and validated by ``jobs`` worker processes (default: one per CPU, at most 8);
     events come out in file order, so the first delivery of a duplicated event is the one kept.
@@ -167,9 +186,11 @@ def read_export_batches(
     seen = seen or SeenIds()
     jobs = default_jobs() if jobs is None else jobs
     last_report = time.monotonic()
+    salt = secrets.token_bytes(16)  # one per run: digests of every file must compare
     try:
         for path in paths:
             layout, start = _layout(Path(path))
+            layout = replace(layout, salt=salt, row_limit=row_limit)
             size = Path(path).stat().st_size
             stats.files.append(str(path))
             for batch in _batches(layout, start, size, jobs):
@@ -177,9 +198,13 @@ def read_export_batches(
                 stats.add_malformed(
                     Malformed(f"{path}:{line}", reason) for line, reason in batch.problems
                 )
-                events = seen.fresh(batch.events, batch.keys)
+                events, conflicts = seen.fresh(batch.events, batch.keys, batch.digests)
                 stats.events += len(events)
                 stats.duplicates += len(batch.events) - len(events)
+                if conflicts:
+                    stats.conflicts += len(conflicts)
+                    if on_conflict is not None:
+                        on_conflict(conflicts)
                 if progress is not None:
                     now = time.monotonic()
                     if now - last_report >= 1:
@@ -196,7 +221,9 @@ def read_exports(
     progress=None,
     seen: SeenIds | None = None,
     jobs: int | None = None,
+    row_limit: int = ROW_LIMIT,
+    on_conflict: Callable[[list[Event]], None] | None = None,
 ) -> Iterator[Event]:
     """The events of read_export_batches one at a time."""
-    for events in read_export_batches(paths, stats, progress, seen, jobs):
+    for events in read_export_batches(paths, stats, progress, seen, jobs, row_limit, on_conflict):
         yield from events

@@ -7,6 +7,10 @@ file. A fixed-size Bloom filter over the runs rules out almost every new id with
 vectorised operations per batch, so only the few it cannot rule out (true duplicates and about
 one id in several thousand) are searched for exactly. Nothing is forgotten: a key reported new
 was seen nowhere.
+
+Beside each id is the 8-byte digest of the row that first delivered it. A repeated id whose row
+differs is not a repeated delivery: it is passed on and reported as a conflict, so a harmless
+earlier row can never hide a later one that reuses its id.
 """
 
 from __future__ import annotations
@@ -79,33 +83,38 @@ class BloomFilter:
 
 class Run:
     """Keys sorted by their first 8 bytes (a uint64 sort is four times quicker than sorting
-    16-byte values), the last 8 bytes alongside. Two keys that share their first 8 bytes are
-    both kept and both searched."""
+    16-byte values), the last 8 bytes and the content digest alongside. Two keys that share
+    their first 8 bytes are both kept and both searched."""
 
-    __slots__ = ("hi", "lo")
+    __slots__ = ("hi", "lo", "digest")
 
-    def __init__(self, hi: np.ndarray, lo: np.ndarray, ordered: bool | None = False):
+    def __init__(
+        self, hi: np.ndarray, lo: np.ndarray, digest: np.ndarray, ordered: bool | None = False
+    ):
         """``ordered``: True if sorted already, None if made of sorted runs end to end."""
         if not ordered:
             order = np.argsort(hi, kind="quicksort" if ordered is False else "stable")
-            hi, lo = hi[order], lo[order]
-        self.hi, self.lo = hi, lo
+            hi, lo, digest = hi[order], lo[order], digest[order]
+        self.hi, self.lo, self.digest = hi, lo, digest
 
     def __len__(self) -> int:
         return len(self.hi)
 
-    def holding(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-        """One bool per key (given as halves): whether this run holds it."""
+    def positions(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+        """One position per key (given as halves): where this run holds it, or -1."""
         run_hi, run_lo = self.hi, self.lo
         at = np.searchsorted(run_hi, hi)
         near = np.minimum(at, len(run_hi) - 1)
         same_hi = run_hi[near] == hi
         found = same_hi & (run_lo[near] == lo)
+        where = np.where(found, near, -1)
         # the key may sit after other keys with the same first half: search those few in full
         for i in np.flatnonzero(same_hi & ~found):
             end = np.searchsorted(run_hi, hi[i], side="right")
-            found[i] = bool((run_lo[at[i] : end] == lo[i]).any())
-        return found
+            match = np.flatnonzero(run_lo[at[i] : end] == lo[i])
+            if len(match):
+                where[i] = at[i] + match[0]
+        return where
 
 
 class SortedRuns:
@@ -129,6 +138,7 @@ class SortedRuns:
             merged = Run(
                 np.concatenate([r.hi for r in self._memory]),
                 np.concatenate([r.lo for r in self._memory]),
+                np.concatenate([r.digest for r in self._memory]),
                 ordered=None,  # a stable sort merges the runs in one pass
             )
             self._memory = []
@@ -141,30 +151,34 @@ class SortedRuns:
         with open(path, "wb") as out:
             out.write(run.hi.tobytes())
             out.write(run.lo.tobytes())
+            out.write(run.digest.tobytes())
         with open(path, "rb") as handle:
             mapped = mmap.mmap(handle.fileno(), 0, prot=mmap.PROT_READ)
         count = len(run)
         mapped_run = Run(
-            np.frombuffer(mapped, dtype=_U64, count=count),
-            np.frombuffer(mapped, dtype=_U64, count=count, offset=count * 8),
+            *(
+                np.frombuffer(mapped, dtype=_U64, count=count, offset=count * 8 * column)
+                for column in range(3)
+            ),
             ordered=True,
         )
         self._files.append((mapped, mapped_run))
 
-    def holding(self, keys: np.ndarray) -> np.ndarray:
-        """One bool per key: whether a run holds it. Newest runs first: duplicates of recent
-        deliveries are the usual ones."""
+    def holding(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(one bool per key: whether a run holds it, the digest stored with it). Newest runs
+        first: duplicates of recent deliveries are the usual ones."""
         hi, lo = _halves(keys)
         found = np.zeros(len(keys), dtype=bool)
+        digests = np.zeros(len(keys), dtype=_U64)
         for run in reversed(self._memory):
-            found |= run.holding(hi, lo)
+            _take(run, hi, lo, found, digests, np.arange(len(keys)))
         for mapped, run in reversed(self._files):
-            rest = ~found
-            if not rest.any():
+            rest = np.flatnonzero(~found)
+            if not len(rest):
                 break
-            found[rest] = run.holding(hi[rest], lo[rest])
+            _take(run, hi[rest], lo[rest], found, digests, rest)
             mapped.madvise(mmap.MADV_DONTNEED)  # the page cache keeps them; we do not
-        return found
+        return found, digests
 
     def close(self) -> None:
         self._memory = []
@@ -177,55 +191,85 @@ class SortedRuns:
             self._tmp = None
 
 
+def _take(run: Run, hi, lo, found: np.ndarray, digests: np.ndarray, index: np.ndarray) -> None:
+    """Mark in ``found``/``digests`` (at ``index``) the keys ``run`` holds."""
+    where = run.positions(hi, lo)
+    held = where >= 0
+    found[index[held]] = True
+    digests[index[held]] = run.digest[where[held]]
+
+
 class SeenIds:
     """Which event ids were already delivered: the newest ``budget`` in a set, the rest in
     sorted runs behind a Bloom filter (see the module's docstring)."""
 
     def __init__(self, budget: int = 2**17, file_keys: int = 2**19, filter_bits_log2: int = 27):
-        self._newest: set[bytes] = set()
+        self._newest: dict[bytes, bytes] = {}  # key -> content digest
         self._newest_keys = bytearray()  # the same keys end to end, for the spill
+        self._newest_digests = bytearray()
         self._budget = budget
         self._runs = SortedRuns(file_keys)
         self._filter = BloomFilter(filter_bits_log2)
 
-    def fresh(self, events: list[Event], keys: bytes | None = None) -> list[Event]:
-        """The events whose ids were not seen before, recorded now; order kept. ``keys``, if
-        given, is the events' keys end to end (workers send them so)."""
+    def fresh(
+        self, events: list[Event], keys: bytes | None = None, digests: bytes = b""
+    ) -> tuple[list[Event], list[Event]]:
+        """(events to pass on, order kept; those of them whose id was seen with other content).
+
+        An id seen before with the same digest is a repeated delivery and dropped; with another
+        digest it is a conflict, passed on. New ids are recorded now. ``keys``, if given, is the
+        events' keys end to end (workers send them so); ``digests`` their 8-byte content digests
+        end to end (none given: every delivery of an id counts as the same content).
+        """
+        if keys is None:
+            keys = b"".join([e.key for e in events])
+        if len(digests) != 8 * len(events):
+            digests = bytes(8 * len(events))
         newest = self._newest
-        stored: set[bytes] | tuple = ()
+        stored: dict[bytes, bytes] = {}
         if self._runs and events:
-            if keys is None:
-                keys = b"".join([e.key for e in events])
             stored = self._stored(np.frombuffer(keys, dtype=KEY))
-        out = []
-        for event in events:
+        out: list[Event] = []
+        conflicts: list[Event] = []
+        added_keys, added_digests = self._newest_keys, self._newest_digests
+        for at, event in enumerate(events):
             key = event.key
-            if key not in newest and key not in stored:
-                newest.add(key)
+            digest = digests[8 * at : 8 * at + 8]
+            earlier = newest.get(key)
+            if earlier is None:
+                earlier = stored.get(key)
+            if earlier is None:
+                newest[key] = digest
+                added_keys += key
+                added_digests += digest
                 out.append(event)
-        if keys is not None and len(out) == len(events):
-            self._newest_keys += keys
-        else:
-            self._newest_keys += b"".join([e.key for e in out])
+            elif earlier != digest:
+                out.append(event)
+                conflicts.append(event)
         if len(newest) >= self._budget:
             self._spill()
-        return out
+        return out, conflicts
 
-    def _stored(self, keys: np.ndarray) -> set[bytes]:
-        """Which of ``keys`` the runs hold."""
+    def _stored(self, keys: np.ndarray) -> dict[bytes, bytes]:
+        """Which of ``keys`` the runs hold, with the digest stored for each."""
         maybe = self._filter.might_hold(keys)
         if not maybe.any():
-            return set()
+            return {}
         candidates = keys[maybe]
-        held = self._runs.holding(candidates)
-        return {bytes(key) for key in candidates[held]}
+        held, digests = self._runs.holding(candidates)
+        return {
+            bytes(key): digest.tobytes()
+            for key, digest in zip(candidates[held], digests[held], strict=True)
+        }
 
     def _spill(self) -> None:
         keys = np.frombuffer(bytes(self._newest_keys), dtype=KEY)
+        digests = np.frombuffer(bytes(self._newest_digests), dtype=_U64)
         self._filter.add(keys)
-        self._runs.add(Run(*_halves(keys)))
-        self._newest = set()
+        self._runs.add(Run(*_halves(keys), digests))
+        self._newest = {}
         self._newest_keys = bytearray()
+        self._newest_digests = bytearray()
 
     def close(self) -> None:
         self._runs.close()

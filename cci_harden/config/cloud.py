@@ -14,7 +14,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, model_validator
 
-from .types import PlainSection
+from .types import DataDirectory, PlainSection
 
 _AWS_ID_HEX = r"[0-9a-f]{8}(?:[0-9a-f]{9})?"
 _SECURITY_GROUP = re.compile(rf"^sg-{_AWS_ID_HEX}$", re.ASCII)
@@ -204,10 +204,9 @@ class ArtifactSettings(_Section):
         pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$",
         description="Object store URL nginx proxies to (unset: serve root_dir from disk)",
     )
-    root_dir: str = Field(
+    root_dir: DataDirectory = Field(
         "/srv/circleci-artifacts",
-        pattern=r"^/[A-Za-z0-9._/-]+$",
-        description="Directory served when no upstream is set",
+        description="Directory served when no upstream is set (its own, never a system directory)",
     )
     listen: str = Field(
         "127.0.0.1:8080",

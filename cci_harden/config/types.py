@@ -195,6 +195,11 @@ DataDirectory = Annotated[str, Plain, BeforeValidator(_host_path), AfterValidato
 def _local_path(value: object) -> object:
     if isinstance(value, str | Path):
         _ascii_plain(str(value))
+        if any(c in str(value) for c in '"\\$'):
+            # the ssh_config verify writes quotes paths; OpenSSH has no escape for a quote or a
+            # backslash there, and expands ${NAME} from the environment in key and known_hosts
+            # paths, which would make the file read depend on whoever runs verify
+            raise ValueError(f"{str(value)!r}: a local path cannot hold a double quote, \\ or $")
     return value
 
 
