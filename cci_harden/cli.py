@@ -15,20 +15,26 @@ from .model.errors import EXIT_OK, CciHardenError
 
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
+    from .config.types import redact
     from .fleet.inventory import Inventory
     from .fleet.preflight import require_ready
 
-    inventory = Inventory.load(args.inventory)
-    inventory.check_runnable()
-    from .config.types import redact
-
+    inventory = Inventory.load(args.inventory)  # every bad field at once, or exit 2
+    settings = inventory.settings
     # SecretStr fields are masked by pydantic; anything else that looks like key material (a
     # key pasted into a path field) is masked here.
-    effective = redact(inventory.settings.model_dump(mode="json"))
+    effective = redact(settings.model_dump(mode="json"))
     print(f"# effective settings of inventory {inventory.path} (secrets masked)")
     print(json.dumps(effective, indent=2, sort_keys=True))
+    line = settings.server.line
+    for field, value in settings.from_server_line():
+        print(
+            f"# {field} = {json.dumps(value)}: default of server.version "
+            f"{settings.server.version} (Server {line.name})",
+            file=sys.stderr,
+        )
     print(f"# {len(inventory.hosts)} host(s); settings valid", file=sys.stderr)
-    require_ready(inventory.settings)  # keys, certificates, lockout: exit 2 with each reason
+    require_ready(settings, inventory.problems())  # every reason at once, exit 2
     print("# ready to deploy: keys, certificates and admin networks check out", file=sys.stderr)
     return EXIT_OK
 

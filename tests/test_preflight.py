@@ -61,7 +61,9 @@ def inventory_with(tmp_path: Path, release_key, extra: str = "") -> Path:
         + f"""
 [network]
 admin_cidrs = ["198.51.100.0/24"]
+nomad_server_cidrs = ["192.0.2.0/26"]
 [nomad]
+servers = ["nomad.internal:4647"]
 release_url = "http://192.0.2.1/nomad"
 gpg_fingerprint = "{fingerprint}"
 gpg_key_file = "{key_path}"

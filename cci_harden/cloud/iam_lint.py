@@ -22,10 +22,13 @@ class Suppression:
     justification: str
 
 
+# The VM service's (3.x) or machine provisioner's (4.x) EC2 policy: the same statements
+PROVISIONER_POLICY = r"aws-(vm-service|machine-provisioner)-policy\.json"
+
 SUPPRESSIONS: tuple[Suppression, ...] = (
     *(
         Suppression(
-            "aws-vm-service-policy.json",
+            PROVISIONER_POLICY,
             "RESOURCE_MISMATCH",
             sid,
             "parliament wants every resource type RunInstances can touch in each statement. The "
@@ -41,7 +44,7 @@ SUPPRESSIONS: tuple[Suppression, ...] = (
         )
     ),
     Suppression(
-        "aws-vm-service-policy.json",
+        PROVISIONER_POLICY,
         "RESOURCE_STAR",
         "DescribeHasNoResourceLevelPermissions",
         'the seed\'s ec2:Describe* on "*": the VM service lists instances, volumes, images and '
@@ -77,6 +80,8 @@ def lint(documents: list[Rendered]) -> list[LintFinding]:
     for document in documents:
         if not document.name.endswith(".json") or not document.name.startswith("aws-"):
             continue
+        if document.name.endswith("-trust.json"):  # a role's trust policy, not an identity policy
+            continue
         policy = analyze_policy_string(document.content, include_community_auditors=True)
         seen = set()
         for finding in policy.findings:
@@ -90,7 +95,9 @@ def lint(documents: list[Rendered]) -> list[LintFinding]:
                 (
                     s
                     for s in SUPPRESSIONS
-                    if s.document == document.name and s.issue == finding.issue and s.sid == sid
+                    if re.fullmatch(s.document, document.name)
+                    and s.issue == finding.issue
+                    and s.sid == sid
                 ),
                 None,
             )
@@ -101,6 +108,10 @@ def lint(documents: list[Rendered]) -> list[LintFinding]:
 
 
 def unused_suppressions(documents: list[Rendered], findings: list[LintFinding]) -> list:
-    names = {d.name for d in documents}
+    names = [d.name for d in documents]
     used = {f.suppressed_by for f in findings if f.suppressed_by}
-    return [s for s in SUPPRESSIONS if s.document in names and s not in used]
+    return [
+        s
+        for s in SUPPRESSIONS
+        if any(re.fullmatch(s.document, name) for name in names) and s not in used
+    ]

@@ -19,7 +19,9 @@ from ..controls.seccomp import render_profile
 from ..model.errors import SettingsError
 from ..model.render import environment
 
-MANAGED_BY_TAG = ("ManagedBy", "circleci-vm-service")
+MANAGED_BY_TAG_KEY = "ManagedBy"
+# 4.x on EKS: the provisioner's Kubernetes service account (notes/server-4x.md)
+PROVISIONER_SERVICE_ACCOUNT = "machine-provisioner"
 
 # What the VM service does in GCP: create VMs from images into a subnet, with their boot and data
 # disks, label and tag them, start, stop and delete them, and follow zone operations.
@@ -110,20 +112,28 @@ def aws_documents(settings: FleetSettings) -> list[Rendered]:
 
     subnets = [arn(f"subnet/{s}") for s in aws.subnet_ids] or [arn("subnet/*")]
     template = environment().get_template("iam/aws-vm-service.json.j2")
+    stem = provisioner_stem(settings)
     documents = [
         Rendered(
-            "aws-vm-service-policy.json",
+            f"aws-{stem}-policy.json",
             _json(
                 template.render(
                     aws=aws,
                     arn=arn,
                     subnets=subnets,
-                    tag_key=MANAGED_BY_TAG[0],
-                    tag_value=MANAGED_BY_TAG[1],
+                    tag_key=MANAGED_BY_TAG_KEY,
+                    tag_value=aws.managed_by_tag,
                 )
             ),
         )
     ]
+    if aws.eks_oidc_provider_arn:
+        if not settings.server.line.mtls_required:  # the 4.x lines; 3.x has no provisioner pod
+            raise SettingsError(
+                "aws.eks_oidc_provider_arn: IRSA is for Server 4.x's machine provisioner; "
+                f"server.version is {settings.server.version}"
+            )
+        documents.append(Rendered(f"aws-{stem}-irsa-trust.json", irsa_trust_policy(settings)))
     buckets = settings.storage.buckets
     if not buckets:
         return documents
@@ -158,6 +168,37 @@ def aws_documents(settings: FleetSettings) -> list[Rendered]:
     return documents
 
 
+def provisioner_stem(settings: FleetSettings) -> str:
+    """File names say whose policy it is: ``vm-service`` (3.x) or ``machine-provisioner``."""
+    return settings.server.line.provisioner.lower().replace(" ", "-")
+
+
+def irsa_trust_policy(settings: FleetSettings) -> str:
+    """Who may assume the provisioner's role: only its own service account, through the EKS
+    cluster's OIDC provider (IAM Roles for Service Accounts), for STS."""
+    aws = settings.aws
+    issuer = aws.eks_oidc_provider_arn.split(":oidc-provider/", 1)[1]
+    subject = f"system:serviceaccount:{aws.kubernetes_namespace}:{PROVISIONER_SERVICE_ACCOUNT}"
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "MachineProvisionerServiceAccountOnly",
+                "Effect": "Allow",
+                "Principal": {"Federated": aws.eks_oidc_provider_arn},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {
+                    "StringEquals": {
+                        f"{issuer}:sub": subject,
+                        f"{issuer}:aud": "sts.amazonaws.com",
+                    }
+                },
+            }
+        ],
+    }
+    return json.dumps(policy, indent=2) + "\n"
+
+
 def gcp_documents(settings: FleetSettings) -> list[Rendered]:
     gcp = settings.gcp
     _require(gcp.project_id, "gcp.project_id", "the custom role and the binding live in it")
@@ -166,16 +207,20 @@ def gcp_documents(settings: FleetSettings) -> list[Rendered]:
         permissions.append("compute.subnetworks.useExternalIp")
     header = _header("render iam --cloud gcp", settings, "gcp")
     env = environment()
+    stem = provisioner_stem(settings)
+    names = {"provisioner": settings.server.line.provisioner, "role_file": f"gcp-{stem}-role.yaml"}
     return [
         Rendered(
-            "gcp-vm-service-role.yaml",
+            f"gcp-{stem}-role.yaml",
             env.get_template("iam/gcp-vm-service-role.yaml.j2").render(
-                header=header, gcp=gcp, permissions=sorted(permissions)
+                header=header, gcp=gcp, permissions=sorted(permissions), **names
             ),
         ),
         Rendered(
-            "gcp-vm-service-binding.sh",
-            env.get_template("iam/gcp-vm-service-binding.sh.j2").render(header=header, gcp=gcp),
+            f"gcp-{stem}-binding.sh",
+            env.get_template("iam/gcp-vm-service-binding.sh.j2").render(
+                header=header, gcp=gcp, **names
+            ),
         ),
     ]
 

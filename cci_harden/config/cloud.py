@@ -91,6 +91,24 @@ class AwsSettings(_Section):
     account_id: AccountId | None = Field(
         None, description="Narrow the policies' ARNs to this account (default: the VPC's account)"
     )
+    managed_by_tag: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
+        description="ManagedBy tag value the provisioner's policy keys on (default: the server "
+        "line's: circleci-vm-service for 3.x, circleci-machine-provisioner for 4.x)",
+    )
+    eks_oidc_provider_arn: str | None = Field(
+        None,
+        pattern=r"^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:oidc-provider/oidc\.eks\.[a-z0-9-]+"
+        r"\.amazonaws\.com(\.cn)?/id/[0-9A-F]{32}$",
+        description="4.x on EKS: the cluster's OIDC provider; renders an IRSA role trust policy "
+        "for the machine-provisioner service account instead of access keys",
+    )
+    kubernetes_namespace: str = Field(
+        "circleci-server",
+        pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
+        description="Namespace of the server install (IRSA trust: system:serviceaccount:NS:...)",
+    )
 
     @model_validator(mode="after")
     def _consistent_with_vpc(self) -> AwsSettings:
@@ -118,15 +136,17 @@ class GcpSettings(_Section):
     """The VM service's GCP identity: a custom role instead of Compute Instance Admin (beta)."""
 
     project_id: GcpProject | None = Field(None, description="GCP project the VMs run in")
-    service_account: str = Field(
-        "circleci-vm-service",
+    service_account: str | None = Field(
+        None,
         pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$",
-        description="Service account id used only by the VM service",
+        description="Service account id used only by the provisioner (default: the server "
+        "line's: circleci-vm-service for 3.x, circleci-machine-provisioner for 4.x)",
     )
-    role_id: str = Field(
-        "circleciVmService",
+    role_id: str | None = Field(
+        None,
         pattern=r"^[a-zA-Z0-9_.]{3,64}$",
-        description="Id of the custom role the service account is bound to",
+        description="Id of the custom role the service account is bound to (default: the "
+        "server line's: circleciVmService, circleciMachineProvisioner)",
     )
     allow_external_ip: bool = Field(
         False, description="VMs get external addresses (adds compute.subnetworks.useExternalIp)"

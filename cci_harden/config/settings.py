@@ -38,6 +38,7 @@ from pydantic_settings import (
 
 from ..model.errors import SettingsError
 from .cloud import ArtifactSettings, AwsSettings, GcpSettings, ObjectStorageSettings
+from .server import VERSION_FIELDS, ServerLine, line_of, parse_version, version_tuple
 from .types import (
     DataDirectory,
     DebianVersion,
@@ -283,13 +284,40 @@ class NomadTLS(_Section):
         return value
 
 
+class ServerSettings(_Section):
+    """The CircleCI Server release line the clients belong to: it sets documented defaults."""
+
+    version: str = Field(
+        "4.8",
+        description="Server release line, e.g. 4.8 or 3.4; drives the Nomad client version and "
+        "install source, the provisioner's cloud tag, mTLS and the server ports "
+        "(see the version table)",
+    )
+
+    @field_validator("version")
+    @classmethod
+    def _line(cls, value: str) -> str:
+        parse_version(value)
+        return value
+
+    @property
+    def line(self) -> ServerLine:
+        return line_of(self.version)
+
+
 class NomadSettings(_Section):
-    version: ExactVersion = Field("1.6.3", description="Nomad version to install, exactly")
-    install_source: Literal["hashicorp-apt", "release-zip", "mirror"] = Field(
-        "release-zip",
+    version: ExactVersion | None = Field(
+        None, description="Nomad version to install, exactly (default: the server line's)"
+    )
+    install_source: Literal["hashicorp-apt", "release-zip", "mirror"] | None = Field(
+        None,
         description="hashicorp-apt: HashiCorp's apt repository; release-zip: the release zip "
         "checked against SHA256SUMS and its signature; mirror: the same zip from an internal "
-        "mirror",
+        "mirror (default: the server line's)",
+    )
+    server_version: ExactVersion | None = Field(
+        None,
+        description="Nomad version the servers run, if known: a newer client is refused",
     )
     release_url: HttpUrl | None = Field(
         None, description="Base URL of the releases or apt repository (required for downloads)"
@@ -411,6 +439,7 @@ class FleetSettings(BaseSettings):
     )
 
     name: Identifier = Field("fleet", description="Name of this server install")
+    server: ServerSettings = Field(default_factory=ServerSettings)
     inventory: InventorySettings = Field(default_factory=InventorySettings)
     apt: AptSettings = Field(default_factory=AptSettings)
     network: NetworkSettings = Field(default_factory=NetworkSettings)
@@ -424,6 +453,37 @@ class FleetSettings(BaseSettings):
     controls: ControlSwitches = Field(default_factory=ControlSwitches)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @model_validator(mode="after")
+    def _server_line_defaults(self) -> FleetSettings:
+        """Fill what the operator left unset from the server line; refuse what the line rules
+        out. The sections are frozen once built, so the defaults are set here, once."""
+        line = self.server.line
+        for (section, field), attribute in VERSION_FIELDS.items():
+            model = getattr(self, section)
+            if getattr(model, field) is None:
+                object.__setattr__(model, field, getattr(line, attribute))
+        if self.nomad.version is None:
+            raise ValueError(
+                f"nomad.version: required for Server {line.name} (CircleCI ships its own Nomad "
+                "build for this line; name the exact version your install uses)"
+            )
+        server = self.nomad.server_version
+        if server and version_tuple(self.nomad.version) > version_tuple(server):
+            raise ValueError(
+                f"nomad.version {self.nomad.version} is newer than nomad.server_version {server}: "
+                "Nomad clients must not be newer than their servers"
+            )
+        return self
+
+    def from_server_line(self) -> list[tuple[str, object]]:
+        """(field, value) of each setting whose value came from server.version, not the
+        operator."""
+        found = []
+        for section, field in VERSION_FIELDS:
+            if field not in getattr(self, section).model_fields_set:
+                found.append((f"{section}.{field}", getattr(getattr(self, section), field)))
+        return found
 
     def switched_control_ids(self) -> set[str]:
         """Every control id the switches name (checked against the catalogue by the caller)."""
@@ -545,6 +605,9 @@ def format_validation_error(exc: ValidationError, path: Path) -> str:
         env_name = env_var_for(loc)
         origin = f"environment variable {env_name}" if env_name else str(path)
         message = error["msg"].removeprefix("Value error, ")
+        named = re.match(r"([a-z_]+(?:\.[a-z_]+)+): (.*)", message, re.DOTALL)
+        if not loc and named:  # a check across sections names its own field
+            field, message = named.groups()
         if error["type"] == "extra_forbidden":
             message = "is not a known setting (check its spelling and section)"
         shown = ""

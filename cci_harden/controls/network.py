@@ -75,6 +75,11 @@ def ingress_rules(settings) -> tuple[list, list]:
     return list(sets.items()), rules
 
 
+def _port_set(ports: tuple[int, ...]) -> str:
+    """nft's spelling: one port bare, several as an anonymous set."""
+    return str(ports[0]) if len(ports) == 1 else "{ " + ", ".join(map(str, ports)) + " }"
+
+
 def egress_rules(settings, info) -> tuple[list, list]:
     net = settings.network
     sets = {
@@ -85,7 +90,15 @@ def egress_rules(settings, info) -> tuple[list, list]:
         "anywhere_in": split([*net.cluster_cidrs, *net.egress_cidrs]),
     }
     rules = [
-        {"proto": "tcp", "ports": "4647", "set": "servers", "why": "Nomad RPC to servers"},
+        {
+            "proto": "tcp",
+            "ports": _port_set(settings.server.line.server_ports),
+            "set": "servers",
+            "why": f"Server {settings.server.line.name}: Nomad RPC"
+            + (
+                ", Kong and the control plane" if len(settings.server.line.server_ports) > 1 else ""
+            ),
+        },
         {"proto": "tcp", "ports": "{ 22, 2376 }", "set": "vm", "why": "VM service: SSH, Docker"},
         {"proto": "tcp", "ports": "{ 22, 80, 443 }", "set": "vcs", "why": "VCS: git, API"},
         {"proto": "tcp", "ports": "1-65535", "set": "anywhere_in", "why": "cluster, egress_cidrs"},

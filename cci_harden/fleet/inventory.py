@@ -106,9 +106,22 @@ class Inventory:
                 ".toml; add the group to hosts[].groups or remove the switch"
             )
 
+    def problems(self) -> list[str]:
+        """Every reason check_runnable would refuse, one message each (config check lists all)."""
+        found = []
+        for check in (self.check_switches, self._check_hosts):
+            try:
+                check()
+            except InventoryError as exc:
+                found.append(str(exc))
+        return found
+
     def check_runnable(self) -> None:
         """Refuse an inventory that would make pyinfra do nothing or trust keys blindly."""
         self.check_switches()
+        self._check_hosts()
+
+    def _check_hosts(self) -> None:
         if not self.hosts:
             raise InventoryError(
                 f"inventory {self.path} has no hosts; add [[inventory.hosts]] entries to "
@@ -168,9 +181,8 @@ def pyinfra_hosts(inventory_file: str) -> list[tuple[str, dict[str, Any]]]:
     """
     try:
         inventory = Inventory.load(inventory_file)
-        inventory.check_runnable()
         inventory.select(limit_patterns_from_argv(sys.argv))
-        require_ready(inventory.settings)
+        require_ready(inventory.settings, inventory.problems())
     except CciHardenError as exc:
         print(f"cci-harden: {exc}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from None

@@ -7,7 +7,7 @@ will still admit the operator.
 
 from __future__ import annotations
 
-from ..config.materials import PreflightError, load_signing_key, load_tls
+from ..config.materials import PreflightError, load_signing_key, load_tls, tls_configured
 from ..config.settings import FleetSettings
 
 
@@ -22,6 +22,23 @@ def problems(settings: FleetSettings) -> list[str]:
             found.append(str(exc))
 
     nomad = settings.nomad
+    line = settings.server.line
+    if line.mtls_required:
+        why = f"required for Server {line.name} (server.version {settings.server.version})"
+        if not nomad.servers:
+            found.append(f"nomad.servers: {why}: the Nomad servers' RPC addresses, host:port")
+        tls = nomad.tls
+        for name in ("ca_file", "cert_file"):
+            if getattr(tls, name) is None:
+                found.append(f"nomad.tls.{name}: {why}: mTLS to the servers is mandatory")
+        if tls.key_file is None and tls.key_pem is None:
+            found.append(
+                f"nomad.tls.key_file (or key_pem): {why}: mTLS to the servers is mandatory"
+            )
+        if not settings.network.nomad_server_cidrs:
+            found.append(
+                f"network.nomad_server_cidrs: {why}: the firewall admits Nomad RPC only from them"
+            )
     if nomad.release_url is None:
         found.append(
             f"nomad.release_url: required for install_source {nomad.install_source!r} "
@@ -38,7 +55,8 @@ def problems(settings: FleetSettings) -> list[str]:
                 "docker", settings, docker.gpg_key_file, docker.gpg_fingerprint
             )
         )
-    attempt(lambda: load_tls(settings))
+    if not line.mtls_required or tls_configured(settings):
+        attempt(lambda: load_tls(settings))
     if not settings.network.admin_cidrs:
         found.append(
             "network.admin_cidrs: empty; the host firewall admits SSH only from these networks, "
@@ -47,7 +65,8 @@ def problems(settings: FleetSettings) -> list[str]:
     return found
 
 
-def require_ready(settings: FleetSettings) -> None:
-    found = problems(settings)
+def require_ready(settings: FleetSettings, more: list[str] | None = None) -> None:
+    """Refuse with every reason at once: ``more`` (the inventory's own) and the settings'."""
+    found = [*(more or []), *problems(settings)]
     if found:
         raise PreflightError("not ready to deploy:\n" + "\n".join(f"  {line}" for line in found))

@@ -48,6 +48,9 @@ def render_settings(layout: Layout, records: list[HostRecord], standin: Release,
 # Settings of the local test bed, written by `cci-harden testbed up`.
 name = "testbed"
 
+[server]
+version = "4.8"
+
 [inventory]
 ssh_user = "root"
 ssh_key = {_q(str(layout.client_key))}
