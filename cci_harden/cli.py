@@ -172,8 +172,9 @@ def _cmd_init(args: argparse.Namespace) -> int:
     for path in written:
         print(f"wrote {path}")
     print()
-    print(checklist_text())
-    todo = problems(load_settings(written[0]))
+    settings = load_settings(written[0])
+    print(checklist_text(settings))
+    todo = problems(settings)
     if todo:
         print()
         print("Before the first deploy, fill in:")

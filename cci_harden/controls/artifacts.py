@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from ..model.control import Control, Source
+from ..model.control import Control
 from ..model.kinds import ManagedFile, NginxConfig, Package, Service
 from .nginx_site import CONTROL_ID, SITE_PATH, nginx_site
+from .sources import seed
 
 DEFAULT_SITE = "/etc/nginx/sites-enabled/default"
 
@@ -37,7 +38,7 @@ ARTIFACT_TYPES = Control(
     id=CONTROL_ID,
     title="Artifacts are served only as allowlisted types, as text, or as downloads",
     sources=(
-        Source("seed", "002 Server 3.x operations guide: Build Artifacts, safe and unsafe types"),
+        seed("002", "CircleCI Server v3.x Build Artifacts", "safe and rendered-as-text types"),
     ),
     rationale="An artifact is whatever a job uploaded; served with the type its uploader chose, "
     "HTML or SVG would run script in the viewer's session. nginx decides the type from the name "

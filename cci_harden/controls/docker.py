@@ -12,6 +12,7 @@ import json
 from ..model.control import Control, Source
 from ..model.kinds import DockerRuntime, ManagedFile, Mode, Package, Service
 from .seccomp import PROFILE_PATH, render_profile
+from .sources import hardening_page, notes, seed
 
 DAEMON_JSON = "/etc/docker/daemon.json"
 DOCKER_KEYRING = "/etc/apt/keyrings/docker.asc"
@@ -128,7 +129,8 @@ DAEMON = Control(
     title="Docker daemon.json: userns-remap, address pools, seccomp, live-restore, log rotation",
     sources=(
         Source("circleci", "nomad-startup: userns-remap default, default-address-pools"),
-        Source("seed", "002 Hardening: job networks 10.10.0.0/16"),
+        notes("Docker on clients", "userns-remap: default, default-address-pools"),
+        hardening_page("job networks 10.10.0.0/16"),
         Source("cis-docker", "2.1 2.8 2.12 2.13 2.14 2.15 2.17 5.21"),
     ),
     rationale="Rendered from settings as JSON, validated on the host before it replaces the "
@@ -150,7 +152,7 @@ SECCOMP = Control(
     id="CCI-DKR-03",
     title="Seccomp profile: Docker's default plus CircleCI's user-namespace addition",
     sources=(
-        Source("seed", "001 Security: Docker (clone, setns, unshare appended)"),
+        seed("001", "Integrations", "Docker: clone, setns, unshare appended to the default"),
         Source("cis-docker", "5.21 (do not disable the default seccomp profile)"),
     ),
     rationale="Docker's default profile, vendored at a known version, with exactly the seed's "

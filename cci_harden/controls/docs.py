@@ -17,6 +17,7 @@ from ..model.hostinfo import STAND_IN
 from ..model.plan import LIFECYCLE
 from ..model.resource import REGISTRY, Resource
 from . import ALL_CONTROLS, PROFILES
+from .sources import LEGEND
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "inventories" / "prod"
 
@@ -71,6 +72,13 @@ def controls_markdown() -> str:
             f"{'; '.join(str(s) for s in control.sources)} | {_summary(resources[control.id])} | "
             f"{control.testbed} | {control.circleci_impact or 'not affected'} |"
         )
+    lines += ["", "## Sources", "", "Each source is `kind:reference`. The kinds:", ""]
+    lines += [f"- `{kind}`: {meaning}" for kind, meaning in LEGEND]
+    lines += [
+        "",
+        "A `seed` or `notes` citation names a section that exists in that document, word for "
+        "word; `tests/test_sources.py` checks each one against the documents.",
+    ]
     lines += ["", "## Resource kinds", ""]
     for kind, cls in REGISTRY.items():
         doc = " ".join((cls.__doc__ or "").split())

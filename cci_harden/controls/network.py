@@ -14,6 +14,7 @@ from ..model.control import Control, Source
 from ..model.firewall_state import FIREWALL_DIR, STATE_DIR
 from ..model.kinds import Listeners, ManagedFile, NftTable, Package, Service
 from ..model.render import render
+from .sources import hardening_page, notes, seed
 
 LOADER = "/usr/local/sbin/cci-harden-firewall"
 FIREWALL_UNIT_NAME = "cci-harden-firewall"
@@ -175,7 +176,9 @@ INGRESS = Control(
     title="Host ingress: 22 from admins, 4647 from Nomad servers/cluster, 64535-65535 for rerun "
     "with SSH, all else dropped",
     sources=(
-        Source("seed", "002 Hardening: Nomad client ports (22, 4647, 64535-65535)"),
+        seed("002", "Nomad Clients", "Nomad port requirements: see Hardening Your Cluster"),
+        hardening_page("Nomad client ports 22, 4647, 64535-65535"),
+        notes("Ports (4.x hardening docs)", "in: 4647 from the Kubernetes nodes, 64535-65535"),
         Source("dev-sec", "os-hardening: host firewall"),
     ),
     rationale="A default-drop input chain in its own nftables table, validated with `nft -c` "
@@ -217,7 +220,7 @@ JOBS = Control(
     "stays open",
     sources=(
         Source("circleci", "nomad-startup: DOCKER-USER drops for docker+/br+ interfaces"),
-        Source("seed", "002 Hardening: block the metadata endpoint and internal resources"),
+        notes("Job egress", "DOCKER-USER drops 169.254.0.0/16 and the blocked CIDRs"),
     ),
     rationale="CircleCI inserts these rules into DOCKER-USER once at boot, where a reboot loses "
     "them. Here they sit in a forward-hook table of our own, ahead of Docker's chains, loaded by "
@@ -275,7 +278,7 @@ LISTENERS = Control(
     id="CCI-NET-04",
     title="Nothing listens on the network but SSH (and Nomad's API when opened)",
     sources=(
-        Source("seed", "002 Hardening: only the documented ports"),
+        hardening_page("only the documented ports"),
         Source("dev-sec", "os-hardening: no unneeded services"),
     ),
     rationale="The firewall drops what is not allowed, but a listener that should not exist is "

@@ -25,6 +25,7 @@ from ..model.kinds import (
 from ..model.kinds.runtime import NOMAD_BINARY as BINARY
 from ..model.kinds.runtime import NOMAD_KEY_PATH as KEY_PATH
 from ..model.render import render
+from .sources import notes, seed
 
 CONFIG_DIR = "/etc/nomad.d"
 CONFIG = f"{CONFIG_DIR}/client.hcl"
@@ -86,7 +87,7 @@ def _capacity_resources(settings, info):
 CAPACITY = Control(
     id="CCI-NMD-01",
     title="Host size fits the coordination reservation plus a job, within CircleCI's maximum",
-    sources=(Source("seed", "002 Nomad Clients: 2 vCPU + 4 GB reserved; max 64 CPU / 128 GB"),),
+    sources=(seed("002", "Nomad Clients", "2 vCPU + 4 GB reserved; max 64 CPU / 128 GB"),),
     rationale="Checked before anything is installed: a host too small for the reservation plus "
     "one job, or above the maximum CircleCI supports without asking, is refused and left "
     "untouched while the other hosts go on. The deploy log reports each host's job capacity.",
@@ -170,7 +171,7 @@ TLS = Control(
     title="Nomad mTLS material: CA, client certificate, private key root-only (0600 in 0700)",
     sources=(
         Source("circleci", "nomad-startup: /etc/ssl/nomad, key left world-readable"),
-        Source("seed", "002 Hardening: mTLS between Nomad clients and servers"),
+        notes("mTLS between clients and servers is mandatory", "rpc, verify_server_hostname"),
     ),
     rationale="Checked on the operator's machine before any host is touched: the key must match "
     "the certificate, the CA must have signed it, and it must not expire within "
@@ -257,7 +258,7 @@ CONFIG_CONTROL = Control(
     title="Nomad client HCL: node class, server join, raw_exec, telemetry, TLS, reservation",
     sources=(
         Source("circleci", "nomad-startup: client.hcl (linux-64bit, raw_exec, telemetry, tls)"),
-        Source("seed", "002 Nomad Clients: 2 vCPU and 4 GB reserved for coordination"),
+        seed("002", "Nomad Clients", "2 vCPU and 4 GB reserved for coordination"),
     ),
     rationale="Rendered from settings and the host's facts, parsed locally, then checked with "
     "`nomad config validate` on the host before it replaces the old file. client.reserved "
@@ -315,7 +316,13 @@ SERVICE = Control(
 AGENT = Control(
     id="CCI-NMD-06",
     title="Nomad agent answers healthy on its local API",
-    sources=(Source("seed", "002 Nomad Clients: clients must reach the control plane"),),
+    sources=(
+        seed(
+            "002",
+            "CircleCI Server v3.x Operations Overview",
+            "the Nomad clients need access to the Nomad control plane",
+        ),
+    ),
     rationale="The only check that needs a real, running Nomad: on a host with the test bed's "
     "stand-in binary it is reported as not verifiable, never as passed.",
     resources=lambda settings, info: [NomadHealth()],

@@ -12,6 +12,7 @@ from __future__ import annotations
 from ..model.control import Control, Source
 from ..model.kinds import ManagedFile, SshdEffective
 from ..model.render import render
+from .sources import hardening_page
 
 DROPIN = "/etc/ssh/sshd_config.d/00-cci-harden.conf"
 KEX = ["sntrup761x25519-sha512@openssh.com", "curve25519-sha256", "curve25519-sha256@libssh.org"]
@@ -116,7 +117,7 @@ SSH = Control(
     title="sshd: keys only, modern algorithms, small limits, no forwarding, verbose logs",
     sources=(
         Source("dev-sec", "ssh-hardening / ssh-baseline sshd-01..sshd-48"),
-        Source("seed", "002 Hardening: SSH (22) from admin networks only"),
+        hardening_page("SSH (22) to Nomad clients from admin networks only"),
     ),
     rationale="A drop-in read before every other sshd file. Checked with `sshd -t` in place, "
     "sshd reloaded, then a fresh login from the operator's machine with the deploy's own "

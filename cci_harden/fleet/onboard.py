@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
+from ..config.materials import tls_configured
 from ..config.settings import FleetSettings, load_settings
 from ..model.errors import CciHardenError
 
@@ -47,72 +50,102 @@ EXAMPLES: dict[str, str] = {
 # A new install starts from the distribution's Docker: no extra repository key to fetch.
 SAFE_DEFAULTS: dict[str, str] = {"docker.install_source": '"docker.io"'}
 
-# (item, source, control ids enforcing it; empty: the operator's)
-CHECKLIST: list[tuple[str, str, str]] = [
-    (
+
+@dataclass(frozen=True)
+class ChecklistItem:
+    item: str
+    source: str  # as controls cite it (see controls/sources.py)
+    controls: str = ""  # control ids enforcing it; empty: the operator's
+    # None when the settings make the controls enforce it; else what still has to be set
+    pending: Callable[[FleetSettings], str | None] = lambda settings: None
+
+
+def _restricted_egress(settings: FleetSettings) -> str | None:
+    return None if settings.network.restrict_egress else "set network.restrict_egress = true"
+
+
+def _mtls(settings: FleetSettings) -> str | None:
+    if tls_configured(settings):
+        return None
+    if settings.server.line.mtls_required:
+        return "fill in nomad.tls (the deploy refuses without it)"
+    return "fill in nomad.tls"
+
+
+CHECKLIST: list[ChecklistItem] = [
+    ChecklistItem(
         "Each Nomad client keeps 2 vCPU and 4 GB for coordinating builds",
-        "002 Nomad Clients",
+        "seed 002 Nomad Clients",
         "CCI-NMD-01, CCI-NMD-04",
     ),
-    (
+    ChecklistItem(
         "Nomad clients no larger than 128 GB / 64 CPUs unless CircleCI agrees",
-        "002 Nomad Clients",
+        "seed 002 Nomad Clients",
         "CCI-NMD-01",
     ),
-    (
+    ChecklistItem(
         "Nomad clients reach VM service machines on 22 (SSH) and 2376 (remote Docker)",
-        "002 Build Environment",
-        "CCI-NET-01 (with network.restrict_egress)",
+        "seed 002 CircleCI Server v3.x Operations Overview",
+        "CCI-NET-01",
+        _restricted_egress,
     ),
-    (
+    ChecklistItem(
         "Nomad clients reach the VCS on 22 (git) and 80/443 (API)",
-        "002 GitHub ports",
-        "CCI-NET-01 (with network.restrict_egress)",
+        "seed 002 GitHub",
+        "CCI-NET-01",
+        _restricted_egress,
     ),
-    (
+    ChecklistItem(
         "Nomad clients and the cluster reach object storage (artifacts, caches, audit logs)",
-        "002 Build Environment",
-        "",
+        "seed 002 CircleCI Server v3.x Operations Overview",
     ),
-    ("mTLS between Nomad clients and the Nomad control plane", "002 Hardening", "CCI-NMD-03"),
-    (
+    ChecklistItem(
+        "mTLS between Nomad clients and the Nomad control plane",
+        "notes server-4x.md: mTLS between clients and servers is mandatory",
+        "CCI-NMD-03, CCI-NMD-04",
+        _mtls,
+    ),
+    ChecklistItem(
         "Job containers cannot reach the cloud metadata endpoint or internal ranges",
-        "002 Hardening",
+        "notes server-4x.md: Job egress",
         "CCI-NET-02",
     ),
-    (
+    ChecklistItem(
         "Docker's default seccomp profile plus clone/setns/unshare for user namespaces",
-        "001 Security: Docker",
+        "seed 001 Integrations",
         "CCI-DKR-03",
     ),
-    (
+    ChecklistItem(
         "Minimise the secrets builds need; rotate them regularly and as people leave",
-        "001 Customer checklist",
-        "",
+        "seed 001 Checklist To Using CircleCI Securely as a Customer",
     ),
-    (
+    ChecklistItem(
         "Keep secrets out of logs: no env/printenv, no echo, tools that print on error",
-        "001 Customer checklist",
-        "",
+        "seed 001 Checklist To Using CircleCI Securely as a Customer",
     ),
-    (
+    ChecklistItem(
         "Least privilege in the VCS organisation and for cloud credentials (IAM)",
-        "001 Customer checklist",
-        "",
+        "seed 001 Checklist To Using CircleCI Securely as a Customer",
     ),
-    ("Restricted contexts shared only with the teams that need them", "001 Customer checklist", ""),
-    (
+    ChecklistItem(
+        "Restricted contexts shared only with the teams that need them",
+        "seed 001 Checklist To Using CircleCI Securely as a Customer",
+    ),
+    ChecklistItem(
         "Audit who holds SSH keys (cci-harden audit hunt flags new ones)",
-        "001 Customer checklist",
-        "",
+        "seed 001 Checklist To Using CircleCI Securely as a Customer",
     ),
-    ("Two-factor authentication on the VCS for every member", "001 Customer checklist", ""),
-    (
+    ChecklistItem(
+        "Two-factor authentication on the VCS for every member",
+        "seed 001 Checklist To Using CircleCI Securely as a Customer",
+    ),
+    ChecklistItem(
         "Decide whether forked pull requests may receive environment variables",
-        "001 Customer checklist",
-        "",
+        "seed 001 Checklist To Using CircleCI Securely as a Customer",
     ),
-    ("Choose the GitHub instance once: it cannot be changed after setup", "002 GitHub", ""),
+    ChecklistItem(
+        "Choose the GitHub instance once: it cannot be changed after setup", "seed 002 GitHub"
+    ),
 ]
 
 
@@ -176,7 +209,7 @@ def settings_toml(name: str) -> str:
         f"# Settings of server install {name!r}, written by `cci-harden init {name}`.",
         "# Every field is listed with its description and default. Lines marked 'example'",
         "# need your own values before a deploy: `cci-harden config check` names what is missing.",
-        "# Any field can be overridden by environment, e.g. CCI_NOMAD__VERSION=1.6.3.",
+        "# Any field can be overridden by environment, e.g. CCI_NOMAD__VERSION=1.7.7.",
         "",
         f"name = {json.dumps(name)}",
     ]
@@ -184,11 +217,19 @@ def settings_toml(name: str) -> str:
     return "\n".join(header + body) + "\n"
 
 
-def checklist_text() -> str:
+def checklist_text(settings: FleetSettings) -> str:
+    """What these settings make the deploy enforce and verify, and what they do not (yet)."""
+    enforced = [c for c in CHECKLIST if c.controls and c.pending(settings) is None]
+    pending = [c for c in CHECKLIST if c.controls and c.pending(settings) is not None]
     lines = ["Pre-flight checklist (from the seeds)", "", "Enforced and verified by cci-harden:"]
-    lines += [f"  [x] {item} ({source}; {ids})" for item, source, ids in CHECKLIST if ids]
+    lines += [f"  [x] {c.item} ({c.source}; {c.controls})" for c in enforced]
+    if pending:
+        lines += ["", "Enforced once the settings say so:"]
+        lines += [
+            f"  [ ] {c.item} ({c.source}; {c.controls}): {c.pending(settings)}" for c in pending
+        ]
     lines += ["", "Stays with the operator:"]
-    lines += [f"  [ ] {item} ({source})" for item, source, ids in CHECKLIST if not ids]
+    lines += [f"  [ ] {c.item} ({c.source})" for c in CHECKLIST if not c.controls]
     return "\n".join(lines)
 
 
