@@ -12,7 +12,7 @@ import yaml
 from cci_harden.cloud.iam_lint import SUPPRESSIONS, lint, unused_suppressions
 from cci_harden.cloud.render import Rendered, iam_documents, seccomp_profile
 from cci_harden.config.settings import load_settings
-from cci_harden.controls.seccomp import PROFILE_PATH
+from cci_harden.controls.seccomp import PROFILE_PATH, engine_major
 
 from .conftest import run_cli
 
@@ -256,16 +256,20 @@ def test_render_seccomp_is_the_profile_the_deploy_installs(example, tmp_path):
     from cci_harden import controls as catalogue
     from cci_harden.model.hostinfo import STAND_IN
 
-    proc = run_cli("render", "seccomp")
+    proc = run_cli("render", "seccomp", str(example))
     assert proc.returncode == 0
+    settings = load_settings(example)
     installed = {
-        f.path: f.content
-        for f in catalogue.by_id("CCI-DKR-03").resources(load_settings(example), STAND_IN)
+        f.path: f.content for f in catalogue.by_id("CCI-DKR-03").resources(settings, STAND_IN)
     }
-    assert proc.stdout == installed[PROFILE_PATH] == seccomp_profile().content
+    assert proc.stdout == installed[PROFILE_PATH] == seccomp_profile(engine_major(settings)).content
     target = tmp_path / "profile.json"
-    assert run_cli("render", "seccomp", "-o", str(target)).returncode == 0
+    assert run_cli("render", "seccomp", str(example), "-o", str(target)).returncode == 0
     assert target.read_text() == proc.stdout
+    # without an inventory: the engine named, or the newest line vendored
+    newest = run_cli("render", "seccomp").stdout
+    assert newest == run_cli("render", "seccomp", "--engine", "28").stdout
+    assert newest != run_cli("render", "seccomp", "--engine", "20").stdout
 
 
 def test_render_artifacts_writes_helm_values_that_keep_unsafe_artifacts_off(example, tmp_path):

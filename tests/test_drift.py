@@ -139,6 +139,7 @@ def test_init_then_config_check_then_deploy_and_verify_a_new_inventory(deployed,
         "CCI_NETWORK__RERUN_SSH_CIDRS": subnet,
         "CCI_NETWORK__VM_SUBNET_CIDRS": subnet,
         "CCI_NOMAD__INSTALL_SOURCE": "mirror",
+        "CCI_NOMAD__VERSION": str(bed.nomad.version),  # what the test bed's mirror holds
         "CCI_NOMAD__RELEASE_URL": str(bed.nomad.release_url),
         "CCI_NOMAD__GPG_FINGERPRINT": bed.nomad.gpg_fingerprint,
         "CCI_NOMAD__GPG_KEY_FILE": str(bed.nomad.gpg_key_file),

@@ -59,9 +59,14 @@ def _cmd_iam(args: argparse.Namespace) -> int:
 
 
 def _cmd_seccomp(args: argparse.Namespace) -> int:
+    from ..controls.seccomp import ENGINE_DEFAULTS, engine_major
     from .render import seccomp_profile
 
-    profile = seccomp_profile()
+    if args.inventory:
+        major = engine_major(_settings(args.inventory))
+    else:
+        major = args.engine or ENGINE_DEFAULTS[-1].major
+    profile = seccomp_profile(major)
     if args.output in (None, "-"):
         sys.stdout.write(profile.content)
     else:
@@ -103,7 +108,15 @@ def add_parser(commands) -> None:
     seccomp = kinds.add_parser(
         "seccomp", help="the seccomp profile deploys/nomad.py installs (Docker default + userns)"
     )
-    seccomp.add_argument("inventory", nargs="?", help="accepted for symmetry; not needed")
+    seccomp.add_argument(
+        "inventory", nargs="?", help="render for the Docker engine this inventory installs"
+    )
+    seccomp.add_argument(
+        "--engine",
+        type=int,
+        metavar="MAJOR",
+        help="Docker engine major version without an inventory (default: the newest vendored)",
+    )
     seccomp.add_argument("--output", "-o", help="file to write (default: standard output)")
     seccomp.set_defaults(func=_cmd_seccomp)
 

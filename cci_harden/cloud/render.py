@@ -239,8 +239,9 @@ def helm_values(settings: FleetSettings) -> Rendered:
     return Rendered("helm-values-artifacts.yaml", text)
 
 
-def seccomp_profile() -> Rendered:
-    return Rendered("circleci-seccomp.json", render_profile())
+def seccomp_profile(major: int) -> Rendered:
+    """The profile for Docker engine ``major`` (see controls.seccomp.engine_major)."""
+    return Rendered("circleci-seccomp.json", render_profile(major))
 
 
 def manifest(command: str, settings: FleetSettings | None, documents: list[Rendered]) -> Rendered:

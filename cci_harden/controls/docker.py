@@ -11,7 +11,7 @@ import json
 
 from ..model.control import Control, Source
 from ..model.kinds import DockerRuntime, ManagedFile, Mode, Package, Service
-from .seccomp import PROFILE_PATH, render_profile
+from .seccomp import PROFILE_PATH, engine_major, render_profile
 from .sources import hardening_page, notes, seed
 
 DAEMON_JSON = "/etc/docker/daemon.json"
@@ -145,7 +145,7 @@ DAEMON = Control(
 
 
 def _seccomp_resources(settings, info):
-    return [ManagedFile(PROFILE_PATH, render_profile(), reload=("docker",))]
+    return [ManagedFile(PROFILE_PATH, render_profile(engine_major(settings)), reload=("docker",))]
 
 
 SECCOMP = Control(
@@ -155,8 +155,10 @@ SECCOMP = Control(
         seed("001", "Integrations", "Docker: clone, setns, unshare appended to the default"),
         Source("cis-docker", "5.21 (do not disable the default seccomp profile)"),
     ),
-    rationale="Docker's default profile, vendored at a known version, with exactly the seed's "
-    "rule appended; `cci-harden render seccomp` writes the same bytes for use elsewhere.",
+    rationale="Docker's default profile of the engine being installed (vendored per engine "
+    "line: 20.10, 26.1, 28.5; an older base would refuse newer syscalls such as fchmodat2 to "
+    "every job), with exactly the seed's rule appended; `cci-harden render seccomp INVENTORY` "
+    "writes the same bytes for use elsewhere.",
     resources=_seccomp_resources,
     circleci_impact="Jobs may create user namespaces (rootless tools, buildkit), as on CircleCI "
     "cloud; everything else Docker's default profile blocks stays blocked.",
