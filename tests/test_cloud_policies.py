@@ -349,3 +349,54 @@ def test_irsa_is_refused_for_a_3x_install(tmp_path):
     )
     assert proc.returncode == 2 and "aws.eks_oidc_provider_arn" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_gcp_binding_condition_and_bucket_bindings(tmp_path):
+    """A name prefix limits the provisioner's binding to those instances (any zone); GCS buckets
+    get bucket-level bindings for the clients (create, read) and the server (also delete)."""
+    clients = "nomad-clients@circleci-eu.iam.gserviceaccount.com"
+    server = "circleci-server@circleci-eu.iam.gserviceaccount.com"
+    toml = EXAMPLE.replace(
+        '[gcp]\nproject_id = "circleci-eu"\n',
+        '[gcp]\nproject_id = "circleci-eu"\ninstance_name_prefix = "circleci-"\n'
+        f'nomad_clients_service_account = "{clients}"\nserver_service_account = "{server}"\n',
+    )
+    settings = load_settings(write_inventory(tmp_path, toml))
+    documents = {d.name: d.content for d in iam_documents(settings, "gcp")}
+    binding = documents["gcp-vm-service-binding.sh"]
+    storage = documents["gcp-object-storage-binding.sh"]
+    for script in (binding, storage):
+        subprocess.run(["sh", "-n"], input=script, text=True, check=True)
+    # the condition reaches gcloud as one argument, exactly
+    line = next(ln for ln in binding.splitlines() if "--condition=" in ln)
+    word = subprocess.run(
+        ["sh", "-c", f"printf %s {line.strip().split('=', 1)[1]}"], capture_output=True, text=True
+    ).stdout
+    assert word == (
+        'expression=resource.type != "compute.googleapis.com/Instance" || '
+        'resource.name.extract("/instances/{name}").startsWith("circleci-"),'
+        "title=circleci-instances-only"
+    )
+    assert storage.count(f"gs://{BUCKET}") == 3
+    joined = storage.replace("'", "").replace("\\\n", "")
+    assert f"--member=serviceAccount:{clients}   --role=roles/storage.objectCreator" in joined
+    assert f"--member=serviceAccount:{server}   --role=roles/storage.objectUser" in joined
+    assert "roles/storage.admin" not in storage and "projects add-iam-policy-binding" not in storage
+
+
+def test_gcs_bindings_need_both_accounts(tmp_path):
+    toml = EXAMPLE.replace(
+        '[gcp]\nproject_id = "circleci-eu"\n',
+        '[gcp]\nproject_id = "circleci-eu"\n'
+        'server_service_account = "circleci-server@circleci-eu.iam.gserviceaccount.com"\n',
+    )
+    proc = run_cli(
+        "render",
+        "iam",
+        "--cloud",
+        "gcp",
+        str(write_inventory(tmp_path, toml)),
+        "--output-dir",
+        str(tmp_path / "out"),
+    )
+    assert proc.returncode == 2 and "gcp.nomad_clients_service_account" in proc.stderr

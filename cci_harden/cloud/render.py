@@ -209,7 +209,7 @@ def gcp_documents(settings: FleetSettings) -> list[Rendered]:
     env = environment()
     stem = provisioner_stem(settings)
     names = {"provisioner": settings.server.line.provisioner, "role_file": f"gcp-{stem}-role.yaml"}
-    return [
+    documents = [
         Rendered(
             f"gcp-{stem}-role.yaml",
             env.get_template("iam/gcp-vm-service-role.yaml.j2").render(
@@ -219,10 +219,38 @@ def gcp_documents(settings: FleetSettings) -> list[Rendered]:
         Rendered(
             f"gcp-{stem}-binding.sh",
             env.get_template("iam/gcp-vm-service-binding.sh.j2").render(
-                header=header, gcp=gcp, **names
+                header=header, gcp=gcp, condition=_instance_condition(gcp), **names
             ),
         ),
     ]
+    buckets = settings.storage.buckets
+    # GCS buckets are bound to the two service accounts; naming either asks for the bindings
+    if buckets and (gcp.nomad_clients_service_account or gcp.server_service_account):
+        why = "the object storage bindings on each GCS bucket name both accounts"
+        _require(gcp.nomad_clients_service_account, "gcp.nomad_clients_service_account", why)
+        _require(gcp.server_service_account, "gcp.server_service_account", why)
+        documents.append(
+            Rendered(
+                "gcp-object-storage-binding.sh",
+                env.get_template("iam/gcp-object-storage-binding.sh.j2").render(
+                    header=_header("render iam --cloud gcp", settings, "gcp", "storage"),
+                    gcp=gcp,
+                    buckets=buckets,
+                ),
+            )
+        )
+    return documents
+
+
+def _instance_condition(gcp) -> str | None:
+    """gcloud's --condition for a name prefix: instances only, any zone."""
+    if not gcp.instance_name_prefix:
+        return None
+    expression = (
+        'resource.type != "compute.googleapis.com/Instance" || '
+        f'resource.name.extract("/instances/{{name}}").startsWith("{gcp.instance_name_prefix}")'
+    )
+    return f"expression={expression},title=circleci-instances-only"
 
 
 def iam_documents(settings: FleetSettings, cloud: str) -> list[Rendered]:

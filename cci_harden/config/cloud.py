@@ -28,6 +28,9 @@ _REGION = re.compile(r"^[a-z]{2}(?:-gov)?-[a-z]+-[0-9]$", re.ASCII)
 _ACCOUNT = re.compile(r"^[0-9]{12}$", re.ASCII)
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", re.ASCII)
 _GCP_PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$", re.ASCII)
+_SERVICE_ACCOUNT_EMAIL = (
+    r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z][a-z0-9-]{4,28}[a-z0-9]\.iam\.gserviceaccount\.com$"
+)
 _MIME = re.compile(r"^[a-z]+/[a-z0-9][a-z0-9.+-]*$", re.ASCII)
 _EXTENSION = re.compile(r"^[a-z0-9][a-z0-9+_-]{0,15}$", re.ASCII)
 
@@ -150,6 +153,25 @@ class GcpSettings(_Section):
     )
     allow_external_ip: bool = Field(
         False, description="VMs get external addresses (adds compute.subnetworks.useExternalIp)"
+    )
+    instance_name_prefix: str | None = Field(
+        None,
+        pattern=r"^[a-z][a-z0-9-]{0,39}$",
+        description="Limit the provisioner's role binding to instances named with this prefix "
+        "(an IAM condition); only if your provisioner names its VMs so. Unset: no condition, "
+        "since GCP conditions cannot test labels",
+    )
+    nomad_clients_service_account: str | None = Field(
+        None,
+        pattern=_SERVICE_ACCOUNT_EMAIL,
+        description="Service account of the Nomad clients: object storage bindings on each "
+        "GCS bucket (create and read objects)",
+    )
+    server_service_account: str | None = Field(
+        None,
+        pattern=_SERVICE_ACCOUNT_EMAIL,
+        description="Service account of the server: object storage bindings on each GCS "
+        "bucket (create, read and delete objects)",
     )
 
 
