@@ -106,3 +106,10 @@ def test_render_is_reproducible():
             render_profile(entry.major)
             == json.dumps(circleci_profile(entry.major), indent=2) + "\n"
         )
+
+
+def test_without_an_inventory_the_newest_line_is_rendered():
+    from cci_harden.cloud.command import _seccomp_major
+
+    assert _seccomp_major(None, None) == ENGINE_DEFAULTS[-1].major
+    assert _seccomp_major(None, 20) == 20

@@ -27,9 +27,9 @@ import msgspec
 
 from .batch import parse_batch
 from .events import Event
+from .limits import ROW_LIMIT
 
 CHUNK_BYTES = 2 * 2**20
-ROW_LIMIT = 2**20  # bytes a row may take; past it the row is malformed
 BATCH_ROWS = 2048
 # str.splitlines also breaks at these; csv (like files opened with newline="") does not
 _OTHER_LINE_BREAKS = "\v\f\x1c\x1d\x1e"

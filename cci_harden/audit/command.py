@@ -7,13 +7,13 @@ import sys
 from pathlib import Path
 
 from ..model.errors import EXIT_DRIFT, EXIT_OK, CciHardenError
-from .chunks import ROW_LIMIT
-from .events import RowError, normalise_time
-from .hunt import Hunter, Options, at_or_above
-from .ingest import IngestStats, default_jobs, read_export_batches, read_exports
-from .output import FORMATS, printable, render
-from .rules import SEVERITIES, load_rules
-from .secrets import SecretsInventory, load_severity_patterns
+from ..model.text import printable
+from .limits import ROW_LIMIT, default_jobs
+from .output import FORMATS, render
+from .rules import SEVERITIES
+
+# The ingest (numpy, msgspec) is imported by the commands that read exports, not here: every
+# cci-harden command builds this parser.
 
 FINDING_COLUMNS = ("severity", "rule", "actor", "count", "first", "last", "why", "event_ids")
 SECRET_COLUMNS = (
@@ -28,6 +28,8 @@ SECRET_COLUMNS = (
 
 
 def _time(value: str | None, option: str) -> str | None:
+    from .events import RowError, normalise_time
+
     if value is None:
         return None
     text = value if "T" in value else value + "T00:00:00Z"
@@ -53,7 +55,7 @@ def _row_limit(value: str) -> int:
     return int(value)
 
 
-def _progress(stats: IngestStats) -> None:
+def _progress(stats) -> None:
     print(f"cci-harden: {stats.rows:,} rows read, {stats.events:,} events", file=sys.stderr)
 
 
@@ -64,7 +66,7 @@ def _emit(text: str, output: str | None) -> None:
         sys.stdout.write(text)
 
 
-def _report_problems(stats: IngestStats) -> None:
+def _report_problems(stats) -> None:
     print(
         f"cci-harden: {stats.rows:,} rows, {stats.events:,} events, {stats.duplicates:,} "
         f"duplicates dropped, {stats.malformed_count:,} malformed rows",
@@ -84,6 +86,10 @@ def _report_problems(stats: IngestStats) -> None:
 
 
 def cmd_hunt(args: argparse.Namespace) -> int:
+    from .hunt import Hunter, Options, at_or_above
+    from .ingest import IngestStats, read_export_batches
+    from .rules import load_rules
+
     rules = load_rules(Path(args.rules) if args.rules else None)
     options = Options(
         since=_time(args.since, "--since"),
@@ -119,6 +125,9 @@ def cmd_hunt(args: argparse.Namespace) -> int:
 
 
 def cmd_secrets(args: argparse.Namespace) -> int:
+    from .ingest import IngestStats, read_exports
+    from .secrets import SecretsInventory, load_severity_patterns
+
     inventory = SecretsInventory(
         _time(args.rotate_before, "--rotate-before"),
         load_severity_patterns(Path(args.severity_rules) if args.severity_rules else None),

@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import gc
 import multiprocessing
-import os
 import secrets
 import threading
 import time
@@ -27,7 +26,6 @@ from typing import TextIO
 from ..model.errors import CciHardenError
 from .chunks import (
     CHUNK_BYTES,
-    ROW_LIMIT,
     Batch,
     Layout,
     parse_range,
@@ -35,6 +33,7 @@ from .chunks import (
     stream_range,
 )
 from .events import COLUMNS, Event
+from .limits import ROW_LIMIT, default_jobs
 from .seen import SeenIds
 
 
@@ -105,10 +104,6 @@ def _layout(path: Path) -> tuple[Layout, int]:
     order = tuple(names.index(c) for c in COLUMNS)
     in_order = order == tuple(range(len(COLUMNS))) and len(names) == len(COLUMNS)
     return Layout(str(path), len(names), None if in_order else order), len(first)
-
-
-def default_jobs() -> int:
-    return max(1, min(os.cpu_count() or 1, 8))
 
 
 def _ranges(handle, start: int, size: int) -> Iterator[tuple[int, int]]:

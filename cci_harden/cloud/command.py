@@ -58,15 +58,19 @@ def _cmd_iam(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_seccomp(args: argparse.Namespace) -> int:
+def _seccomp_major(inventory: str | None, engine: int | None) -> int:
+    """The engine to render for: the inventory's, the one named, or the newest vendored."""
     from ..controls.seccomp import ENGINE_DEFAULTS, engine_major
+
+    if inventory:
+        return engine_major(_settings(inventory))
+    return engine or ENGINE_DEFAULTS[-1].major
+
+
+def _cmd_seccomp(args: argparse.Namespace) -> int:
     from .render import seccomp_profile
 
-    if args.inventory:
-        major = engine_major(_settings(args.inventory))
-    else:
-        major = args.engine or ENGINE_DEFAULTS[-1].major
-    profile = seccomp_profile(major)
+    profile = seccomp_profile(_seccomp_major(args.inventory, args.engine))
     if args.output in (None, "-"):
         sys.stdout.write(profile.content)
     else:

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import paramiko
-
 from ..config.settings import FleetSettings, HostEntry, load_settings
 from ..model.errors import CciHardenError, InventoryError
 from .preflight import require_ready
@@ -138,6 +136,8 @@ class Inventory:
     def hosts_without_known_key(self) -> list[str]:
         if not self.known_hosts.is_file():
             return [host.name for host in self.hosts]
+        import paramiko  # here, not at import: it costs a command that never reads keys 80 ms
+
         keys = paramiko.HostKeys(str(self.known_hosts))
         missing = []
         for host in self.hosts:
