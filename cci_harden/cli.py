@@ -115,7 +115,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     hosts = shard_hosts(hosts, index, total)
     require_ready(inventory.settings)
     controls = catalogue.PROFILES[args.profile]
-    known = {c.id for c in controls} | {catalogue.LIFECYCLE.id}
+    known = {c.id for c in controls} | {catalogue.LIFECYCLE.id, catalogue.RECOVERY.id}
     if args.control:
         unknown = sorted(set(args.control) - known)
         if unknown:

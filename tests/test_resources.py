@@ -17,6 +17,7 @@ import pytest
 
 from cci_harden import controls as catalogue
 from cci_harden.model.control import Status
+from cci_harden.model.errors import CciHardenError
 from cci_harden.model.hostinfo import STAND_IN, HostInfo
 from cci_harden.model.kinds import (
     AuditRules,
@@ -523,3 +524,64 @@ def test_each_control_declares_only_known_kinds_and_unique_ids(example_settings)
         ids = [r.id for r in resources]
         assert len(ids) == len(set(ids)), control.id
         assert all(r.kind in REGISTRY for r in resources)
+
+
+# -- what an interrupted run leaves (CCI-TK-02) ---------------------------------------------------
+
+
+def test_an_interrupted_dpkg_run_is_found_and_who_holds_the_lock_is_read():
+    from cci_harden.model.kinds.recovery import PackageSystem
+
+    resource = PackageSystem()
+    assert findings(resource) == []
+    interrupted = (
+        "@@journal\n2\n@@audit\nThe following packages are only half configured, probably due to "
+        "problems\n configuring them the first time.\n auditd   User space tools for security "
+        "auditing\n@@lock\n4242 (unattended-upgr)\n"
+    )
+    state = PackageSystem.parse(interrupted, [resource])["packages"]
+    assert state.lock_holder == "4242 (unattended-upgr)"
+    found = resource.compare(state, HOST)
+    assert [f.what for f in found] == ["dpkg journal", "dpkg --audit"]
+    assert "2 pending entries" in found[0].found and "auditd" in found[1].found
+    assert {f.resource for f in found} == {"dpkg:packages"}
+
+
+def test_staged_copies_left_by_a_cut_off_run_are_found_only_in_managed_directories():
+    from cci_harden.model.kinds.recovery import StagedFiles
+
+    resource = StagedFiles(("/etc/docker", "/etc/nomad.d"))
+    assert findings(resource, "") == []
+    output = (
+        "/etc/docker/daemon.json.cci-new\n/etc/nomad.d/.client-key.pem.cci-upload\n"
+        "/etc/other/x.cci-new\n"
+    )
+    state = StagedFiles.parse(output, [resource])[resource.key]
+    assert state == ("/etc/docker/daemon.json.cci-new", "/etc/nomad.d/.client-key.pem.cci-upload")
+    assert [f.what for f in resource.compare(state, HOST)] == list(state)
+
+
+def test_recovery_comes_after_the_gates_and_covers_every_managed_directory(example_settings):
+    from cci_harden.model.kinds import ManagedFile
+    from cci_harden.model.kinds.recovery import StagedFiles
+
+    settings = example_settings
+
+    def builds(control) -> bool:  # the example ships no keys or certificates
+        try:
+            control.resources(settings, HOST)
+        except (OSError, ValueError, CciHardenError):
+            return False
+        return True
+
+    controls = [c for c in catalogue.PROFILES["nomad"] if builds(c)]
+    plans = plan_host(controls, settings, HOST, "nomad")
+    ids = [p.control.id for p in plans]
+    assert ids[:2] == ["CCI-NMD-01", "CCI-TK-02"] and ids[-1] == "CCI-TK-01"
+    staged = next(r for r in plans[1].resources if isinstance(r, StagedFiles))
+    managed = {
+        r.path.rsplit("/", 1)[0] for p in plans for r in p.resources if isinstance(r, ManagedFile)
+    }
+    assert set(staged.directories) == managed
+    partial = plan_host(controls[:3], settings, HOST, "nomad", lifecycle=False)
+    assert "CCI-TK-02" not in [p.control.id for p in partial]

@@ -30,6 +30,7 @@ from ..model.kinds import (
     Sysctl,
     SystemAccounts,
 )
+from ..model.kinds.recovery import PackageSystem, StagedFiles
 from ..model.kinds.system import ConfigLine
 from ..model.resource import Resource
 from .operations import managed_file, refuse, remove_path, shell_quoted
@@ -118,21 +119,43 @@ def _setuid(resource: NoSetuid, state, run: Run) -> None:
     )
 
 
+def _lock_wait(run: Run) -> int:
+    return run.settings.deploy.apt_lock_wait_seconds
+
+
+def _apt_options(run: Run) -> str:
+    """apt waits for dpkg's lock (another apt, unattended-upgrades) instead of failing at once,
+    and retries a download a few times before giving up on the proxy or mirror."""
+    return f"-o DPkg::Lock::Timeout={_lock_wait(run)} -o Acquire::Retries=3"
+
+
+def refresh_lists(run: Run) -> None:
+    """apt-get update, retried while its lock is held or the proxy fails, for at most
+    deploy.apt_lock_wait_seconds; then the host fails with apt's own words (which name the
+    proxy or mirror that did not answer)."""
+    wait = _lock_wait(run)
+    server.shell(
+        name=run.tag("refresh apt package lists"),
+        commands=[
+            f"deadline=$(( $(date +%s) + {wait} )); "
+            "until timeout 90 apt-get update -q -o Acquire::Retries=3; do "
+            '[ "$(date +%s)" -lt "$deadline" ] || exit 1; '
+            "echo 'cci-harden: apt-get update failed; trying again in 10 s' >&2; sleep 10; done"
+        ],
+    )
+
+
 def install_packages(packages: list[Package], run: Run) -> None:
     """One apt transaction for a control's missing packages; lists refreshed only when needed
     (once per run, and again after a repository this run changed), bounded and retried."""
     if not run.lists_refreshed or (run.repos_changed and any(p.fresh_lists for p in packages)):
         run.lists_refreshed, run.repos_changed = True, False
-        server.shell(
-            name=run.tag("refresh apt package lists"),
-            commands=["timeout 90 apt-get update -q -o Acquire::Retries=3"],
-            _retries=2,
-            _retry_delay=5,
-        )
+        refresh_lists(run)
     apt.packages(
         name=run.tag(f"install {', '.join(p.spec for p in packages)}"),
         packages=[p.spec for p in packages],
         no_recommends=True,
+        extra_install_args=_apt_options(run),
     )
     for package in packages:
         for unit in package.reload:
@@ -140,7 +163,38 @@ def install_packages(packages: list[Package], run: Run) -> None:
 
 
 def remove_packages(names: list[str], run: Run, why: str = "") -> None:
-    apt.packages(name=run.tag(f"remove {', '.join(names)}{why}"), packages=names, present=False)
+    apt.packages(
+        name=run.tag(f"remove {', '.join(names)}{why}"),
+        packages=names,
+        present=False,
+        extra_uninstall_args=_apt_options(run),
+    )
+
+
+@converge.register
+def _package_system(resource: PackageSystem, state, run: Run) -> None:
+    """Finish what an interrupted run left: dpkg's pending configuration, then apt's repair of
+    half-installed packages, each waiting a bounded time for a lock another process holds."""
+    wait = _lock_wait(run)
+    server.shell(
+        name=run.tag("finish an interrupted dpkg run (dpkg --configure -a, apt-get -f install)"),
+        commands=[
+            "export DEBIAN_FRONTEND=noninteractive; "
+            f"deadline=$(( $(date +%s) + {wait} )); errors=$(mktemp); "
+            'until dpkg --force-confold --configure -a 2>"$errors"; do '
+            'if grep -qi lock "$errors" && [ "$(date +%s)" -lt "$deadline" ]; then '
+            "echo 'cci-harden: dpkg is locked by another process; waiting' >&2; sleep 5; "
+            'else cat "$errors" >&2; rm -f "$errors"; exit 1; fi; done; rm -f "$errors"',
+            f"DEBIAN_FRONTEND=noninteractive apt-get -y -q {_apt_options(run)} "
+            "-o Dpkg::Options::=--force-confold -f install",
+        ],
+    )
+
+
+@converge.register
+def _staged_files(resource: StagedFiles, state, run: Run) -> None:
+    for path in state:
+        remove_path(name=run.tag(f"{path}: left by an interrupted run"), path=path)
 
 
 @converge.register

@@ -19,11 +19,13 @@ from ..config.settings import FleetSettings, load_settings
 from ..controls import PROFILES, known_control_ids
 from ..model.gather import GatherPlan, HostState, first_gather, gather_host
 from ..model.kinds import Package, Service
+from ..model.kinds.recovery import DpkgState, PackageSystem
 from ..model.plan import findings_of, is_waived, waived_resources
 from ..model.resource import NOT_GATHERED
 from ..model.waivers import Waiver, load_waivers, waivers_path
 from .converge import Run, converge, install_packages, settle_services, units_of
 from .facts import SnapshotText
+from .lock import DeployLock, holder_text
 
 
 @lru_cache(maxsize=8)
@@ -71,7 +73,13 @@ def apply_profile(profile: str) -> None:
     """Converge every resource of the profile's controls that differs on this host."""
     path = inventory_path()
     settings = _settings(path)
+    # before anything is read or changed: this deploy alone on this host (apply/lock.py)
+    if host.get_fact(DeployLock, wait=settings.deploy.lock_wait_seconds, holder=holder_text()) != (
+        "locked"
+    ):
+        return  # the host failed with the holder named; the other hosts go on
     state = gather_current_host(profile)
+    _say_who_holds_dpkg(state, settings)
     waivers = _waivers(path)
     today = dt.datetime.now(dt.UTC).date()
     run = Run(settings, state.info, login_timeout=settings.ssh.login_check_timeout)
@@ -124,3 +132,16 @@ def apply_profile(profile: str) -> None:
             install_packages(missing_packages, run)
     run.control_id = ""
     settle_services(services, run, units_of(plans))
+
+
+def _say_who_holds_dpkg(state: HostState, settings: FleetSettings) -> None:
+    for plan in state.plans:
+        for resource in plan.resources:
+            if isinstance(resource, PackageSystem):
+                current = state.snapshot.state(resource)
+                if isinstance(current, DpkgState) and current.lock_holder:
+                    logger.warning(
+                        f"{host.print_prefix}dpkg's lock is held by {current.lock_holder}: apt "
+                        f"and dpkg wait up to {settings.deploy.apt_lock_wait_seconds} s for it "
+                        "(deploy.apt_lock_wait_seconds)"
+                    )

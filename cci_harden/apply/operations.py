@@ -98,6 +98,8 @@ def managed_file(desired: ManagedFile, current=None):
         yield StringCommand(
             f"if ! {check}; then rm -f {shlex.quote(staged)}; echo {refusal} >&2; exit 1; fi"
         )
+    # on disk before it replaces the old file: a crash after the rename never leaves it empty
+    yield argv("sync", "--", staged)
     yield argv("mv", "-f", staged, desired.path)
 
 

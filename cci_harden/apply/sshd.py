@@ -140,6 +140,7 @@ def guarded_config(desired: ManagedFile, current=None, login_timeout: int = 20):
         f"else touch {q_absent}; fi"
     )
     yield StringCommand(keep_old)
+    yield argv("sync", "--", staged)
     yield argv("mv", "-f", staged, path)
     refusal = shlex.quote(f"cci-harden: refusing {path}: sshd -t rejects the configuration")
     yield StringCommand(

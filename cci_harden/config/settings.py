@@ -428,6 +428,25 @@ class SshSettings(_Section):
     )
 
 
+class DeploySettings(_Section):
+    """How a deploy shares a host with other runs and with the host's own package manager."""
+
+    lock_wait_seconds: int = Field(
+        300,
+        ge=0,
+        le=3600,
+        description="How long a deploy waits for another deploy holding the same host, then "
+        "stops naming it (the lock lives as long as the holder's SSH connection)",
+    )
+    apt_lock_wait_seconds: int = Field(
+        300,
+        ge=0,
+        le=3600,
+        description="How long apt and dpkg wait for their lock held by another process "
+        "(unattended-upgrades on a fresh instance), and for apt's lists to refresh",
+    )
+
+
 class FleetSettings(BaseSettings):
     """Everything the toolkit needs to know about one CircleCI Server install's Nomad clients."""
 
@@ -451,6 +470,7 @@ class FleetSettings(BaseSettings):
     storage: ObjectStorageSettings = Field(default_factory=ObjectStorageSettings)
     artifacts: ArtifactSettings = Field(default_factory=ArtifactSettings)
     controls: ControlSwitches = Field(default_factory=ControlSwitches)
+    deploy: DeploySettings = Field(default_factory=DeploySettings)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
 

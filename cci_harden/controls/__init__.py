@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..model.control import Control, Finding, Outcome, Source, Status
-from ..model.plan import LIFECYCLE
+from ..model.plan import LIFECYCLE, RECOVERY
 from . import apt, artifacts, baseline, docker, network, nomad, ssh
 
 # Deploy order: what a later control needs (a package, a directory, the binary its validator
@@ -38,6 +38,7 @@ for _profile in PROFILES.values():
     for _control in _profile:
         if _BY_ID.setdefault(_control.id, _control) is not _control:
             raise RuntimeError(f"{_control.id} is not unique")
+_BY_ID[RECOVERY.id] = RECOVERY  # every profile's deploy starts with it, after the gates
 _BY_ID[LIFECYCLE.id] = LIFECYCLE  # every profile's deploy ends with it (model.plan)
 ALL_CONTROLS: tuple[Control, ...] = tuple(_BY_ID.values())
 
@@ -69,6 +70,7 @@ __all__ = [
     "Control",
     "Finding",
     "LIFECYCLE",
+    "RECOVERY",
     "Outcome",
     "Source",
     "Status",

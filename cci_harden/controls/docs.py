@@ -14,7 +14,7 @@ from pathlib import Path
 from ..model.control import Control
 from ..model.errors import CciHardenError
 from ..model.hostinfo import STAND_IN
-from ..model.plan import LIFECYCLE
+from ..model.plan import LIFECYCLE, RECOVERY
 from ..model.resource import REGISTRY, Resource
 from . import ALL_CONTROLS, PROFILES
 from .sources import LEGEND
@@ -31,6 +31,8 @@ def _example_settings():
 def declared(control: Control, settings) -> list[Resource] | None:
     if control is LIFECYCLE:
         return []
+    if control is RECOVERY:
+        return None  # built from the plan: the directories of every managed file
     try:
         if not control.applies(settings):
             return None
@@ -65,7 +67,7 @@ def controls_markdown() -> str:
         deploys = ", ".join(
             f"`deploys/{name}.py`"
             for name, profile in PROFILES.items()
-            if control in profile or control is LIFECYCLE
+            if control in profile or control in (LIFECYCLE, RECOVERY)
         )
         lines.append(
             f"| {control.id} | {control.title} | {deploys} | "

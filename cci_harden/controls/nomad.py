@@ -92,7 +92,7 @@ CAPACITY = Control(
     "one job, or above the maximum CircleCI supports without asking, is refused and left "
     "untouched while the other hosts go on. The deploy log reports each host's job capacity.",
     resources=_capacity_resources,
-    tags=("nomad",),
+    tags=("nomad", "gate"),  # a gate: planned before anything that changes the host
 )
 
 

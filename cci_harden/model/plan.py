@@ -6,6 +6,7 @@ here, so a switch or a waiver has one meaning on both sides.
 from __future__ import annotations
 
 import fnmatch
+import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 from .control import Control, Finding, Outcome, Source, Status
 from .hostinfo import HostInfo
 from .kinds import ManagedFile, Manifest, ManifestEntry, Package
+from .kinds.recovery import PackageSystem, StagedFiles
 from .resource import NOT_GATHERED, Resource
 from .snapshot import Snapshot
 
@@ -27,6 +29,21 @@ LIFECYCLE = Control(
     "the catalogue or switched off, the next deploy removes what only that control managed and "
     "says so; verify reports it as drift until then. Directories, modes, accounts and sysctls "
     "at runtime are not reverted: their earlier state is not known.",
+    tags=("lifecycle",),
+)
+
+
+RECOVERY = Control(
+    id="CCI-TK-02",
+    title="What an interrupted earlier run left is finished first: dpkg completed, staged files "
+    "removed",
+    sources=(Source("toolkit", "recovery: a host cut off mid-run converges on the next run"),),
+    rationale="A host killed or cut off during an apt run keeps dpkg's journal and half-installed "
+    "packages, and apt then refuses every install until `dpkg --configure -a` is run by hand; a "
+    "run cut off between staging a file and renaming it leaves NAME.cci-new beside it. The deploy "
+    "finishes both before any other work (after the gates, so a host refused for its size is "
+    "left untouched), waiting a bounded time for a dpkg lock another process holds; verify "
+    "reports them until then.",
     tags=("lifecycle",),
 )
 
@@ -63,8 +80,8 @@ def plan_host(
 ) -> list[ControlPlan]:
     """Every control with its resources for this host; the manifest is settled later.
 
-    ``lifecycle``: add the profile's manifest; only for the whole profile (a run limited to some
-    controls would take every other one for dropped)."""
+    ``lifecycle``: add the recovery control and the profile's manifest; only for the whole
+    profile (a run limited to some controls would take every other one for dropped)."""
     off = switched_off(settings, info.name)
     plans = []
     for control in controls:
@@ -74,9 +91,26 @@ def plan_host(
             plans.append(ControlPlan(control, off=off[control.id]))
         else:
             plans.append(ControlPlan(control, tuple(control.resources(settings, info))))
+    if lifecycle:  # the whole profile: finish an interrupted run first, after the gates
+        gates = next((i for i, p in enumerate(plans) if "gate" not in p.control.tags), len(plans))
+        plans.insert(gates, _recovery_plan(plans, off))
     if lifecycle:
         plans.append(ControlPlan(LIFECYCLE, (Manifest(f"{MANIFEST_DIR}/{profile}.json"),)))
     return plans
+
+
+def _recovery_plan(plans: Sequence[ControlPlan], off: dict[str, str]) -> ControlPlan:
+    if RECOVERY.id in off:
+        return ControlPlan(RECOVERY, off=off[RECOVERY.id])
+    directories = sorted(
+        {
+            posixpath.dirname(r.path)
+            for plan in plans
+            for r in plan.resources
+            if isinstance(r, ManagedFile)
+        }
+    )
+    return ControlPlan(RECOVERY, (PackageSystem(), StagedFiles(tuple(directories))))
 
 
 def resources_of(plans: Sequence[ControlPlan]) -> list[Resource]:

@@ -3,6 +3,7 @@
 from .files import Directory, ManagedFile, Mode, NoSetuid
 from .kernel import AuditRules, Sysctl
 from .network import Listeners, NftTable
+from .recovery import PackageSystem, StagedFiles
 from .runtime import (
     CertificateExpiry,
     DockerRuntime,
@@ -34,8 +35,10 @@ __all__ = [
     "NomadHealth",
     "NomadRelease",
     "Package",
+    "PackageSystem",
     "Service",
     "SshdEffective",
+    "StagedFiles",
     "Sysctl",
     "SystemAccounts",
 ]
