@@ -1,4 +1,5 @@
-"""Benchmark: `pyinfra INVENTORY deploys/nomad.py` and `cci-harden verify` on fresh test-bed hosts.
+"""Benchmark: `pyinfra INVENTORY deploys/nomad.py`, `cci-harden verify` and `pytest --cci-inventory`
+on fresh test-bed hosts.
 
     .venv/bin/python bench/deploy.py  (as root) [--sizes 1,10] [--verify] [--runs 5]
 
@@ -91,6 +92,29 @@ def main() -> None:
                     f"(min {min(timings):.1f}, max {max(timings):.1f}; exit {proc.returncode}, "
                     f"{checks} checks, {checks / seconds:.0f} checks/s, "
                     f"{commands / checks:.3f} remote commands per check)"
+                )
+                # the same plugin through pytest itself, with every installed plugin loaded
+                direct = []
+                for _ in range(args.runs):
+                    started = time.monotonic()
+                    run = subprocess.run(
+                        [
+                            str(BIN / "pytest"),
+                            "-q",
+                            "-p",
+                            "no:cacheprovider",
+                            "--cci-inventory",
+                            str(inventory),
+                        ],
+                        capture_output=True,
+                        text=True,
+                        cwd=tmp,
+                    )
+                    direct.append(time.monotonic() - started)
+                medians[size]["pytest"] = statistics.median(direct)
+                line += (
+                    f"; pytest --cci-inventory median {medians[size]['pytest']:5.2f} s "
+                    f"(exit {run.returncode}; {medians[size]['pytest'] / seconds:.2f}x verify)"
                 )
             print(line, flush=True)
     testbed.down(layout, log=quiet)

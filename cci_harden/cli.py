@@ -104,7 +104,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     from .fleet.inventory import Inventory
     from .fleet.preflight import require_ready
     from .model.waivers import load_waivers, waivers_path
-    from .verify.report import render_junit, render_markdown, render_table
+    from .verify.report import render_markdown, render_table
     from .verify.results import apply_history, build_run, load_previous, to_json
     from .verify.runner import verify_inventory
 
@@ -122,7 +122,6 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             raise CciHardenError(
                 f"unknown control id(s) for profile {args.profile}: {', '.join(unknown)}"
             )
-        controls = catalogue.select(ids=tuple(args.control), profile=args.profile)
     waiver_file = Path(args.waivers) if args.waivers else waivers_path(inventory.path)
     if args.waivers and not waiver_file.is_file():
         raise CciHardenError(f"--waivers {waiver_file}: no such file")
@@ -132,16 +131,6 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         previous = load_previous(Path(args.previous))
     elif args.previous:
         _info(f"no previous report at {args.previous}; drift history starts with this run")
-    reports = (
-        verify_inventory(
-            inventory, controls, hosts, profile=args.profile, lifecycle=not args.control
-        )
-        if hosts
-        else []
-    )
-    run = build_run(inventory.name, reports, waivers, shard=f"{index}/{total}")
-    if previous is not None:
-        apply_history(run, previous)
     outputs = {"json": args.json, "junit": args.junit, "markdown": args.markdown}
     if args.report_dir:
         directory = Path(args.report_dir)
@@ -151,10 +140,20 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         for kind, name in defaults.items():
             stem, dot, ext = name.partition(".")
             outputs[kind] = outputs[kind] or str(directory / f"{stem}{suffix}{dot}{ext}")
+    # the pytest plugin's run, in process; JUnit is pytest's own
+    reports = verify_inventory(
+        inventory,
+        hosts,
+        profile=args.profile,
+        control_ids=tuple(args.control or ()),
+        waivers=waiver_file if waiver_file.is_file() else None,
+        junit=Path(outputs["junit"]) if outputs["junit"] else None,
+    )
+    run = build_run(inventory.name, reports, waivers, shard=f"{index}/{total}")
+    if previous is not None:
+        apply_history(run, previous)
     if outputs["json"]:
         Path(outputs["json"]).write_text(json.dumps(to_json(run), indent=2) + "\n")
-    if outputs["junit"]:
-        Path(outputs["junit"]).write_text(render_junit(run))
     if outputs["markdown"]:
         Path(outputs["markdown"]).write_text(render_markdown(run))
     if not hosts:

@@ -561,20 +561,25 @@ def test_staged_copies_left_by_a_cut_off_run_are_found_only_in_managed_directori
     assert [f.what for f in resource.compare(state, HOST)] == list(state)
 
 
-def test_recovery_comes_after_the_gates_and_covers_every_managed_directory(example_settings):
-    from cci_harden.model.kinds import ManagedFile
-    from cci_harden.model.kinds.recovery import StagedFiles
+def buildable(settings) -> list:
+    """The nomad profile's controls the example inventory can build (it ships no keys)."""
 
-    settings = example_settings
-
-    def builds(control) -> bool:  # the example ships no keys or certificates
+    def builds(control) -> bool:
         try:
             control.resources(settings, HOST)
         except (OSError, ValueError, CciHardenError):
             return False
         return True
 
-    controls = [c for c in catalogue.PROFILES["nomad"] if builds(c)]
+    return [c for c in catalogue.PROFILES["nomad"] if builds(c)]
+
+
+def test_recovery_comes_after_the_gates_and_covers_every_managed_directory(example_settings):
+    from cci_harden.model.kinds import ManagedFile
+    from cci_harden.model.kinds.recovery import StagedFiles
+
+    settings = example_settings
+    controls = buildable(settings)
     plans = plan_host(controls, settings, HOST, "nomad")
     ids = [p.control.id for p in plans]
     assert ids[:2] == ["CCI-NMD-01", "CCI-TK-02"] and ids[-1] == "CCI-TK-01"
@@ -585,3 +590,20 @@ def test_recovery_comes_after_the_gates_and_covers_every_managed_directory(examp
     assert set(staged.directories) == managed
     partial = plan_host(controls[:3], settings, HOST, "nomad", lifecycle=False)
     assert "CCI-TK-02" not in [p.control.id for p in partial]
+
+
+def test_planned_control_ids_are_plan_hosts_order(example_settings):
+    from cci_harden.model.plan import planned_control_ids
+
+    controls = buildable(example_settings)
+    for lifecycle in (True, False):
+        plans = plan_host(controls, example_settings, HOST, "nomad", lifecycle)
+        assert planned_control_ids(controls, lifecycle) == [p.control.id for p in plans]
+
+
+def test_an_operator_checks_host_is_read_from_its_test_id():
+    from cci_harden.verify.plugin import _site_host
+
+    assert _site_host("prod.checks/test_site.py::test_agent[ssh://client-1]") == "client-1"
+    assert _site_host("prod.checks/test_site.py::test_agent[paramiko://c2.example]") == "c2.example"
+    assert _site_host("prod.checks/test_site.py::test_agent") == ""

@@ -6,7 +6,6 @@ import datetime as dt
 import json
 import re
 from pathlib import Path
-from xml.etree import ElementTree as ET
 
 import pytest
 import yaml
@@ -16,9 +15,9 @@ from cci_harden.config.settings import HostEntry
 from cci_harden.model.control import Finding, Outcome, Status
 from cci_harden.model.errors import CciHardenError
 from cci_harden.model.waivers import WaiverError, load_waivers
-from cci_harden.verify.report import render_junit, render_markdown, render_table
+from cci_harden.verify.hosts import HostReport
+from cci_harden.verify.report import render_markdown, render_table
 from cci_harden.verify.results import apply_history, build_run, to_json
-from cci_harden.verify.runner import HostReport
 
 from .conftest import REPO, run_cli
 
@@ -100,15 +99,12 @@ def test_waiver_without_owner_or_for_unknown_control_is_refused(tmp_path):
         load_waivers(path, {"CCI-APT-01"})
 
 
-def test_unreachable_host_exits_2_and_is_an_error_in_junit():
+def test_unreachable_host_exits_2_and_is_reported_first():
     run = build_run("acme", reports(), [], today=TODAY)
     assert run.exit_code() == 2
-    junit = ET.fromstring(render_junit(run))
-    suites = {s.get("name"): s for s in junit.iter("testsuite")}
-    assert suites["client-3"].get("errors") == "1"
-    assert suites["client-1"].get("failures") == "1" and suites["client-1"].get("tests") == "2"
-    failure = suites["client-2"].find("testcase/failure")
-    assert "daemon.json: expected content as rendered, found differs" in failure.text
+    table = render_table(run)
+    assert "UNREACHABLE client-3" in table
+    assert "daemon.json: expected content as rendered, found differs" in render_markdown(run)
 
 
 def test_json_report_round_trips_drift_history():

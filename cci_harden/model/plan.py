@@ -99,6 +99,16 @@ def plan_host(
     return plans
 
 
+def planned_control_ids(controls: Sequence[Control], lifecycle: bool = True) -> list[str]:
+    """The control ids plan_host gives a host, in its order, without building any resource."""
+    ids = [c.id for c in controls]
+    if lifecycle:
+        gates = next((i for i, c in enumerate(controls) if "gate" not in c.tags), len(controls))
+        ids.insert(gates, RECOVERY.id)
+        ids.append(LIFECYCLE.id)
+    return ids
+
+
 def _recovery_plan(plans: Sequence[ControlPlan], off: dict[str, str]) -> ControlPlan:
     if RECOVERY.id in off:
         return ControlPlan(RECOVERY, off=off[RECOVERY.id])

@@ -1,10 +1,7 @@
-"""Views of a verify run: the terminal table, JUnit XML for CI, a Markdown summary."""
+"""Views of a verify run: the terminal table and a Markdown summary (JUnit is pytest's own)."""
 
 from __future__ import annotations
 
-from xml.etree import ElementTree as ET
-
-from ..controls import by_id
 from ..model.control import Status
 from .results import VerifyRun
 
@@ -77,52 +74,6 @@ def render_table(run: VerifyRun) -> str:
             ]
             lines.append(control_id.ljust(width) + "  " + "  ".join(cells).rstrip())
     return "\n".join(lines)
-
-
-def render_junit(run: VerifyRun) -> str:
-    """One testsuite per host, one testcase per control; unreachable hosts are errors."""
-    suites = ET.Element("testsuites", name=f"cci-harden verify {run.inventory}")
-    for report in run.reports:
-        cells = [c for c in run.cells if c.host == report.host]
-        suite = ET.SubElement(suites, "testsuite", name=report.host, timestamp=run.generated_at)
-        failures = errors = skipped = 0
-        if not report.reachable:
-            case = ET.SubElement(suite, "testcase", classname=report.host, name="reachable")
-            ET.SubElement(case, "error", message="unreachable").text = report.error
-            errors += 1
-        for cell in cells:
-            control = cell.outcome.control_id
-            case = ET.SubElement(
-                suite,
-                "testcase",
-                classname=report.host,
-                name=f"{control} {by_id(control).title}",
-            )
-            detail = "\n".join(
-                f"{f.what}: expected {f.expected}, found {f.found}" for f in cell.outcome.findings
-            )
-            status = cell.outcome.status
-            if status is Status.FAIL:
-                failures += 1
-                ET.SubElement(case, "failure", message=f"{control} drifted").text = detail
-            elif status is Status.WAIVED:
-                skipped += 1
-                waiver = cell.waiver
-                ET.SubElement(
-                    case,
-                    "skipped",
-                    message=f"waived until {waiver.expires} by {waiver.owner}: "
-                    f"{waiver.justification}",
-                )
-            elif status in (Status.NOT_VERIFIABLE, Status.NOT_APPLICABLE):
-                skipped += 1
-                ET.SubElement(case, "skipped", message=status.value).text = detail or None
-        suite.set("tests", str(len(cells) + (0 if report.reachable else 1)))
-        suite.set("failures", str(failures))
-        suite.set("errors", str(errors))
-        suite.set("skipped", str(skipped))
-    ET.indent(suites)
-    return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
 
 
 def render_markdown(run: VerifyRun) -> str:

@@ -15,7 +15,7 @@ from .. import __version__
 from ..model.control import Outcome, Status
 from ..model.errors import CciHardenError
 from ..model.waivers import Waiver
-from .runner import HostReport
+from .hosts import HostReport
 
 REPORT_FORMAT = 1
 
