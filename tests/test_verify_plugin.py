@@ -161,3 +161,20 @@ def test_pytest_and_the_front_door_agree(deployed, tmp_path):
     }
     assert pytest_view == front_view
     assert front_view["CCI-DKR-02[tb3]"] == "fail"
+
+
+def test_two_workers_across_hosts_give_the_same_outcomes(deployed, tmp_path):
+    """pytest-xdist: each host's tests go to one worker (loadgroup), which reads it once."""
+    inventory, _ = deployed
+    one = run_pytest("--cci-inventory", str(inventory.path), f"--junitxml={tmp_path / '1.xml'}")
+    two = run_pytest(
+        "--cci-inventory",
+        str(inventory.path),
+        "-n",
+        "2",
+        "--dist",
+        "loadgroup",
+        f"--junitxml={tmp_path / '2.xml'}",
+    )
+    assert one.returncode == two.returncode == 0, two.stdout[-2000:]
+    assert junit_cases(tmp_path / "1.xml") == junit_cases(tmp_path / "2.xml")

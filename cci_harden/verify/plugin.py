@@ -91,7 +91,10 @@ class VerifySession:
         control_dir.mkdir(mode=0o700)
         # always our own file, our options first; the inventory's ssh_config is included after
         self.ssh_config.write_text(render_ssh_config(self.inventory, control_dir))
-        self._gathered = False
+        self._gathered: set[str] = set()
+        self._planned = None
+        # an xdist worker reads only the hosts it is given (tests of one host go together)
+        self.worker = hasattr(config, "workerinput")
         self.settings_file = settings_path(self.inventory.path).resolve()
         self.checks_dir = self.inventory.path.with_name(self.inventory.path.name + ".checks")
 
@@ -109,12 +112,16 @@ class VerifySession:
     # -- reading the hosts -------------------------------------------------------------------------
 
     def gather(self, names: set[str]) -> None:
-        """Read every host with a selected test, in parallel, once per session."""
-        if self._gathered:
+        """Read the hosts ``names`` not read yet, in parallel; each host once per session."""
+        hosts = [h for h in self.hosts if h.name in names and h.name not in self._gathered]
+        if not hosts:
             return
-        self._gathered = True
-        planned = first_gather(self.controls, self.inventory.settings, self.profile, self.lifecycle)
-        hosts = [h for h in self.hosts if h.name in names]
+        self._gathered |= {h.name for h in hosts}
+        if self._planned is None:
+            self._planned = first_gather(
+                self.controls, self.inventory.settings, self.profile, self.lifecycle
+            )
+        planned = self._planned
 
         def read(entry) -> None:
             conn = testinfra_host(self.inventory, entry, self.ssh_config)
@@ -266,7 +273,10 @@ class ControlItem(pytest.Item):
         return self.parent.verify
 
     def setup(self) -> None:
-        names = {i.host for i in self.session.items if isinstance(i, ControlItem)}
+        if self.verify.worker:
+            names = {self.host}
+        else:  # every selected host at once, in parallel, before the first test
+            names = {i.host for i in self.session.items if isinstance(i, ControlItem)}
         self.verify.gather(names)
         result = self.verify.results[self.host]
         if result.error:
