@@ -65,7 +65,7 @@ while [ ! -e "$ready" ]; do
       "(deploy.lock_wait_seconds; a run that started later waits {yield_seconds} s at most)" >&2
     exit 1
   fi
-  sleep 0.2
+  sleep 0.02
 done
 echo locked
 """
