@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
+from . import __version__
 from .model.errors import EXIT_OK, CciHardenError
 
 
@@ -108,6 +110,13 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     from .verify.results import apply_history, build_run, load_previous, to_json
     from .verify.runner import verify_inventory
 
+    for option, value in (
+        ("--json", args.json),
+        ("--junit", args.junit),
+        ("--markdown", args.markdown),
+    ):
+        _writable(option, value)
+    _writable("--report-dir", args.report_dir, directory=True)
     inventory = Inventory.load(args.inventory)
     inventory.check_runnable()
     hosts = inventory.select(args.limit)
@@ -128,7 +137,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     waivers = load_waivers(waiver_file, catalogue.known_control_ids())
     previous = None
     if args.previous and Path(args.previous).is_file():
-        previous = load_previous(Path(args.previous))
+        try:
+            previous = load_previous(Path(args.previous))
+        except CciHardenError as exc:  # a truncated report must not stop every later night
+            _info(f"warning: {exc}; drift history starts again with this run")
     elif args.previous:
         _info(f"no previous report at {args.previous}; drift history starts with this run")
     outputs = {"json": args.json, "junit": args.junit, "markdown": args.markdown}
@@ -183,6 +195,25 @@ def _cmd_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_controls(args: argparse.Namespace) -> int:
+    from .controls.listing import render
+
+    sys.stdout.write(render(args.profile, args.format))
+    return EXIT_OK
+
+
+def _writable(option: str, path: str | None, directory: bool = False) -> None:
+    """Refuse an output path before any work: its folder must exist and be writable."""
+    if not path:
+        return
+    target = Path(path)
+    folder = target if directory else target.parent
+    if directory and not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise CciHardenError(f"{option} {path}: cannot write there (no such writable folder)")
+
+
 def _info(message: str) -> None:
     print(f"cci-harden: {message}", file=sys.stderr)
 
@@ -194,7 +225,17 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok; 1 drift found (a failing control, or an expired waiver); "
         "2 usage error, invalid settings, or an unreachable host.",
     )
+    parser.add_argument("--version", action="version", version=f"cci-harden {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    listing = commands.add_parser(
+        "controls",
+        help="list the controls: id, title, sources, resources, CircleCI impact",
+        epilog="Example: cci-harden controls --profile baseline --format md",
+    )
+    listing.add_argument("--profile", choices=("nomad", "baseline", "artifacts"))
+    listing.add_argument("--format", choices=("table", "json", "md"), default="table")
+    listing.set_defaults(func=_cmd_controls)
 
     init = commands.add_parser(
         "init", help="onboard a server install: write inventories/NAME and its settings"
@@ -287,6 +328,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:  # `| head`: the reader has what it wanted; end quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
     except CciHardenError as exc:
         print(f"cci-harden: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -178,3 +178,16 @@ def test_two_workers_across_hosts_give_the_same_outcomes(deployed, tmp_path):
     )
     assert one.returncode == two.returncode == 0, two.stdout[-2000:]
     assert junit_cases(tmp_path / "1.xml") == junit_cases(tmp_path / "2.xml")
+
+
+def test_a_truncated_previous_report_is_a_warning_and_a_new_one_is_written(deployed, tmp_path):
+    """The nightly unit always passes --previous: a report cut short must not stop every later
+    night."""
+    inventory, _ = deployed
+    broken = tmp_path / "last-night.json"
+    broken.write_text('{"format": 1, "hosts": [{"name": "tb1", "outc')
+    new = tmp_path / "tonight.json"
+    proc = run_cli("verify", str(inventory.path), "--previous", str(broken), "--json", str(new))
+    assert proc.returncode == 0, proc.stderr
+    assert "warning:" in proc.stderr and "drift history starts again" in proc.stderr
+    assert json.loads(new.read_text())["exit_code"] == 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -282,8 +283,26 @@ def manifest(command: str, settings: FleetSettings | None, documents: list[Rende
     return Rendered("MANIFEST", "\n".join(lines) + "\n")
 
 
+def _previously_written(directory: Path) -> set[str]:
+    """The files an earlier render listed in this folder's MANIFEST."""
+    manifest = directory / "MANIFEST"
+    if not manifest.is_file():
+        return set()
+    names = set()
+    for line in manifest.read_text().splitlines():
+        parts = line.split("  ", 1)
+        if len(parts) == 2 and re.fullmatch(r"[0-9a-f]{64}", parts[0]):
+            names.add(parts[1])
+    return {n for n in names if re.fullmatch(r"[A-Za-z0-9._-]+", n)}  # plain names only
+
+
 def write_all(directory: Path, documents: list[Rendered]) -> list[Path]:
+    """Write ``documents`` into ``directory``; files an earlier render wrote there (its MANIFEST
+    lists them) that this one does not are removed, so the folder never keeps a stale policy."""
     directory.mkdir(parents=True, exist_ok=True)
+    if any(d.name == "MANIFEST" for d in documents):
+        for stale in _previously_written(directory) - {d.name for d in documents}:
+            (directory / stale).unlink(missing_ok=True)
     written = []
     for document in documents:
         path = directory / document.name

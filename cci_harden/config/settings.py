@@ -616,11 +616,28 @@ def _is_secret(model: type[BaseModel], loc: tuple[Any, ...]) -> bool:
     return False
 
 
+def _network_message(value: object) -> str | None:
+    """What is wrong with a value given for a network, in words (not pydantic's union names)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        network = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return "is not a network in CIDR form, e.g. 198.51.100.0/24 or 2001:db8::/32"
+    return f"has host bits set: write {network}"
+
+
+def _plain_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The field's own path: pydantic's names for union members and validators dropped."""
+    return tuple(p for p in loc if isinstance(p, int) or not any(c in str(p) for c in "[(,"))
+
+
 def format_validation_error(exc: ValidationError, path: Path) -> str:
     """One line per bad field: where it came from, which field, and why; secrets never shown."""
     lines = [f"invalid settings for inventory {path.with_suffix('')}:"]
+    seen: set[str] = set()
     for error in exc.errors(include_url=False, include_input=True):
-        loc = tuple(error["loc"])
+        loc = _plain_loc(tuple(error["loc"]))
         field = ".".join(str(p) for p in loc) or "(top level)"
         env_name = env_var_for(loc)
         origin = f"environment variable {env_name}" if env_name else str(path)
@@ -630,6 +647,15 @@ def format_validation_error(exc: ValidationError, path: Path) -> str:
             field, message = named.groups()
         if error["type"] == "extra_forbidden":
             message = "is not a known setting (check its spelling and section)"
+        if (
+            error["type"].startswith("ip_")
+            or "valid IPv4 network" in message
+            or ("valid IPv6 network" in message)
+        ):
+            message = _network_message(error.get("input")) or message
+        if field in seen:
+            continue  # one line per field: a union's members fail alike
+        seen.add(field)
         shown = ""
         if not _is_secret(FleetSettings, loc) and error["type"] not in (
             "missing",

@@ -1,0 +1,91 @@
+"""Issue 18: the command line behaves like its neighbours and every user error is one line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+from cci_harden import __version__
+from cci_harden.controls import ALL_CONTROLS, PROFILES
+
+from .conftest import BIN, REPO, run_cli
+from .test_cloud_policies import BUCKET, EXAMPLE, write_inventory
+
+
+def test_version():
+    proc = run_cli("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"cci-harden {__version__}"
+
+
+def test_controls_are_listed_from_the_catalogue():
+    listed = json.loads(run_cli("controls", "--format", "json").stdout)
+    assert [c["id"] for c in listed] == [c.id for c in ALL_CONTROLS]
+    assert all(c["sources"] and c["title"] and c["resources"] for c in listed)
+    baseline = json.loads(run_cli("controls", "--profile", "baseline", "--format", "json").stdout)
+    assert [c["id"] for c in baseline] == [c.id for c in PROFILES["baseline"]]
+    table = run_cli("controls").stdout
+    assert "CCI-SSH-01  sshd: keys only" in table
+    markdown = run_cli("controls", "--format", "md").stdout
+    assert markdown.startswith("| id | title | sources | resources | CircleCI jobs |")
+
+
+def test_a_closed_pipe_ends_quietly():
+    for _ in range(5):
+        proc = subprocess.run(
+            [
+                "bash",
+                "-o",
+                "pipefail",
+                "-c",
+                f"{BIN}/cci-harden controls --format json | head -c 5",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+        )
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+
+
+def test_a_bad_cidr_is_one_line_in_words(tmp_path):
+    inventory = write_inventory(tmp_path, EXAMPLE)
+    for value, says in (
+        ("198.51.100.5/24", "has host bits set: write 198.51.100.0/24"),
+        ("banana", "is not a network in CIDR form"),
+    ):
+        proc = run_cli(
+            "config", "check", str(inventory), env={"CCI_NETWORK__ADMIN_CIDRS": json.dumps([value])}
+        )
+        lines = [ln for ln in proc.stderr.splitlines() if "admin_cidrs" in ln]
+        assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+        assert says in lines[0] and "CCI_NETWORK__ADMIN_CIDRS" in lines[0]
+        assert "lax-or-strict" not in proc.stderr and "validator" not in proc.stderr
+
+
+def test_an_unwritable_output_is_refused_before_any_work():
+    for option in ("--json", "--junit", "--markdown"):
+        proc = run_cli("verify", "inventories/prod", option, "/no/such/folder/out")
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert proc.stderr.strip() == (
+            f"cci-harden: error: {option} /no/such/folder/out: cannot write there "
+            "(no such writable folder)"
+        )
+
+
+def test_a_second_render_leaves_no_stale_file(tmp_path):
+    two = EXAMPLE.replace(f'buckets = ["{BUCKET}"]', f'buckets = ["{BUCKET}", "old-bucket-x"]')
+    out = tmp_path / "iam"
+
+    def render(settings: str) -> None:
+        inventory = write_inventory(tmp_path, settings)
+        proc = run_cli("render", "iam", "--cloud", "aws", str(inventory), "--output-dir", str(out))
+        assert proc.returncode == 0, proc.stderr
+
+    render(two)
+    assert (out / "aws-bucket-policy-old-bucket-x.json").exists()
+    (out / "operator-notes.txt").write_text("not ours: kept\n")
+    render(EXAMPLE)
+    assert not (out / "aws-bucket-policy-old-bucket-x.json").exists()
+    assert (out / f"aws-bucket-policy-{BUCKET}.json").exists()
+    assert (out / "operator-notes.txt").exists()
+    listed = (out / "MANIFEST").read_text()
+    assert "old-bucket-x" not in listed
