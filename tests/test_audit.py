@@ -287,3 +287,81 @@ def test_findings_do_not_depend_on_the_order_rows_come_in(incident, tmp_path):
         _, _, expected = hunt(path)
         _, _, findings = hunt(other)
         assert sorted(map(json.dumps, findings)) == sorted(map(json.dumps, expected)), name
+
+
+def test_a_gzipped_export_reads_like_the_plain_one(incident, tmp_path):
+    import gzip
+
+    path, _ = incident
+    packed = tmp_path / "export.csv.gz"
+    packed.write_bytes(gzip.compress(path.read_bytes()))
+    plain = run_cli("audit", "hunt", str(path), "--since", "2022-12-21", "--format", "jsonl")
+    zipped = run_cli("audit", "hunt", str(packed), "--since", "2022-12-21", "--format", "jsonl")
+    assert plain.returncode == zipped.returncode and plain.returncode in (0, 1), zipped.stderr
+    strip = lambda out: [ln for ln in out.splitlines() if '"type": "summary"' not in ln]  # noqa: E731
+    assert strip(plain.stdout) == strip(zipped.stdout) and strip(plain.stdout)
+    broken = tmp_path / "broken.csv.gz"
+    broken.write_bytes(gzip.compress(path.read_bytes())[:200])
+    proc = run_cli("audit", "hunt", str(broken))
+    assert (
+        proc.returncode == 2
+        and "cannot decompress" in proc.stderr
+        and "Traceback" not in proc.stderr
+    )
+
+
+def test_a_window_or_filter_that_cannot_match_is_an_error_not_an_empty_report(incident):
+    path, _ = incident
+    inverted = run_cli("audit", "hunt", str(path), "--since", "2023-01-05", "--until", "2022-12-21")
+    assert inverted.returncode == 2 and "is not before --until" in inverted.stderr
+    for option, value in (("--actor", "nobody-at-all"), ("--project", "gh/acme/no-such-repo")):
+        proc = run_cli("audit", "hunt", str(path), "--since", "2022-12-21", option, value)
+        assert proc.returncode == 2, proc.stderr
+        assert f"{option} {value}: matches no event in the window" in proc.stderr
+    plain = run_cli("audit", "hunt", str(path), "--format", "jsonl")
+    assert "only the rules ran" in plain.stderr
+    assert json.loads(plain.stdout.splitlines()[0])["heuristics"] == "off (no --since)"
+
+
+def test_a_secret_exposed_in_the_window_must_be_rotated_though_deleted_later(tmp_path):
+    from datetime import UTC, datetime
+
+    from cci_harden.audit.events import COLUMNS
+    from cci_harden.audit.generate import event_row
+
+    def variable(action: str, when: tuple[int, int, int], actor: str, name: str) -> list[str]:
+        return event_row(
+            f"context.env_var.{action}",
+            datetime(*when, 9, tzinfo=UTC),
+            actor,
+            target=("context", "deploy"),
+            payload={"name": name},
+        )
+
+    rows = [
+        variable("store", (2022, 12, 1), "alice", "AWS_SECRET_ACCESS_KEY"),
+        variable("delete", (2022, 12, 28), "mallory", "AWS_SECRET_ACCESS_KEY"),
+        variable("store", (2022, 11, 1), "alice", "OLD_TOKEN"),
+        variable("delete", (2022, 11, 20), "alice", "OLD_TOKEN"),
+    ]
+    export = tmp_path / "secrets.csv"
+    with open(export, "w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(COLUMNS)
+        writer.writerows(rows)
+    proc = run_cli(
+        "audit",
+        "secrets",
+        str(export),
+        "--since",
+        "2022-12-21",
+        "--rotate-before",
+        "2023-01-04",
+        "--format",
+        "jsonl",
+    )
+    assert proc.returncode == 0, proc.stderr
+    got = {r["name"]: r for r in map(json.loads, proc.stdout.splitlines()[1:])}
+    assert got["AWS_SECRET_ACCESS_KEY"]["rotate"] == "yes (deleted 2022-12-28 by mallory)"
+    assert got["AWS_SECRET_ACCESS_KEY"]["deleted_by"] == "mallory"
+    assert got["OLD_TOKEN"]["rotate"] == "no (deleted before the window)"

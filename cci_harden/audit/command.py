@@ -24,6 +24,7 @@ SECRET_COLUMNS = (
     "stored_by",
     "rotate",
     "deleted_at",
+    "deleted_by",
 )
 
 
@@ -53,6 +54,10 @@ def _row_limit(value: str) -> int:
     if not value.isdigit() or not 1024 <= int(value) <= 2**30:
         raise argparse.ArgumentTypeError(f"{value!r}: give a number of bytes from 1024 to 2**30")
     return int(value)
+
+
+def _note(message: str) -> None:
+    print(f"cci-harden: note: {message}", file=sys.stderr)
 
 
 def _progress(stats) -> None:
@@ -97,6 +102,13 @@ def cmd_hunt(args: argparse.Namespace) -> int:
         actors=frozenset(args.actor or ()),
         projects=frozenset(args.project or ()),
     )
+    if options.since and options.until and options.since >= options.until:
+        raise CciHardenError(f"--since {args.since} is not before --until {args.until}")
+    if options.since is None:
+        _note(
+            "no --since: only the rules ran; the new-address, new-actor and unusual-hour checks "
+            "compare the window with what came before it, so they need the window's start"
+        )
     stats = IngestStats()
     sink = _open_malformed(args.malformed_out)
     stats.malformed_sink = sink
@@ -111,8 +123,23 @@ def cmd_hunt(args: argparse.Namespace) -> int:
         on_conflict=hunter.feed_conflicts,
     ):
         hunter.feed_many(events)
+    for option, asked, matched in (
+        ("--actor", options.actors, hunter.matched_actors),
+        ("--project", options.projects, hunter.matched_projects),
+    ):
+        unmatched = sorted(asked - matched)
+        if unmatched:
+            raise CciHardenError(
+                f"{option} {', '.join(unmatched)}: matches no event in the window "
+                "(check the spelling: actors by name or id, projects as gh/ORG/REPO)"
+            )
     findings = hunter.findings()
-    summary = {**stats.as_dict(), "in_window": hunter.in_window, "findings": len(findings)}
+    summary = {
+        **stats.as_dict(),
+        "in_window": hunter.in_window,
+        "findings": len(findings),
+        "heuristics": "on" if options.since else "off (no --since)",
+    }
     _emit(
         render("finding", [f.as_dict() for f in findings], FINDING_COLUMNS, args.format, summary),
         args.output,
@@ -131,6 +158,7 @@ def cmd_secrets(args: argparse.Namespace) -> int:
     inventory = SecretsInventory(
         _time(args.rotate_before, "--rotate-before"),
         load_severity_patterns(Path(args.severity_rules) if args.severity_rules else None),
+        exposed_since=_time(args.since, "--since"),
     )
     stats = IngestStats()
     sink = _open_malformed(args.malformed_out)
@@ -213,6 +241,10 @@ def add_parser(commands) -> None:
     common(secrets)
     secrets.add_argument("--rotate-before", help="secrets stored before this UTC date: rotate")
     secrets.add_argument("--severity-rules", help="TOML [[severity]] pattern/severity overrides")
+    secrets.add_argument(
+        "--since",
+        help="start of the exposure window, UTC: a secret deleted after it still needs rotating",
+    )
     secrets.set_defaults(func=cmd_secrets)
 
     gen = sub.add_parser("generate", help="write a realistic synthetic export (tests, benchmarks)")

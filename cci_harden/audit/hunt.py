@@ -100,10 +100,15 @@ class Hunter:
         self.in_window = 0
         self._rules_for: dict[str, list[Rule]] = {}  # action -> rules whose patterns match it
         self._reused_ids: dict[str, Tally] = {}  # actor -> rows that reused an earlier id
+        self.matched_actors: set[str] = set()  # which of --actor matched some event
+        self.matched_projects: set[str] = set()  # which of --project did
 
     def _selected(self, event: Event) -> bool:
-        if self.options.actors and not ({event.actor_name, event.actor_id} & self.options.actors):
-            return False
+        if self.options.actors:
+            matched = {event.actor_name, event.actor_id} & self.options.actors
+            if not matched:
+                return False
+            self.matched_actors |= matched
         if self.options.projects:
             # a payload's values are whatever the export holds: only a string names a project
             names = {
@@ -113,8 +118,10 @@ class Hunter:
             }
             if event.target_type == "project":
                 names |= {event.target_name, event.target_id}
-            if not (names & self.options.projects):
+            matched = names & self.options.projects
+            if not matched:
                 return False
+            self.matched_projects |= matched
         return True
 
     def feed(self, event: Event) -> None:

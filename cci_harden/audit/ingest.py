@@ -9,12 +9,17 @@ Bloom filter, moved to files once large, so a very large export cannot exhaust m
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gc
+import gzip
 import multiprocessing
 import secrets
+import shutil
+import tempfile
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -180,34 +185,68 @@ def read_export_batches(
     """
     seen = seen or SeenIds()
     jobs = default_jobs() if jobs is None else jobs
-    last_report = time.monotonic()
     salt = secrets.token_bytes(16)  # one per run: digests of every file must compare
     try:
         for path in paths:
-            layout, start = _layout(Path(path))
-            layout = replace(layout, salt=salt, row_limit=row_limit)
-            size = Path(path).stat().st_size
-            stats.files.append(str(path))
-            for batch in _batches(layout, start, size, jobs):
-                stats.rows += batch.rows
-                stats.add_malformed(
-                    Malformed(f"{path}:{line}", reason) for line, reason in batch.problems
+            with _plain(Path(path)) as readable:
+                yield from _file_batches(
+                    path, readable, stats, seen, jobs, salt, row_limit, on_conflict, progress
                 )
-                events, conflicts = seen.fresh(batch.events, batch.keys, batch.digests)
-                stats.events += len(events)
-                stats.duplicates += len(batch.events) - len(events)
-                if conflicts:
-                    stats.conflicts += len(conflicts)
-                    if on_conflict is not None:
-                        on_conflict(conflicts)
-                if progress is not None:
-                    now = time.monotonic()
-                    if now - last_report >= 1:
-                        progress(stats)
-                        last_report = now
-                yield events
     finally:
         seen.close()
+
+
+@contextlib.contextmanager
+def _plain(path: Path) -> Iterator[Path]:
+    """The export as a plain file: a ``.gz`` one is decompressed into a temporary file first
+    (streamed, so memory stays flat), since workers read ranges of it by offset."""
+    if path.suffix != ".gz":
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="cci-audit-gz-") as tmp:
+        plain = Path(tmp) / path.stem
+        try:
+            with gzip.open(path, "rb") as packed, open(plain, "wb") as out:
+                shutil.copyfileobj(packed, out, 2**20)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise NotAnAuditExport(f"{path}: cannot decompress ({exc})") from None
+        yield plain
+
+
+def _file_batches(
+    path,
+    readable: Path,
+    stats: IngestStats,
+    seen: SeenIds,
+    jobs: int,
+    salt: bytes,
+    row_limit: int,
+    on_conflict,
+    progress,
+) -> Iterator[list[Event]]:
+    """One file's events, a batch at a time (``path`` names it in reports; ``readable`` is
+    what is read)."""
+    layout, start = _layout(readable)
+    layout = replace(layout, salt=salt, row_limit=row_limit)
+    size = readable.stat().st_size
+    stats.files.append(str(path))
+    last_report = time.monotonic()
+    for batch in _batches(layout, start, size, jobs):
+        stats.rows += batch.rows
+        stats.add_malformed(Malformed(f"{path}:{line}", reason) for line, reason in batch.problems)
+        events, conflicts = seen.fresh(batch.events, batch.keys, batch.digests)
+        stats.events += len(events)
+        stats.duplicates += len(batch.events) - len(events)
+        if conflicts:
+            stats.conflicts += len(conflicts)
+            if on_conflict is not None:
+                on_conflict(conflicts)
+        if progress is not None:
+            now = time.monotonic()
+            if now - last_report >= 1:
+                progress(stats)
+                last_report = now
+        yield events
 
 
 def read_exports(

@@ -37,6 +37,7 @@ class SecretRow:
     last_stored: str
     stored_by: str
     deleted_at: str = ""
+    deleted_by: str = ""
     rotate: str = ""
     severity: str = ""
 
@@ -67,8 +68,17 @@ def _variable_name(event: Event) -> str:
 
 
 class SecretsInventory:
-    def __init__(self, rotate_before: str | None, patterns: list[tuple[re.Pattern, str]]):
+    """``exposed_since``: the start of the exposure window (the incident). A secret deleted after
+    it was still exposed: deleting a variable does not revoke the credential it held."""
+
+    def __init__(
+        self,
+        rotate_before: str | None,
+        patterns: list[tuple[re.Pattern, str]],
+        exposed_since: str | None = None,
+    ):
         self.rotate_before = rotate_before
+        self.exposed_since = exposed_since
         self.patterns = patterns
         self._rows: dict[tuple[str, str], SecretRow] = {}
 
@@ -86,16 +96,23 @@ class SecretsInventory:
                 row.stored_by = event.actor_name or event.actor_id
         elif event.occurred_at > row.deleted_at:
             row.deleted_at = event.occurred_at
+            row.deleted_by = event.actor_name or event.actor_id
 
     def rows(self) -> list[SecretRow]:
         for row in self._rows.values():
             row.severity = next(s for p, s in self.patterns if p.search(row.name))
-            if row.deleted_at and row.deleted_at > row.last_stored:
-                row.rotate = "no (deleted)"
-            elif self.rotate_before is None or row.last_stored < self.rotate_before:
-                row.rotate = "yes"
-            else:
+            exposed = self.rotate_before is None or row.last_stored < self.rotate_before
+            deleted = bool(row.deleted_at) and row.deleted_at > row.last_stored
+            if not exposed:
                 row.rotate = "no (stored after)"
+            elif deleted and self.exposed_since is None:
+                row.rotate = "no (deleted)"
+            elif deleted and row.deleted_at < self.exposed_since:
+                row.rotate = "no (deleted before the window)"
+            elif deleted:  # exposed in the window; its deletion revoked nothing
+                row.rotate = f"yes (deleted {row.deleted_at[:10]} by {row.deleted_by})"
+            else:
+                row.rotate = "yes"
         order = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
         return sorted(
             self._rows.values(), key=lambda r: (order.get(r.severity, 9), r.location, r.name)
