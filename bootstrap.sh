@@ -8,6 +8,7 @@ cd "$(dirname "$0")"
 
 APT_PACKAGES=(
   debootstrap systemd-container apt-cacher-ng iproute2 openssh-client mount gnupg
+  chromium fonts-dejavu-core
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -114,6 +114,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         ("--json", args.json),
         ("--junit", args.junit),
         ("--markdown", args.markdown),
+        ("--html", args.html),
     ):
         _writable(option, value)
     _writable("--report-dir", args.report_dir, directory=True)
@@ -143,12 +144,17 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             _info(f"warning: {exc}; drift history starts again with this run")
     elif args.previous:
         _info(f"no previous report at {args.previous}; drift history starts with this run")
-    outputs = {"json": args.json, "junit": args.junit, "markdown": args.markdown}
+    outputs = {"json": args.json, "junit": args.junit, "markdown": args.markdown, "html": args.html}
     if args.report_dir:
         directory = Path(args.report_dir)
         directory.mkdir(parents=True, exist_ok=True)
         suffix = "" if total == 1 else f"-{index}"
-        defaults = {"json": "verify.json", "junit": "verify.junit.xml", "markdown": "verify.md"}
+        defaults = {
+            "json": "verify.json",
+            "junit": "verify.junit.xml",
+            "markdown": "verify.md",
+            "html": "verify.html",
+        }
         for kind, name in defaults.items():
             stem, dot, ext = name.partition(".")
             outputs[kind] = outputs[kind] or str(directory / f"{stem}{suffix}{dot}{ext}")
@@ -168,6 +174,14 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         Path(outputs["json"]).write_text(json.dumps(to_json(run), indent=2) + "\n")
     if outputs["markdown"]:
         Path(outputs["markdown"]).write_text(render_markdown(run))
+    if outputs["html"]:
+        from .verify.html import HISTORY_FILE, history_line, read_history, render_html
+
+        folder = Path(outputs["html"]).parent
+        if args.report_dir:  # the folder keeps the trend, one line per run
+            with open(folder / HISTORY_FILE, "a") as history:
+                history.write(history_line(run) + "\n")
+        Path(outputs["html"]).write_text(render_html(run, read_history(folder)))
     if not hosts:
         _info(f"shard {index}/{total} has no host; nothing to verify")
     print(render_table(run))
@@ -277,8 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", help="write the JSON report here")
     verify.add_argument("--junit", help="write JUnit XML here")
     verify.add_argument("--markdown", help="write a Markdown summary here")
+    verify.add_argument("--html", help="write the fleet report (one self-contained HTML file) here")
     verify.add_argument(
-        "--report-dir", help="write verify.json, verify.junit.xml and verify.md into this directory"
+        "--report-dir",
+        help="write verify.json, verify.junit.xml, verify.md and verify.html into this directory "
+        "(it keeps verify-history.jsonl for the HTML report's trend)",
     )
     verify.set_defaults(func=_cmd_verify)
 
