@@ -147,7 +147,7 @@ hostile_text = st.lists(
 ).map("".join)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(hostile_text)
 def test_hcl_strings_parse_back_to_the_value(value):
     parsed = hcl2.loads(f"name = {hcl_string(value)}\nafter = 1\n")
@@ -317,7 +317,7 @@ def _read_back(settings: FleetSettings, path: tuple) -> str:
 
 
 @pytest.mark.parametrize("path", EVERY_STRING_FIELD, ids=lambda p: ".".join(map(str, p)))
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(value=hostile_text)
 def test_every_string_field_refuses_or_holds_only_inert_text(path, value):
     """Each value is refused at load, naming its field, or holds only characters that mean

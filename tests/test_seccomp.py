@@ -57,6 +57,7 @@ def test_each_vendored_default_is_the_file_its_provenance_names(entry):
     assert hashlib.sha256(data).hexdigest() == entry.sha256, entry.source
 
 
+@pytest.mark.testbed  # the real layer: it reads Debian's mirror, as the test hosts do
 def test_the_debian_12_default_is_the_package_itself(debian_default):
     assert docker_default("20.10") == debian_default
 
