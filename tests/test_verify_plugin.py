@@ -130,6 +130,9 @@ def test_site_checks_run_on_every_host_and_land_in_every_report(deployed, site_c
     assert cases["test_monitoring_agent_installed[ssh://tb1]"] == "failure"
     assert cases["CCI-SSH-01[tb1]"] == "passed"
     assert "test_monitoring_agent_installed" in (reports / "verify.md").read_text()
+    page = (reports / "verify.html").read_text()
+    assert "SITE:test_site.py::test_monitoring_agent_installed" in page
+    assert "monitoring agent missing" in page
     assert "monitoring agent missing" in (reports / "verify.json").read_text()
 
 
