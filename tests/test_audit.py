@@ -365,3 +365,23 @@ def test_a_secret_exposed_in_the_window_must_be_rotated_though_deleted_later(tmp
     assert got["AWS_SECRET_ACCESS_KEY"]["rotate"] == "yes (deleted 2022-12-28 by mallory)"
     assert got["AWS_SECRET_ACCESS_KEY"]["deleted_by"] == "mallory"
     assert got["OLD_TOKEN"]["rotate"] == "no (deleted before the window)"
+
+
+def test_progress_says_how_much_is_read_and_how_long_is_left(tmp_path, monkeypatch, capsys):
+    from cci_harden.audit import ingest
+    from cci_harden.audit.command import _progress
+    from cci_harden.audit.generate import generate
+    from cci_harden.audit.ingest import IngestStats, read_export_batches
+
+    path = tmp_path / "big.csv"
+    generate(path, 20_000, seed=3)
+    monkeypatch.setattr(ingest, "CHUNK_BYTES", 256 * 1024)  # many ranges: progress moves
+    stats = IngestStats()
+    done = [stats.bytes_done for _ in read_export_batches([path], stats, jobs=2)]
+    done.append(stats.bytes_done)
+    assert done == sorted(done) and done[-1] == path.stat().st_size == stats.bytes_total
+    assert len(set(done)) > 3  # it moved along, not only at the end
+    stats.bytes_done = stats.bytes_total // 4
+    _progress(stats)
+    line = capsys.readouterr().err
+    assert "25% of" in line and "s left" in line

@@ -61,6 +61,7 @@ class Batch:
     problems: list[tuple[int, str]]  # (line, reason)
     keys: bytes | None = None  # the events' keys end to end, when a worker sent them
     digests: bytes = b""  # each event's 8-byte content digest, end to end
+    position: int = -1  # bytes of the file read when this batch was made (progress), if known
 
 
 @dataclass

@@ -61,7 +61,18 @@ def _note(message: str) -> None:
 
 
 def _progress(stats) -> None:
-    print(f"cci-harden: {stats.rows:,} rows read, {stats.events:,} events", file=sys.stderr)
+    """Rows so far, the share of the bytes read and, once it is a guess worth making, the
+    time left (a compressed export counts by its compressed size)."""
+    import time
+
+    line = f"cci-harden: {stats.rows:,} rows read, {stats.events:,} events"
+    if stats.bytes_total:
+        share = min(stats.bytes_done / stats.bytes_total, 1.0)
+        line += f", {share:.0%} of {stats.bytes_total / 2**20:,.0f} MiB"
+        elapsed = time.monotonic() - stats.started
+        if 0.02 < share < 1:
+            line += f", about {elapsed * (1 - share) / share:,.0f} s left"
+    print(line, file=sys.stderr)
 
 
 def _emit(text: str, output: str | None) -> None:

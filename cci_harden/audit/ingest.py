@@ -67,6 +67,9 @@ class IngestStats:
     malformed_count: int = 0
     malformed_sink: TextIO | None = None  # every malformed row, one "file:line<TAB>reason" line
     files: list[str] = field(default_factory=list)
+    bytes_total: int = 0  # of every file to read, for progress
+    bytes_done: int = 0
+    started: float = field(default_factory=time.monotonic)
 
     def add_malformed(self, items: Iterable[Malformed]) -> None:
         for item in items:
@@ -132,7 +135,9 @@ def _batches(layout: Layout, start: int, size: int, jobs: int) -> Iterator[Batch
     """Every batch of the file in order: ranges parsed by ``jobs`` workers, or in process."""
     with open(layout.path, "rb") as handle:
         if jobs <= 1 or size - start < 2 * CHUNK_BYTES:
-            yield from stream_range(layout, handle, start, 2, CHUNK_BYTES)
+            for batch in stream_range(layout, handle, start, 2, CHUNK_BYTES):
+                batch.position = handle.tell()  # read ahead by a block at most: for progress
+                yield batch
             return
         with _pool(jobs) as pool, open(layout.path, "rb") as cutter:
             ranges = _ranges(cutter, start, size)
@@ -147,20 +152,28 @@ def _batches(layout: Layout, start: int, size: int, jobs: int) -> Iterator[Batch
                 submit()
             line = 2  # where the current range starts
             while pending:
-                (begin, _end), future = pending.popleft()
+                (begin, _end), future = pending.popleft()  # noqa: RUF059
                 result = future.result()
                 if not result.ends_on_row:
                     # a quoted field held the newline the cut was made after: from the last
                     # proven row boundary, read on in order
                     for _, later in pending:
                         later.cancel()
-                    yield from stream_range(layout, handle, begin, line, CHUNK_BYTES)
+                    for batch in stream_range(layout, handle, begin, line, CHUNK_BYTES):
+                        batch.position = handle.tell()
+                        yield batch
                     return
                 submit()
                 problems = [(line - 1 + at, reason) for at, reason in result.problems]
                 events = result.events()
                 yield Batch(
-                    result.rows, result.lines, events, problems, result.keys, result.digests
+                    result.rows,
+                    result.lines,
+                    events,
+                    problems,
+                    result.keys,
+                    result.digests,
+                    position=_end,
                 )
                 line += result.lines
 
@@ -186,6 +199,8 @@ def read_export_batches(
     seen = seen or SeenIds()
     jobs = default_jobs() if jobs is None else jobs
     salt = secrets.token_bytes(16)  # one per run: digests of every file must compare
+    paths = list(paths)
+    stats.bytes_total = sum(Path(p).stat().st_size for p in paths if Path(p).is_file())
     try:
         for path in paths:
             with _plain(Path(path)) as readable:
@@ -230,9 +245,13 @@ def _file_batches(
     layout = replace(layout, salt=salt, row_limit=row_limit)
     size = readable.stat().st_size
     stats.files.append(str(path))
+    done_before = stats.bytes_done
+    weight = Path(path).stat().st_size  # what this file counts for (compressed, for a .gz)
     last_report = time.monotonic()
     for batch in _batches(layout, start, size, jobs):
         stats.rows += batch.rows
+        if batch.position >= 0 and size:
+            stats.bytes_done = done_before + weight * min(batch.position, size) // size
         stats.add_malformed(Malformed(f"{path}:{line}", reason) for line, reason in batch.problems)
         events, conflicts = seen.fresh(batch.events, batch.keys, batch.digests)
         stats.events += len(events)
@@ -247,6 +266,7 @@ def _file_batches(
                 progress(stats)
                 last_report = now
         yield events
+    stats.bytes_done = done_before + weight
 
 
 def read_exports(
