@@ -44,3 +44,11 @@ def test_cli_refuses_directory_and_missing_inventory():
     assert proc.returncode == 2 and "is a directory" in proc.stderr
     proc = run_cli("config", "check", "inventories/typo")
     assert proc.returncode == 2 and "does not exist" in proc.stderr
+
+
+def test_a_mistyped_inventory_is_an_error_not_a_deploy_to_no_host():
+    """pyinfra runs an unknown path as zero hosts and exits 0; config.py makes it exit 2."""
+    proc = run_pyinfra("inventories/does-not-exist", "deploys/nomad.py")
+    assert proc.returncode == 2, proc.stdout[-2000:]
+    assert "the inventory has no hosts (a mistyped inventory path?" in proc.stderr
+    assert "Beginning operation run" not in proc.stdout + proc.stderr
