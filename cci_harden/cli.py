@@ -115,6 +115,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         ("--junit", args.junit),
         ("--markdown", args.markdown),
         ("--html", args.html),
+        ("--output", args.output),
     ):
         _writable(option, value)
     _writable("--report-dir", args.report_dir, directory=True)
@@ -166,6 +167,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         control_ids=tuple(args.control or ()),
         waivers=waiver_file if waiver_file.is_file() else None,
         junit=Path(outputs["junit"]) if outputs["junit"] else None,
+        progress=args.verbose or (sys.stderr.isatty() and not _QUIET),
     )
     run = build_run(inventory.name, reports, waivers, shard=f"{index}/{total}")
     if previous is not None:
@@ -184,7 +186,20 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         Path(outputs["html"]).write_text(render_html(run, read_history(folder)))
     if not hosts:
         _info(f"shard {index}/{total} has no host; nothing to verify")
-    print(render_table(run))
+    if args.format == "table":
+        text = _colour(render_table(run)) + "\n" if not args.output else render_table(run) + "\n"
+    elif args.format == "json":
+        text = json.dumps(to_json(run), indent=2) + "\n"
+    elif args.format == "md":
+        text = render_markdown(run)
+    else:
+        from .verify.html import render_html
+
+        text = render_html(run)
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
     return run.exit_code()
 
 
@@ -228,8 +243,21 @@ def _writable(option: str, path: str | None, directory: bool = False) -> None:
         raise CciHardenError(f"{option} {path}: cannot write there (no such writable folder)")
 
 
+_QUIET = False
+
+
 def _info(message: str) -> None:
-    print(f"cci-harden: {message}", file=sys.stderr)
+    if not _QUIET:
+        print(f"cci-harden: {message}", file=sys.stderr)
+
+
+def _colour(text: str) -> str:
+    """FAIL and UNREACHABLE in red on a terminal; plain when piped or NO_COLOR is set."""
+    if os.environ.get("NO_COLOR") or not sys.stdout.isatty():
+        return text
+    for word in ("FAIL", "UNREACHABLE"):
+        text = text.replace(word, f"\x1b[31m{word}\x1b[0m")
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -240,12 +268,15 @@ def build_parser() -> argparse.ArgumentParser:
         "2 usage error, invalid settings, or an unreachable host.",
     )
     parser.add_argument("--version", action="version", version=f"cci-harden {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="more on stderr (verify: each host as read)"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     listing = commands.add_parser(
         "controls",
         help="list the controls: id, title, sources, resources, CircleCI impact",
-        epilog="Example: cci-harden controls --profile baseline --format md",
     )
     listing.add_argument("--profile", choices=("nomad", "baseline", "artifacts"))
     listing.add_argument("--format", choices=("table", "json", "md"), default="table")
@@ -293,6 +324,13 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--markdown", help="write a Markdown summary here")
     verify.add_argument("--html", help="write the fleet report (one self-contained HTML file) here")
     verify.add_argument(
+        "--format",
+        choices=("table", "json", "md", "html"),
+        default="table",
+        help="what goes to standard output (or --output): the table (default), or a report",
+    )
+    verify.add_argument("--output", help="write the --format output here instead of stdout")
+    verify.add_argument(
         "--report-dir",
         help="write verify.json, verify.junit.xml, verify.md and verify.html into this directory "
         "(it keeps verify-history.jsonl for the HTML report's trend)",
@@ -328,7 +366,42 @@ def build_parser() -> argparse.ArgumentParser:
     bed_commands.add_parser(
         "down", help="remove every test host, mount and namespace"
     ).set_defaults(func=_cmd_testbed_down)
+    _add_examples(parser)
     return parser
+
+
+# One example per command, shown at the end of its --help.
+EXAMPLES = {
+    "controls": "cci-harden controls --profile baseline --format md",
+    "init": "cci-harden init prod-eu --inventory-dir inventories",
+    "config check": "CCI_NOMAD__VERSION=1.7.7 cci-harden config check inventories/prod-eu",
+    "verify": "cci-harden verify inventories/prod-eu --report-dir reports --previous "
+    "reports/verify.json",
+    "render iam": "cci-harden render iam --cloud aws inventories/prod-eu --output-dir iam/",
+    "render seccomp": "cci-harden render seccomp inventories/prod-eu -o circleci-seccomp.json",
+    "render artifacts": "cci-harden render artifacts inventories/prod-eu --output-dir helm/",
+    "artifacts audit": "cci-harden artifacts audit inventories/prod-eu --json audit.json",
+    "audit hunt": "cci-harden audit hunt export-*.csv.gz --since 2022-12-21 --until 2023-01-05",
+    "audit secrets": "cci-harden audit secrets export.csv --since 2022-12-21 --rotate-before "
+    "2023-01-04 --format md",
+    "audit generate": "cci-harden audit generate sample.csv --rows 100000",
+    "testbed up": "cci-harden testbed up --hosts 3",
+    "testbed status": "cci-harden testbed status",
+    "testbed down": "cci-harden testbed down",
+}
+
+
+def _add_examples(parser: argparse.ArgumentParser, path: str = "") -> None:
+    """Give every command's --help its example (kept in EXAMPLES, tested for each command)."""
+    for action in parser._actions:  # argparse keeps sub-commands only here
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                key = f"{path} {name}".strip()
+                if key in EXAMPLES:
+                    example = f"Example: {EXAMPLES[key]}"
+                    sub.epilog = f"{sub.epilog}\n{example}" if sub.epilog else example
+                    sub.formatter_class = argparse.RawDescriptionHelpFormatter
+                _add_examples(sub, key)
 
 
 def _missing_extra(extra: str, missing: str) -> int:
@@ -341,8 +414,10 @@ def _missing_extra(extra: str, missing: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global _QUIET
     parser = build_parser()
     args = parser.parse_args(argv)
+    _QUIET = args.quiet
     try:
         return args.func(args)
     except BrokenPipeError:  # `| head`: the reader has what it wanted; end quietly

@@ -385,3 +385,21 @@ def test_progress_says_how_much_is_read_and_how_long_is_left(tmp_path, monkeypat
     _progress(stats)
     line = capsys.readouterr().err
     assert "25% of" in line and "s left" in line
+
+
+def test_findings_roll_up_per_actor_and_why_is_never_cut(incident):
+    path, _ = incident
+    proc, summary, rest = hunt(path, "--group-by", "actor")
+    assert proc.returncode == 0, proc.stderr
+    lines = [summary, *rest]
+    rows = [r for r in lines if r["type"] == "actor"]
+    assert rows and lines[0]["actors"] == len(rows) == len({r["actor"] for r in rows})
+    order = ["critical", "high", "medium", "low", "info"]
+    assert [order.index(r["severity"]) for r in rows] == sorted(
+        order.index(r["severity"]) for r in rows
+    )
+    assert all(r["findings"] >= 1 and r["events"] >= r["findings"] and r["rules"] for r in rows)
+    table = run_cli("audit", "hunt", str(path), "--since", "2022-12-21").stdout
+    assert (
+        "was not used by this actor before the window" in table
+    )  # the whole why, address included

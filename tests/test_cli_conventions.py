@@ -92,3 +92,42 @@ def test_a_second_render_leaves_no_stale_file(tmp_path):
     assert (out / "operator-notes.txt").exists()
     listed = (out / "MANIFEST").read_text()
     assert "old-bucket-x" not in listed
+
+
+def _leaf_commands(parser, path=()):
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                inner = [a for a in sub._actions if isinstance(a, argparse._SubParsersAction)]
+                if inner:
+                    yield from _leaf_commands(sub, (*path, name))
+                else:
+                    yield (*path, name), sub
+
+
+def test_every_command_has_an_example_in_its_help():
+    from cci_harden.cli import build_parser
+
+    leaves = dict(_leaf_commands(build_parser()))
+    assert ("verify",) in leaves and ("audit", "hunt") in leaves
+    for path, sub in leaves.items():
+        text = sub.format_help()
+        assert "Example: " in text and "cci-harden " + " ".join(path) in text, path
+
+
+def test_quiet_and_colour_follow_the_conventions(capsys, monkeypatch):
+    from cci_harden import cli
+
+    cli._QUIET = True
+    try:
+        cli._info("should not show")
+    finally:
+        cli._QUIET = False
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True, raising=False)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert cli._colour("FAIL tb1") == "\x1b[31mFAIL\x1b[0m tb1"
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert cli._colour("FAIL tb1") == "FAIL tb1"

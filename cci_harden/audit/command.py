@@ -56,6 +56,42 @@ def _row_limit(value: str) -> int:
     return int(value)
 
 
+ACTOR_COLUMNS = ("severity", "actor", "findings", "events", "first", "last", "rules")
+
+
+def by_actor(findings) -> list[dict]:
+    """One row per actor: the worst severity first, then the most events."""
+    from .rules import SEVERITIES
+
+    rows: dict[str, dict] = {}
+    for finding in findings:
+        row = rows.setdefault(
+            finding.actor,
+            {
+                "severity": "info",
+                "actor": finding.actor,
+                "findings": 0,
+                "events": 0,
+                "first": finding.first,
+                "last": finding.last,
+                "rules": set(),
+            },
+        )
+        if SEVERITIES.index(finding.severity) > SEVERITIES.index(row["severity"]):
+            row["severity"] = finding.severity
+        row["findings"] += 1
+        row["events"] += finding.count
+        row["first"] = min(row["first"], finding.first)
+        row["last"] = max(row["last"], finding.last)
+        row["rules"].add(finding.rule)
+    ordered = sorted(
+        rows.values(), key=lambda r: (-SEVERITIES.index(r["severity"]), -r["events"], r["actor"])
+    )
+    for row in ordered:
+        row["rules"] = ", ".join(sorted(row["rules"]))
+    return ordered
+
+
 def _note(message: str) -> None:
     print(f"cci-harden: note: {message}", file=sys.stderr)
 
@@ -145,6 +181,15 @@ def cmd_hunt(args: argparse.Namespace) -> int:
                 "(check the spelling: actors by name or id, projects as gh/ORG/REPO)"
             )
     findings = hunter.findings()
+    if args.group_by == "actor":
+        rows = by_actor(findings)
+        summary = {**stats.as_dict(), "in_window": hunter.in_window, "actors": len(rows)}
+        _emit(render("actor", rows, ACTOR_COLUMNS, args.format, summary), args.output)
+        _close(sink)
+        _report_problems(stats)
+        if args.fail_on and at_or_above(findings, args.fail_on):
+            return EXIT_DRIFT
+        return EXIT_OK
     summary = {
         **stats.as_dict(),
         "in_window": hunter.in_window,
@@ -236,7 +281,7 @@ def add_parser(commands) -> None:
     hunt = sub.add_parser(
         "hunt",
         help="find suspicious events (rules and heuristics)",
-        epilog="Example (the January 2023 incident window): --since 2022-12-21 --until 2023-01-05",
+        epilog="The January 2023 incident window: --since 2022-12-21 --until 2023-01-05",
     )
     common(hunt)
     hunt.add_argument("--since", help="window start, UTC (events before it are the baseline)")
@@ -246,6 +291,11 @@ def add_parser(commands) -> None:
     hunt.add_argument("--rules", help="TOML file of extra rules (same id replaces a default)")
     hunt.add_argument("--fail-on", choices=SEVERITIES, help="exit 1 if a finding is this severe")
     hunt.add_argument("--progress", action="store_true", help="report progress on stderr")
+    hunt.add_argument(
+        "--group-by",
+        choices=("actor",),
+        help="one row per actor (worst severity, findings, events, rules) instead of per finding",
+    )
     hunt.set_defaults(func=cmd_hunt)
 
     secrets = sub.add_parser("secrets", help="inventory of context and project secrets")

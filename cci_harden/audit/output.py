@@ -35,7 +35,12 @@ def render(
         lines = ["| " + " | ".join(map(printable, columns)) + " |", "|" + "---|" * len(columns)]
         lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
         return "\n".join(head + lines) + "\n"
-    widths = [min(60, max([len(c)] + [len(r[i]) for r in cells])) for i, c in enumerate(columns)]
+    # "why" names the address or action a responder acts on: never cut short like the rest
+    caps = [240 if c == "why" else 60 for c in columns]
+    widths = [
+        min(cap, max([len(c)] + [len(r[i]) for r in cells]))
+        for i, (c, cap) in enumerate(zip(columns, caps, strict=True))
+    ]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
     for row in cells:
         lines.append("  ".join(v[:w].ljust(w) for v, w in zip(row, widths, strict=True)))

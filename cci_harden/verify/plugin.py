@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import sys
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +55,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--cci-hosts", help="only these hosts, comma-separated (default: all)")
     group.addoption("--cci-waivers", help="waiver file (default: inventories/NAME.waivers.toml)")
+    group.addoption(
+        "--cci-progress", action="store_true", help="say on stderr as each host is read"
+    )
 
 
 @dataclass
@@ -91,6 +96,9 @@ class VerifySession:
         control_dir.mkdir(mode=0o700)
         # always our own file, our options first; the inventory's ssh_config is included after
         self.ssh_config.write_text(render_ssh_config(self.inventory, control_dir))
+        self.progress = bool(option.cci_progress)
+        self._read = 0
+        self._read_lock = threading.Lock()
         self._gathered: set[str] = set()
         self._planned = None
         # an xdist worker reads only the hosts it is given (tests of one host go together)
@@ -137,6 +145,15 @@ class VerifySession:
                 )
             except Unreachable as exc:
                 result.error = str(exc).splitlines()[-1] if str(exc) else "unreachable"
+            if self.progress:
+                with self._read_lock:
+                    self._read += 1
+                    state = "unreachable" if result.error else "read"
+                    print(
+                        f"cci-harden: {entry.name} {state} ({self._read}/{len(hosts)})",
+                        file=sys.stderr,
+                        flush=True,
+                    )
 
         with ThreadPoolExecutor(max_workers=max(1, min(16, len(hosts)))) as pool:
             list(pool.map(read, hosts))

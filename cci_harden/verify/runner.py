@@ -38,6 +38,7 @@ def verify_inventory(
     control_ids: Sequence[str] = (),
     waivers: Path | None = None,
     junit: Path | None = None,
+    progress: bool = False,
 ) -> list[HostReport]:
     """Run the verify plugin over ``hosts`` (default: all) in this process."""
     import pytest
@@ -72,6 +73,8 @@ def verify_inventory(
         args += ["--cci-waivers", str(waivers)]
     if junit is not None:
         args.append(f"--junitxml={junit}")
+    if progress:
+        args.append("--cci-progress")
     results = _Results()
     # only testinfra and this plugin, loaded by name: fast, and the same on every machine
     saved = os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
