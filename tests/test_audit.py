@@ -403,3 +403,17 @@ def test_findings_roll_up_per_actor_and_why_is_never_cut(incident):
     assert (
         "was not used by this actor before the window" in table
     )  # the whole why, address included
+
+
+def test_each_finding_names_what_was_touched_and_from_where(incident):
+    path, _ = incident
+    proc, _, findings = hunt(path)
+    assert findings and all(f["targets"] for f in findings)
+    new_ip = [f for f in findings if f["rule"] == "heuristic.new_ip"]
+    assert new_ip
+    for finding in new_ip:
+        address = finding["why"].split()[1]
+        assert finding["addresses"] == [address]
+    assert any(
+        t.startswith("project:") or t.startswith("context:") for f in findings for t in f["targets"]
+    )

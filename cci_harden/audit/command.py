@@ -15,7 +15,18 @@ from .rules import SEVERITIES
 # The ingest (numpy, msgspec) is imported by the commands that read exports, not here: every
 # cci-harden command builds this parser.
 
-FINDING_COLUMNS = ("severity", "rule", "actor", "count", "first", "last", "why", "event_ids")
+FINDING_COLUMNS = (
+    "severity",
+    "rule",
+    "actor",
+    "count",
+    "first",
+    "last",
+    "why",
+    "targets",
+    "addresses",
+    "event_ids",
+)
 SECRET_COLUMNS = (
     "severity",
     "name",

@@ -36,6 +36,8 @@ class Finding:
     first: str = ""
     last: str = ""
     event_keys: list[bytes] = field(default_factory=list)  # ids as 16 bytes; as_dict spells them
+    targets: list[str] = field(default_factory=list)  # what they acted on (project, context...)
+    addresses: list[str] = field(default_factory=list)  # where they came from
 
     def as_dict(self) -> dict:
         return {
@@ -46,6 +48,8 @@ class Finding:
             "count": self.count,
             "first": self.first,
             "last": self.last,
+            "targets": self.targets,
+            "addresses": self.addresses,
             "event_ids": sorted(map(key_to_id, self.event_keys)),
         }
 
@@ -68,10 +72,20 @@ class _Baseline:
 Tally = list
 
 
-def _tally(table: dict, name, when: str, key: bytes) -> None:
+MAX_CONTEXT = 5  # distinct targets and addresses a finding names; the count stays exact
+
+
+def _tally(table: dict, name, when: str, key: bytes, target: str = "", ip: str = "") -> None:
     tally = table.get(name)
     if tally is None:
-        table[name] = [1, when, when, bytearray(key)]
+        table[name] = [
+            1,
+            when,
+            when,
+            bytearray(key),
+            {target} if target else set(),
+            {ip} if ip else set(),
+        ]
         return
     tally[0] += 1
     if when < tally[1]:
@@ -80,12 +94,18 @@ def _tally(table: dict, name, when: str, key: bytes) -> None:
         tally[2] = when
     if tally[0] <= MAX_IDS:
         tally[3] += key
+    if target and len(tally[4]) < MAX_CONTEXT:
+        tally[4].add(target)
+    if ip and len(tally[5]) < MAX_CONTEXT:
+        tally[5].add(ip)
 
 
 def _finding(rule: str, severity: str, actor: str, why: str, tally: Tally) -> Finding:
-    count, first, last, ids = tally
+    count, first, last, ids, targets, addresses = tally
     keys = [bytes(ids[at : at + 16]) for at in range(0, len(ids), 16)]
-    return Finding(rule, severity, actor, why, count, first, last, keys)
+    return Finding(
+        rule, severity, actor, why, count, first, last, keys, sorted(targets), sorted(addresses)
+    )
 
 
 class Hunter:
@@ -158,31 +178,33 @@ class Hunter:
                 continue
             self.in_window += 1
             key = event.key
+            target = f"{event.target_type}:{event.target_name or event.target_id}"
             candidates = rules_for.get(event.action)
             if candidates is None:
                 candidates = [r for r in self.rules if r.matches_action(event.action)]
                 rules_for[event.action] = candidates
             for rule in candidates:
                 if rule.success is None or rule.success == event.success:
-                    _tally(rule_tallies, (rule.id, actor), when, key)
+                    _tally(rule_tallies, (rule.id, actor), when, key, target, event.ip)
             if heuristics:
                 # a baseline only grows: what it already holds can never become a finding, so
                 # it is not tallied (this keeps the tallies to about the findings, in number)
                 base = baseline.get(actor)
                 ip, hour = event.ip, when[11:13]
                 if base is None:
-                    _tally(window_actors, actor, when, key)
+                    _tally(window_actors, actor, when, key, target, ip)
                 if ip and (base is None or ip not in base.ips):
-                    _tally(window_ips, (actor, ip), when, key)
+                    _tally(window_ips, (actor, ip), when, key, target, ip)
                 if base is None or hour not in base.hours:
-                    _tally(window_hours, (actor, hour), when, key)
+                    _tally(window_hours, (actor, hour), when, key, target, ip)
 
     def feed_conflicts(self, events: Iterable[Event]) -> None:
         """Rows that reused an earlier event's id with different content, whatever their time:
         an export holding them was altered or replayed, so they are reported, never merged."""
         for event in events:
             actor = event.actor_name or event.actor_id
-            _tally(self._reused_ids, actor, event.occurred_at, event.key)
+            target = f"{event.target_type}:{event.target_name or event.target_id}"
+            _tally(self._reused_ids, actor, event.occurred_at, event.key, target, event.ip)
 
     def findings(self) -> list[Finding]:
         by_id = {rule.id: rule for rule in self.rules}
