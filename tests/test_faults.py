@@ -104,6 +104,23 @@ def test_a_host_killed_while_dpkg_runs_converges_on_the_next_run(deployed):
     converges(inventory)
 
 
+def test_a_package_cut_off_mid_unpack_is_reinstalled_by_the_deploy(deployed):
+    """What a kill during unpacking leaves: the package marked reinstall-required and
+    half-installed; dpkg --configure -a cannot finish it, only a reinstall."""
+    inventory, _ = deployed
+    ssh(
+        inventory,
+        "tb1",
+        "perl -0pi -e 's/(Package: debsums\n(?:.+\n)*?)Status: install ok installed/"
+        "$1Status: install reinstreq half-installed/' /var/lib/dpkg/status && "
+        "dpkg --audit | grep -q debsums",
+    )
+    verify = run_cli("verify", str(inventory.path), "--limit", "tb1")
+    assert verify.returncode == 1 and "dpkg --audit" in verify.stdout, verify.stdout[-2000:]
+    converges(inventory)
+    assert ssh(inventory, "tb1", "dpkg-query -W -f='${db:Status-Abbrev}' debsums").stdout == "ii "
+
+
 def test_an_interrupted_dpkg_journal_is_reported_then_finished_by_the_deploy(deployed):
     """The state a kill leaves, made on purpose: apt would refuse every install until someone
     ran dpkg --configure -a by hand."""

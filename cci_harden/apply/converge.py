@@ -171,22 +171,35 @@ def remove_packages(names: list[str], run: Run, why: str = "") -> None:
     )
 
 
+# dpkg's third status letter R (reinstall required) or second H (half-installed): what a kill
+# during unpacking leaves; `dpkg --configure -a` cannot finish those, only a reinstall can
+_NEEDS_REINSTALL = (
+    "dpkg-query -W -f='${db:Status-Abbrev} ${Package}\\n' 2>/dev/null | "
+    'awk \'substr($0,2,1)=="H" || substr($0,3,1)=="R" {print $NF}\' | '
+    "grep -E '^[a-z0-9][a-z0-9.+-]*$' || true"
+)
+
+
 @converge.register
 def _package_system(resource: PackageSystem, state, run: Run) -> None:
-    """Finish what an interrupted run left: dpkg's pending configuration, then apt's repair of
-    half-installed packages, each waiting a bounded time for a lock another process holds."""
+    """Finish what an interrupted run left: dpkg's pending configuration, a reinstall of what was
+    cut off mid-unpack, then apt's repair of dependencies; each waits a bounded time for a lock
+    another process holds."""
     wait = _lock_wait(run)
+    apt_get = f"apt-get -y -q {_apt_options(run)} -o Dpkg::Options::=--force-confold"
     server.shell(
-        name=run.tag("finish an interrupted dpkg run (dpkg --configure -a, apt-get -f install)"),
+        name=run.tag("finish an interrupted dpkg run (configure, reinstall, repair)"),
         commands=[
             "export DEBIAN_FRONTEND=noninteractive; "
             f"deadline=$(( $(date +%s) + {wait} )); errors=$(mktemp); "
             'until dpkg --force-confold --configure -a 2>"$errors"; do '
             'if grep -qi lock "$errors" && [ "$(date +%s)" -lt "$deadline" ]; then '
             "echo 'cci-harden: dpkg is locked by another process; waiting' >&2; sleep 5; "
-            'else cat "$errors" >&2; rm -f "$errors"; exit 1; fi; done; rm -f "$errors"',
-            f"DEBIAN_FRONTEND=noninteractive apt-get -y -q {_apt_options(run)} "
-            "-o Dpkg::Options::=--force-confold -f install",
+            'else cat "$errors" >&2; break; fi; done; rm -f "$errors"',
+            f"export DEBIAN_FRONTEND=noninteractive; broken=$({_NEEDS_REINSTALL}); "
+            f'if [ -n "$broken" ]; then {apt_get} install --reinstall $broken; fi',
+            "DEBIAN_FRONTEND=noninteractive dpkg --force-confold --configure -a",
+            f"DEBIAN_FRONTEND=noninteractive {apt_get} -f install",
         ],
     )
 
@@ -373,6 +386,12 @@ def settle_services(
             )
         if restart:
             cause, why = run.restarts[unit]
+            # a unit that hit its start limit (restarted often by other hands) would refuse
+            # this one restart the change needs; the limit still stops a real crash loop
+            shell_quoted(
+                name=f"[{cause}] clear the start limit of {unit}",
+                command=["systemctl", "reset-failed", unit],
+            )
             shell_quoted(
                 name=f"[{cause}] restart {unit} ({why})",
                 command=["systemctl", "restart", unit],

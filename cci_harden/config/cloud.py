@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
@@ -75,6 +75,39 @@ Extension = Annotated[str, _matching(_EXTENSION, "a lowercase file extension wit
 
 class _Section(PlainSection):
     """Every string printable ASCII (see config.types)."""
+
+
+_TAG_PART = r"^[A-Za-z0-9._:/=+@-]{1,128}$"
+TagPart = Annotated[str, _matching(re.compile(_TAG_PART, re.ASCII), "a tag key or value")]
+
+
+class CloudHosts(_Section):
+    """Where an autoscaled fleet's hosts are listed each run, instead of a fixed host list."""
+
+    provider: Literal["aws"] = Field("aws", description="aws: EC2 (GCP: not yet)")
+    region: Region = Field(description="Region the instances run in")
+    autoscaling_group: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9._-]{1,255}$",
+        description="Autoscaling group whose in-service instances are the hosts",
+    )
+    tags: dict[TagPart, TagPart] = Field(
+        default_factory=dict, description="Only running instances with all of these tags"
+    )
+    address: Literal["private", "public"] = Field(
+        "private", description="Which address SSH connects to (private: from a bastion)"
+    )
+    endpoint_url: str | None = Field(
+        None,
+        pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$",
+        description="EC2 and autoscaling endpoint (a VPC endpoint; unset: AWS's own)",
+    )
+
+    @model_validator(mode="after")
+    def _something_to_list(self) -> CloudHosts:
+        if not self.autoscaling_group and not self.tags:
+            raise ValueError("name an autoscaling_group or tags, or every instance would match")
+        return self
 
 
 class AwsSettings(_Section):

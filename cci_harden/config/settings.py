@@ -37,7 +37,13 @@ from pydantic_settings import (
 )
 
 from ..model.errors import SettingsError
-from .cloud import ArtifactSettings, AwsSettings, GcpSettings, ObjectStorageSettings
+from .cloud import (
+    ArtifactSettings,
+    AwsSettings,
+    CloudHosts,
+    GcpSettings,
+    ObjectStorageSettings,
+)
 from .server import VERSION_FIELDS, ServerLine, line_of, parse_version, version_tuple
 from .types import (
     DataDirectory,
@@ -169,6 +175,9 @@ class InventorySettings(_Section):
     """Which hosts to reach and how to trust them."""
 
     hosts: list[HostEntry] = Field(default_factory=list, description="Nomad client hosts")
+    source: CloudHosts | None = Field(
+        None, description="List the hosts from the cloud each run instead (autoscaled fleets)"
+    )
     ssh_user: UserName = Field(
         "root", description="SSH user; non-root users need passwordless sudo"
     )
@@ -183,6 +192,12 @@ class InventorySettings(_Section):
         description="OpenSSH client configuration the verify stage includes after its own "
         "options (which win: strict host keys and the inventory's known_hosts always apply)",
     )
+
+    @model_validator(mode="after")
+    def _hosts_or_source(self) -> InventorySettings:
+        if self.hosts and self.source is not None:
+            raise ValueError("give hosts or source, not both")
+        return self
 
     @field_validator("hosts")
     @classmethod

@@ -27,6 +27,7 @@ class Inventory:
 
     path: Path
     settings: FleetSettings
+    listed: tuple[HostEntry, ...] | None = None  # hosts a cloud source listed at load time
 
     @classmethod
     def load(cls, path: Path | str) -> Inventory:
@@ -37,7 +38,13 @@ class Inventory:
             )
         if not path.is_file():
             raise InventoryError(f"inventory {path} does not exist")
-        return cls(path=path, settings=load_settings(path))
+        settings = load_settings(path)
+        listed = None
+        if settings.inventory.source is not None:
+            from .cloud_hosts import list_hosts
+
+            listed = tuple(list_hosts(settings.inventory.source))
+        return cls(path=path, settings=settings, listed=listed)
 
     @property
     def name(self) -> str:
@@ -45,6 +52,8 @@ class Inventory:
 
     @property
     def hosts(self) -> list[HostEntry]:
+        if self.listed is not None:
+            return list(self.listed)
         return list(self.settings.inventory.hosts)
 
     def _relative(self, value: Path | None, default: str) -> Path:
@@ -120,6 +129,11 @@ class Inventory:
         self._check_hosts()
 
     def _check_hosts(self) -> None:
+        if not self.hosts and self.listed is not None:
+            raise InventoryError(
+                f"inventory {self.path}: inventory.source lists no running instance (check the "
+                "group name, the tags and the region)"
+            )
         if not self.hosts:
             raise InventoryError(
                 f"inventory {self.path} has no hosts; add [[inventory.hosts]] entries to "

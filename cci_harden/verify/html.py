@@ -237,8 +237,14 @@ def render_html(run: VerifyRun, history: list[dict] | None = None) -> str:
         parts.append(
             "<li>still failing: "
             + _e(", ".join(f"{h} {c} since {s}" for h, c, s in drift.still_failing) or "none")
-            + "</li></ul>"
+            + "</li>"
         )
+        if drift.joined or drift.vanished:
+            parts.append(
+                f"<li>hosts that joined: {_e(', '.join(drift.joined) or 'none')}</li>"
+                f"<li>hosts that vanished: {_e(', '.join(drift.vanished) or 'none')}</li>"
+            )
+        parts.append("</ul>")
     parts.append("<h2>Trend</h2>")
     parts.append(_trend(history))
     parts.append(f"<script>{_SCRIPT}</script></body></html>")

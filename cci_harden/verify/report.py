@@ -55,6 +55,10 @@ def render_table(run: VerifyRun) -> str:
             lines.append(f"  newly fixed:   {host} {control}")
         for host, control, since in run.drift.still_failing:
             lines.append(f"  still failing: {host} {control} since {since}")
+        for host in run.drift.joined:
+            lines.append(f"  host joined:   {host}")
+        for host in run.drift.vanished:
+            lines.append(f"  host vanished: {host}")
     reachable = [r for r in run.reports if r.reachable]
     if reachable:
         grid = _grid(run)
@@ -95,6 +99,8 @@ def render_markdown(run: VerifyRun) -> str:
             f"- newly fixed: {', '.join(f'{h} {c}' for h, c in run.drift.newly_fixed) or '-'}",
             "- still failing: "
             + (", ".join(f"{h} {c} (since {s})" for h, c, s in run.drift.still_failing) or "-"),
+            f"- hosts that joined: {', '.join(run.drift.joined) or '-'}",
+            f"- hosts that vanished: {', '.join(run.drift.vanished) or '-'}",
             "",
         ]
     waived = [c for c in run.cells if c.outcome.status is Status.WAIVED]

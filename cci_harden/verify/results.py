@@ -33,6 +33,8 @@ class Drift:
     newly_failing: list[tuple[str, str]] = field(default_factory=list)
     newly_fixed: list[tuple[str, str]] = field(default_factory=list)
     still_failing: list[tuple[str, str, str]] = field(default_factory=list)  # host, control, since
+    joined: list[str] = field(default_factory=list)  # hosts not in the previous report
+    vanished: list[str] = field(default_factory=list)  # hosts only in the previous report
 
 
 @dataclass
@@ -133,6 +135,15 @@ def apply_history(run: VerifyRun, previous: dict) -> None:
             else:
                 drift.newly_failing.append(key)
     drift.newly_fixed = sorted(k for k in before if k[0] in hosts_now and k not in now_failing)
+
+    # an autoscaled fleet changes between nights: say which hosts came and went
+    def whole(shard: str) -> bool:  # "INDEX/TOTAL": only an unsharded run sees every host
+        return shard.rpartition("/")[2] == "1"
+
+    if whole(run.shard) and whole(str(previous.get("shard", "0/1"))):
+        then = {h["name"] for h in previous.get("hosts", [])}
+        now = {r.host for r in run.reports}
+        drift.joined, drift.vanished = sorted(now - then), sorted(then - now)
     run.drift = drift
 
 
@@ -193,5 +204,7 @@ def to_json(run: VerifyRun) -> dict:
             "newly_failing": [list(k) for k in run.drift.newly_failing],
             "newly_fixed": [list(k) for k in run.drift.newly_fixed],
             "still_failing": [list(k) for k in run.drift.still_failing],
+            "joined": run.drift.joined,
+            "vanished": run.drift.vanished,
         }
     return document

@@ -1,0 +1,58 @@
+"""Hosts listed from the cloud each run: an autoscaling group's instances, or tagged ones.
+
+Instances of an autoscaled fleet come and go; the inventory names where to find them and every
+command (deploy, verify, config check) lists them when it loads the inventory: running
+instances only, named by instance id, reached at their private address (or public). Their host
+keys are checked as always: from the known_hosts file, or an SSH CA the file trusts.
+"""
+
+from __future__ import annotations
+
+from ..config.cloud import CloudHosts
+from ..config.settings import HostEntry
+from ..model.errors import InventoryError
+
+
+def list_hosts(source: CloudHosts) -> list[HostEntry]:
+    try:
+        return _aws_hosts(source)
+    except InventoryError:
+        raise
+    except Exception as exc:  # botocore: credentials, endpoint, throttling, access denied
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InventoryError(
+            f"inventory.source: cannot list the instances in {source.region} ({reason})"
+        ) from None
+
+
+def _aws_hosts(source: CloudHosts) -> list[HostEntry]:
+    import boto3
+
+    session = boto3.session.Session(region_name=source.region)
+    ids: list[str] | None = None
+    if source.autoscaling_group:
+        groups = session.client("autoscaling", endpoint_url=source.endpoint_url)
+        found = groups.describe_auto_scaling_groups(
+            AutoScalingGroupNames=[source.autoscaling_group]
+        )["AutoScalingGroups"]
+        if not found:
+            raise InventoryError(
+                f"inventory.source.autoscaling_group {source.autoscaling_group}: no such group "
+                f"in {source.region}"
+            )
+        ids = [i["InstanceId"] for i in found[0]["Instances"] if i["LifecycleState"] == "InService"]
+        if not ids:
+            return []
+    ec2 = session.client("ec2", endpoint_url=source.endpoint_url)
+    filters = [{"Name": "instance-state-name", "Values": ["running"]}]
+    filters += [{"Name": f"tag:{key}", "Values": [value]} for key, value in source.tags.items()]
+    arguments = {"Filters": filters, **({"InstanceIds": ids} if ids else {})}
+    hosts = []
+    for page in ec2.get_paginator("describe_instances").paginate(**arguments):
+        for reservation in page["Reservations"]:
+            for instance in reservation["Instances"]:
+                field = "PrivateIpAddress" if source.address == "private" else "PublicIpAddress"
+                address = instance.get(field)
+                if address:
+                    hosts.append(HostEntry(name=instance["InstanceId"], address=address))
+    return sorted(hosts, key=lambda h: h.name)
