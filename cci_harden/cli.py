@@ -380,7 +380,8 @@ EXAMPLES = {
     "render iam": "cci-harden render iam --cloud aws inventories/prod-eu --output-dir iam/",
     "render seccomp": "cci-harden render seccomp inventories/prod-eu -o circleci-seccomp.json",
     "render artifacts": "cci-harden render artifacts inventories/prod-eu --output-dir helm/",
-    "artifacts audit": "cci-harden artifacts audit inventories/prod-eu --json audit.json",
+    "artifacts audit": "cci-harden artifacts audit inventories/prod-eu --format jsonl --output "
+    "flagged.jsonl",
     "audit hunt": "cci-harden audit hunt export-*.csv.gz --since 2022-12-21 --until 2023-01-05",
     "audit secrets": "cci-harden audit secrets export.csv --since 2022-12-21 --rotate-before "
     "2023-01-04 --format md",

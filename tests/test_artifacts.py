@@ -161,6 +161,19 @@ def test_bucket_audit_finds_exactly_the_planted_unsafe_objects(planted):
         assert found[key]["fixed"] is False
     assert "10 object(s) examined" in proc.stderr
     assert "testing-secret" not in proc.stdout + proc.stderr
+    # the flags every results-writing command shares: --format and --output
+    out = inventory.parent / "flagged.jsonl"
+    again = run_cli(
+        "artifacts",
+        "audit",
+        str(inventory),
+        "--format",
+        "jsonl",
+        "--output",
+        str(out),
+        env=CREDENTIALS,
+    )
+    assert again.returncode == 1 and again.stdout == "" and out.read_text() == proc.stdout
 
 
 def test_bucket_audit_fix_rewrites_types_and_keeps_metadata(planted):

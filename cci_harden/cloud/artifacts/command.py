@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 
 from ...model.errors import EXIT_DRIFT, EXIT_OK, CciHardenError
 from ...model.text import printable
@@ -14,6 +16,10 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     from ...config.settings import load_settings
     from .bucket_audit import audit_bucket, s3_client
 
+    if args.output:
+        folder = Path(args.output).parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            raise CciHardenError(f"--output {args.output}: cannot write there")
     settings = load_settings(args.inventory)
     buckets = args.bucket or settings.storage.buckets
     if not buckets:
@@ -34,9 +40,9 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         flagged += found
     vanished = [f for f in flagged if f.vanished]
     flagged = [f for f in flagged if not f.vanished]
-    if args.json:
-        for item in flagged + vanished:
-            print(json.dumps(item.__dict__, sort_keys=True))
+    lines = []
+    if args.json or args.format == "jsonl":
+        lines = [json.dumps(item.__dict__, sort_keys=True) for item in flagged + vanished]
     else:
         for item in flagged + vanished:
             if item.vanished:
@@ -46,7 +52,12 @@ def _cmd_audit(args: argparse.Namespace) -> int:
             else:
                 state = f"FAILED: {item.error}" if item.error else "unsafe"
             where = printable(f"s3://{item.bucket}/{item.key}")
-            print(f"{state:<8} {where}  {item.stored_type} -> {item.safe_type}")
+            lines.append(f"{state:<8} {where}  {item.stored_type} -> {item.safe_type}")
+    text = "".join(line + "\n" for line in lines)
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
     left = [f for f in flagged if not f.fixed]
     gone = f"; {len(vanished)} vanished while being read" if vanished else ""
     print(
@@ -72,5 +83,12 @@ def add_parser(commands) -> None:
     audit.add_argument(
         "--fix", action="store_true", help="rewrite each flagged object's type to the safe one"
     )
-    audit.add_argument("--json", action="store_true", help="one JSON object per flagged object")
+    audit.add_argument(
+        "--format",
+        choices=("table", "jsonl"),
+        default="table",
+        help="table (default), or one JSON object per flagged object",
+    )
+    audit.add_argument("--output", help="write the result here instead of standard output")
+    audit.add_argument("--json", action="store_true", help="the same as --format jsonl")
     audit.set_defaults(func=_cmd_audit)
