@@ -7,6 +7,7 @@ in :class:`Run` and acted on once, at the end, after every file the service read
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 from functools import singledispatch
 
@@ -388,11 +389,10 @@ def settle_services(
             cause, why = run.restarts[unit]
             # a unit that hit its start limit (restarted often by other hands) would refuse
             # this one restart the change needs; the limit still stops a real crash loop
-            shell_quoted(
-                name=f"[{cause}] clear the start limit of {unit}",
-                command=["systemctl", "reset-failed", unit],
-            )
-            shell_quoted(
+            server.shell(
                 name=f"[{cause}] restart {unit} ({why})",
-                command=["systemctl", "restart", unit],
+                commands=[
+                    f"systemctl reset-failed {shlex.quote(unit)}",
+                    f"systemctl restart {shlex.quote(unit)}",
+                ],
             )
