@@ -95,7 +95,9 @@ def up(count: int, inventory_dir: Path, layout: Layout | None = None, log=print)
 
     records = [state.hosts[r.name] for r in wanted]
     with ThreadPoolExecutor(max_workers=len(records)) as pool:
-        list(pool.map(hosts.wait_for_ssh, records))
+        # hosts boot side by side on this machine's few cores: more hosts, longer to boot
+        timeout = max(90.0, 4.0 * len(records))
+        list(pool.map(lambda record: hosts.wait_for_ssh(record, timeout), records))
 
     inventory = write_inventory(layout, records, inventory_dir, standin, tls)
     state.written_files = sorted({*state.written_files, *(str(p) for p in inventory.written)})
