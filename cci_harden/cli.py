@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import __version__
 from .model.errors import EXIT_OK, CciHardenError
+from .model.outputs import require_writable
 
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
@@ -117,8 +118,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         ("--html", args.html),
         ("--output", args.output),
     ):
-        _writable(option, value)
-    _writable("--report-dir", args.report_dir, directory=True)
+        require_writable(option, value)
+    require_writable("--report-dir", args.report_dir, directory=True)
     inventory = Inventory.load(args.inventory)
     inventory.check_runnable()
     hosts = inventory.select(args.limit)
@@ -229,18 +230,6 @@ def _cmd_controls(args: argparse.Namespace) -> int:
 
     sys.stdout.write(render(args.profile, args.format))
     return EXIT_OK
-
-
-def _writable(option: str, path: str | None, directory: bool = False) -> None:
-    """Refuse an output path before any work: its folder must exist and be writable."""
-    if not path:
-        return
-    target = Path(path)
-    folder = target if directory else target.parent
-    if directory and not folder.exists():
-        folder = folder.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK):
-        raise CciHardenError(f"{option} {path}: cannot write there (no such writable folder)")
 
 
 _QUIET = False

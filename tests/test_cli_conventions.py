@@ -131,3 +131,10 @@ def test_quiet_and_colour_follow_the_conventions(capsys, monkeypatch):
     assert cli._colour("FAIL tb1") == "\x1b[31mFAIL\x1b[0m tb1"
     monkeypatch.setenv("NO_COLOR", "1")
     assert cli._colour("FAIL tb1") == "FAIL tb1"
+
+
+def test_the_hunt_refuses_an_unwritable_output_before_reading_anything(tmp_path):
+    export = tmp_path / "never-read.csv"  # does not exist: the output is refused first
+    proc = run_cli("audit", "hunt", str(export), "--output", "/no/such/folder/findings.jsonl")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "--output /no/such/folder/findings.jsonl: cannot write there" in proc.stderr

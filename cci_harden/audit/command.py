@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..model.errors import EXIT_DRIFT, EXIT_OK, CciHardenError
+from ..model.outputs import require_writable
 from ..model.text import printable
 from .limits import ROW_LIMIT, default_jobs
 from .output import FORMATS, render
@@ -149,6 +150,7 @@ def _report_problems(stats) -> None:
 
 
 def cmd_hunt(args: argparse.Namespace) -> int:
+    require_writable("--output", args.output)  # before the ingest, not after it
     from .hunt import Hunter, Options, at_or_above
     from .ingest import IngestStats, read_export_batches
     from .rules import load_rules
@@ -219,6 +221,7 @@ def cmd_hunt(args: argparse.Namespace) -> int:
 
 
 def cmd_secrets(args: argparse.Namespace) -> int:
+    require_writable("--output", args.output)  # before the ingest, not after it
     from .ingest import IngestStats, read_exports
     from .secrets import SecretsInventory, load_severity_patterns
 

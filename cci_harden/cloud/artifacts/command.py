@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 from ...model.errors import EXIT_DRIFT, EXIT_OK, CciHardenError
+from ...model.outputs import require_writable
 from ...model.text import printable
 
 
@@ -16,10 +16,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     from ...config.settings import load_settings
     from .bucket_audit import audit_bucket, s3_client
 
-    if args.output:
-        folder = Path(args.output).parent
-        if not folder.is_dir() or not os.access(folder, os.W_OK):
-            raise CciHardenError(f"--output {args.output}: cannot write there")
+    require_writable("--output", args.output)
     settings = load_settings(args.inventory)
     buckets = args.bucket or settings.storage.buckets
     if not buckets:

@@ -1,0 +1,22 @@
+"""Output paths, checked before any work: a run that ends in "cannot write" after an hour of
+ingest or a fleet's verify has wasted the hour."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import CciHardenError
+
+
+def require_writable(option: str, path: str | None, directory: bool = False) -> None:
+    """Refuse ``path`` now unless its folder exists and is writable (``directory``: the path is
+    a folder that may still be made inside an existing one)."""
+    if not path:
+        return
+    target = Path(path)
+    folder = target if directory else target.parent
+    if directory and not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise CciHardenError(f"{option} {path}: cannot write there (no such writable folder)")
