@@ -45,12 +45,17 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
 def _cmd_testbed_up(args: argparse.Namespace) -> int:
     from . import testbed
 
-    report = testbed.up(args.hosts, Path(args.inventory_dir), log=_info)
+    report = testbed.up(args.hosts, Path(args.inventory_dir), log=_info, vms=args.vms)
     for record in report.hosts:
         print(f"{record.name}\t{record.address}\tpid {record.pid}")
+    for vm_record in report.vms:
+        print(f"{vm_record.name}\t{vm_record.address}\tpid {vm_record.pid}\tVM ({report.accel})")
     image = f"{report.image_seconds:.1f}s building the base image, " if report.image_seconds else ""
+    if report.vm_image_seconds:
+        image += f"{report.vm_image_seconds:.1f}s building the VM image, "
+    vms = f" and {len(report.vms)} VM(s)" if report.vms else ""
     _info(
-        f"{len(report.hosts)} host(s) up in {report.total_seconds:.1f}s ({image}inventory "
+        f"{len(report.hosts)} host(s){vms} up in {report.total_seconds:.1f}s ({image}inventory "
         f"{report.inventory})"
     )
     return EXIT_OK
@@ -66,7 +71,9 @@ def _cmd_testbed_status(args: argparse.Namespace) -> int:
     for host in hosts:
         state = "running" if host.running else "stopped"
         ssh = "ssh ok" if host.ssh else "ssh down"
-        print(f"{host.name}\t{host.address}\t{state}\t{ssh}\t{host.memory_bytes / 2**20:.1f} MiB")
+        memory = f"{host.memory_bytes / 2**20:.1f} MiB"
+        kind = "\tVM" if host.vm else ""
+        print(f"{host.name}\t{host.address}\t{state}\t{ssh}\t{memory}{kind}")
     return EXIT_OK if all(h.running and h.ssh for h in hosts) else 2
 
 
@@ -344,7 +351,16 @@ def build_parser() -> argparse.ArgumentParser:
     bed = commands.add_parser("testbed", help="local Debian 12 test hosts (needs root)")
     bed_commands = bed.add_subparsers(dest="testbed_command", required=True)
     bed_up = bed_commands.add_parser("up", help="boot test hosts and write inventories/testbed")
-    bed_up.add_argument("--hosts", type=int, default=3, help="number of hosts (default 3)")
+    bed_up.add_argument(
+        "--hosts", type=int, default=3, help="number of container hosts (default 3)"
+    )
+    bed_up.add_argument(
+        "--vms",
+        type=int,
+        default=None,
+        help="number of VM hosts with their own kernel, in host group 'vm' (QEMU, 1 GiB and "
+        "about a minute to boot each; default: keep those running)",
+    )
     bed_up.add_argument(
         "--inventory-dir", default="inventories", help="where to write the testbed inventory"
     )
@@ -353,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
         func=_cmd_testbed_status
     )
     bed_commands.add_parser(
-        "down", help="remove every test host, mount and namespace"
+        "down", help="remove every test host and VM, mount, namespace and tap"
     ).set_defaults(func=_cmd_testbed_down)
     _add_examples(parser)
     return parser
@@ -375,7 +391,7 @@ EXAMPLES = {
     "audit secrets": "cci-harden audit secrets export.csv --since 2022-12-21 --rotate-before "
     "2023-01-04 --format md",
     "audit generate": "cci-harden audit generate sample.csv --rows 100000",
-    "testbed up": "cci-harden testbed up --hosts 3",
+    "testbed up": "cci-harden testbed up --hosts 3 --vms 1",
     "testbed status": "cci-harden testbed status",
     "testbed down": "cci-harden testbed down",
 }

@@ -15,13 +15,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import hosts, image, network, pki, process, proxy, release
+from . import hosts, image, network, pki, process, proxy, release, servicenet, vm, vmimage
 from .layout import Layout
-from .state import HostRecord, TestbedState
+from .state import HostRecord, TestbedState, VmRecord
 from .system import require_programs, require_root
 from .writer import write_inventory
 
 __all__ = ["Layout", "up", "down", "status", "UpReport"]
+
+
+MAX_VMS = 8
 
 
 @dataclass
@@ -30,6 +33,9 @@ class UpReport:
     image_seconds: float
     total_seconds: float
     inventory: Path
+    vms: list[VmRecord]
+    vm_image_seconds: float = 0.0
+    accel: str = ""
 
 
 def _record(layout: Layout, index: int) -> HostRecord:
@@ -44,15 +50,24 @@ def _record(layout: Layout, index: int) -> HostRecord:
     )
 
 
-def up(count: int, inventory_dir: Path, layout: Layout | None = None, log=print) -> UpReport:
-    """Bring ``count`` hosts up (keeping those already running) and write the inventory."""
+def up(
+    count: int,
+    inventory_dir: Path,
+    layout: Layout | None = None,
+    log=print,
+    vms: int | None = None,
+) -> UpReport:
+    """Bring ``count`` container hosts and ``vms`` VM hosts up (``None``: keep the VMs running),
+    keeping those already running, and write the inventory."""
+    from ..model.errors import TestbedError
+
     layout = layout or Layout()
     require_root()
     require_programs()
     if not 1 <= count <= 200:
-        from ..model.errors import TestbedError
-
         raise TestbedError("--hosts must be between 1 and 200")
+    if vms is not None and not 0 <= vms <= MAX_VMS:
+        raise TestbedError(f"--vms must be between 0 and {MAX_VMS} (each VM takes 1 GiB)")
     started = time.monotonic()
     image_seconds = image.build_image(layout, log=log)
     state = TestbedState.load(layout.state_file)
@@ -70,6 +85,9 @@ def up(count: int, inventory_dir: Path, layout: Layout | None = None, log=print)
         state.mirror_pid = release.start_mirror(layout)
         state.save(layout.state_file)
     tls = pki.ensure_pki(layout)
+    if not servicenet.running(layout, state.services_pid):
+        state.services_pid = servicenet.start(layout)
+        state.save(layout.state_file)
 
     wanted = [_record(layout, i) for i in range(1, count + 1)]
     for name in sorted(set(state.hosts) - {r.name for r in wanted}):
@@ -93,19 +111,39 @@ def up(count: int, inventory_dir: Path, layout: Layout | None = None, log=print)
         record.pid = hosts.boot(layout, record)
         state.save(layout.state_file)
 
+    vm_count = len(state.vms) if vms is None else vms
+    vm_image_seconds, accel = 0.0, ""
+    if vm_count:
+        require_programs(("qemu-system-x86_64", "qemu-img", "mkfs.ext4"))
+        vm_image_seconds = vmimage.build(layout, log=log)
+        accel = vm.probe_kvm(layout, log=log)
+    vm_records = _bring_vms_up(layout, state, vm_count, client_key, accel)
+
     records = [state.hosts[r.name] for r in wanted]
-    with ThreadPoolExecutor(max_workers=len(records)) as pool:
+    with ThreadPoolExecutor(max_workers=len(records) + len(vm_records)) as pool:
         # hosts boot side by side on this machine's few cores: more hosts, longer to boot
         timeout = max(90.0, 4.0 * len(records))
-        list(pool.map(lambda record: hosts.wait_for_ssh(record, timeout), records))
+        vm_timeout = 120.0 + 60.0 * len(vm_records)
+        waits = [pool.submit(hosts.wait_for_ssh, record, timeout) for record in records]
+        waits += [pool.submit(vm.wait_for_ssh, record, vm_timeout) for record in vm_records]
+        for wait in waits:
+            wait.result()
 
-    inventory = write_inventory(layout, records, inventory_dir, standin, tls)
+    inventory = write_inventory(layout, records, vm_records, inventory_dir, standin, tls)
     state.written_files = sorted({*state.written_files, *(str(p) for p in inventory.written)})
     state.save(layout.state_file)
     ssh_config = inventory.path.with_name(inventory.path.name + ".ssh_config")
-    with ThreadPoolExecutor(max_workers=len(records)) as pool:
-        states = list(pool.map(lambda r: hosts.wait_for_boot(ssh_config, r), records))
-    for record, boot_state in zip(records, states, strict=True):
+    every: list[HostRecord | VmRecord] = [*records, *vm_records]
+    with ThreadPoolExecutor(max_workers=len(every)) as pool:
+        states = list(
+            pool.map(
+                lambda r: hosts.wait_for_boot(
+                    ssh_config, r, 300.0 if isinstance(r, VmRecord) else 90.0
+                ),
+                every,
+            )
+        )
+    for record, boot_state in zip(every, states, strict=True):
         if boot_state != "running":
             log(f"host {record.name} booted {boot_state}: some unit failed (systemctl --failed)")
     return UpReport(
@@ -113,7 +151,32 @@ def up(count: int, inventory_dir: Path, layout: Layout | None = None, log=print)
         image_seconds=image_seconds,
         total_seconds=time.monotonic() - started,
         inventory=inventory.path,
+        vms=vm_records,
+        vm_image_seconds=vm_image_seconds,
+        accel=accel,
     )
+
+
+def _bring_vms_up(
+    layout: Layout, state: TestbedState, count: int, client_key: Path, accel: str
+) -> list[VmRecord]:
+    """Keep or boot VMs 1..count; remove the rest. Each is recorded before it is made."""
+    wanted = [vm.record_for(layout, i) for i in range(1, count + 1)]
+    for name in sorted(set(state.vms) - {r.name for r in wanted}):
+        vm.remove(state.vms.pop(name))
+        state.save(layout.state_file)
+    for fresh in wanted:
+        record = state.vms.setdefault(fresh.name, fresh)
+        if vm.running(record):
+            continue
+        state.save(layout.state_file)
+        Path(record.directory).mkdir(parents=True, exist_ok=True)
+        vm.create_disk(layout, record)
+        vm.write_seed(layout, record, client_key)
+        vm.ensure_tap(layout, record)
+        record.pid = vm.boot(layout, record, accel)
+        state.save(layout.state_file)
+    return [state.vms[r.name] for r in wanted]
 
 
 def _close_ssh_masters(layout: Layout) -> None:
@@ -147,6 +210,9 @@ def down(layout: Layout | None = None, log=print) -> list[str]:
     for record in state.hosts.values():
         _remove_host(layout, record)
         removed.append(f"host {record.name}")
+    for vm_record in state.vms.values():
+        vm.remove(vm_record)
+        removed.append(f"VM {vm_record.name}")
 
     # Sweep: anything a failed `up` started before it could record it.
     hosts_root = str(layout.state_dir / "hosts")
@@ -158,6 +224,18 @@ def down(layout: Layout | None = None, log=print) -> list[str]:
     for mount_point in sorted(ours, reverse=True):
         hosts.unmount(Path(mount_point))
         removed.append(f"mount {mount_point}")
+    vms_root = str(layout.state_dir / "vms")
+    for pid in process.find_processes(vms_root, vm.QEMU):
+        process.stop(pid, vms_root)
+        removed.append(f"qemu pid {pid}")
+    for tap in network.list_links(layout.prefix + "-tbv"):
+        network.delete_link(tap)
+        removed.append(f"tap {tap}")
+    if servicenet.running(layout, state.services_pid) or process.find_processes(
+        servicenet.marker(layout), servicenet.process_name()
+    ):
+        removed.append("stand-in services")
+    servicenet.stop(layout, state.services_pid)
     for netns in network.list_netns(layout.prefix):
         subprocess.run(["ip", "netns", "del", netns], capture_output=True)
         removed.append(f"netns {netns}")
@@ -189,6 +267,7 @@ class HostStatus:
     running: bool
     ssh: bool
     memory_bytes: int
+    vm: bool = False
 
 
 def status(layout: Layout | None = None) -> tuple[bool, list[HostStatus]]:
@@ -208,6 +287,26 @@ def status(layout: Layout | None = None) -> tuple[bool, list[HostStatus]]:
         result.append(
             HostStatus(
                 record.name, record.address, record.pid, alive, ssh_ok, hosts.memory_bytes(record)
+            )
+        )
+    for vm_record in state.vms.values():
+        alive = vm.running(vm_record)
+        ssh_ok = False
+        if alive:
+            try:
+                vm.wait_for_ssh(vm_record, timeout=3)
+                ssh_ok = True
+            except Exception:
+                ssh_ok = False
+        result.append(
+            HostStatus(
+                vm_record.name,
+                vm_record.address,
+                vm_record.pid,
+                alive,
+                ssh_ok,
+                vm.memory_bytes(vm_record),
+                vm=True,
             )
         )
     return proxy.running(layout, state.proxy_pid), result

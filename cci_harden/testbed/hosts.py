@@ -15,7 +15,7 @@ from pathlib import Path
 from ..model.errors import TestbedError
 from . import process
 from .layout import Layout
-from .state import HostRecord
+from .state import HostRecord, VmRecord
 from .system import run
 
 NSPAWN_ENV = {"SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network"}
@@ -30,16 +30,20 @@ def ensure_client_key(layout: Layout) -> Path:
     return key
 
 
-def ensure_host_key(layout: Layout, name: str) -> Path:
-    key = layout.host_dir(name) / "ssh_host_ed25519_key"
+def ensure_host_key(layout: Layout, name: str, directory: Path | None = None) -> Path:
+    key = (directory or layout.host_dir(name)) / "ssh_host_ed25519_key"
     if not key.is_file():
         key.parent.mkdir(parents=True, exist_ok=True)
         run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{name}", "-f", str(key)])
     return key
 
 
-def known_hosts_line(layout: Layout, record: HostRecord) -> str:
-    public = (layout.host_dir(record.name) / "ssh_host_ed25519_key.pub").read_text().split()
+def known_hosts_line(layout: Layout, record: HostRecord | VmRecord) -> str:
+    if isinstance(record, VmRecord):
+        directory = Path(record.directory)
+    else:
+        directory = layout.host_dir(record.name)
+    public = (directory / "ssh_host_ed25519_key.pub").read_text().split()
     return f"{record.name},{record.address} {public[0]} {public[1]}"
 
 
@@ -157,7 +161,7 @@ echo "$state"
 """
 
 
-def wait_for_boot(ssh_config: Path, record: HostRecord, timeout: float = 90.0) -> str:
+def wait_for_boot(ssh_config: Path, record: HostRecord | VmRecord, timeout: float = 90.0) -> str:
     """Wait over SSH until systemd finished booting; return its state (running, degraded)."""
     proc = subprocess.run(
         ["ssh", "-F", str(ssh_config), record.name, _BOOT_CHECK],

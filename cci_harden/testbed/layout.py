@@ -39,6 +39,8 @@ class Layout:
     proxy_port: int = 3142
     mirror_port: int = 3143
     prefix: str = "ccitb"
+    # the cloud metadata address, held by the service namespace; VM hosts route it on the bridge
+    metadata_address: ipaddress.IPv4Address = ipaddress.IPv4Address("169.254.169.254")
 
     @property
     def base_image(self) -> Path:
@@ -96,6 +98,43 @@ class Layout:
 
     def host_dir(self, name: str) -> Path:
         return self.state_dir / "hosts" / name
+
+    def vm_name(self, index: int) -> str:
+        return f"tbv{index}"
+
+    def vm_address(self, index: int) -> ipaddress.IPv4Address:
+        return self.subnet.network_address + 220 + index
+
+    def vm_dir(self, name: str) -> Path:
+        return self.state_dir / "vms" / name
+
+    def tap(self, name: str) -> str:
+        return f"{self.prefix}-{name}"[:15]
+
+    @property
+    def service_netns(self) -> str:
+        """The namespace holding the stand-in services (NTP, DNS, metadata, an internal site)."""
+        return f"{self.prefix}-svc"
+
+    @property
+    def service_address(self) -> ipaddress.IPv4Address:
+        """The service namespace's own address on the bridge: the hosts' time server."""
+        return self.subnet.network_address + 2
+
+    @property
+    def blocked_cidr(self) -> ipaddress.IPv4Network:
+        """A range the inventory forbids job containers; the last /29 of the subnet."""
+        return ipaddress.IPv4Network(f"{self.subnet.broadcast_address - 7}/29")
+
+    @property
+    def resolver_address(self) -> ipaddress.IPv4Address:
+        """The hosts' DNS resolver, inside the blocked range: jobs still reach it on port 53."""
+        return self.blocked_cidr.network_address + 1
+
+    @property
+    def internal_address(self) -> ipaddress.IPv4Address:
+        """A stand-in internal service inside the blocked range: jobs must not reach it."""
+        return self.blocked_cidr.network_address + 2
 
     def netns(self, name: str) -> str:
         return f"{self.prefix}-{name}"

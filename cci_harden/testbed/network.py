@@ -28,6 +28,16 @@ def list_netns(prefix: str) -> list[str]:
     return sorted(p.name for p in NETNS_DIR.iterdir() if p.name.startswith(prefix + "-"))
 
 
+def list_links(prefix: str) -> list[str]:
+    """Links on this machine whose name starts with ``prefix`` (a crashed ``up``'s taps)."""
+    names = []
+    for line in run(["ip", "-o", "link", "show"]).splitlines():
+        name = line.split(":", 2)[1].strip().split("@")[0]
+        if name.startswith(prefix):
+            names.append(name)
+    return names
+
+
 def ensure_bridge(name: str, address: ipaddress.IPv4Address, subnet: ipaddress.IPv4Network):
     if not link_exists(name):
         run(["ip", "link", "add", name, "type", "bridge"])

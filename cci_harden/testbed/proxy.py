@@ -80,7 +80,9 @@ def prewarm(layout: Layout) -> list[str]:
     return failed
 
 
-def wait_listening(address: str, port: int, pid: int, timeout: float = 15.0) -> None:
+def wait_listening(
+    address: str, port: int, pid: int, timeout: float = 15.0, what: str = "apt-cacher-ng"
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -90,7 +92,7 @@ def wait_listening(address: str, port: int, pid: int, timeout: float = 15.0) -> 
             time.sleep(0.1)
     from ..model.errors import TestbedError
 
-    raise TestbedError(f"apt-cacher-ng (pid {pid}) did not listen on {address}:{port}")
+    raise TestbedError(f"{what} (pid {pid}) did not listen on {address}:{port}")
 
 
 def running(layout: Layout, pid: int | None) -> bool:

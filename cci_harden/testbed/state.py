@@ -24,13 +24,26 @@ class HostRecord:
 
 
 @dataclass
+class VmRecord:
+    name: str
+    index: int
+    address: str
+    tap: str
+    mac: str
+    directory: str
+    pid: int | None = None
+
+
+@dataclass
 class TestbedState:
     __test__ = False
 
     bridge: str | None = None
     proxy_pid: int | None = None
     mirror_pid: int | None = None
+    services_pid: int | None = None
     hosts: dict[str, HostRecord] = field(default_factory=dict)
+    vms: dict[str, VmRecord] = field(default_factory=dict)
     written_files: list[str] = field(default_factory=list)
 
     @classmethod
@@ -39,7 +52,8 @@ class TestbedState:
             return cls()
         raw = json.loads(path.read_text())
         hosts = {name: HostRecord(**record) for name, record in raw.pop("hosts", {}).items()}
-        return cls(hosts=hosts, **raw)
+        vms = {name: VmRecord(**record) for name, record in raw.pop("vms", {}).items()}
+        return cls(hosts=hosts, vms=vms, **raw)
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

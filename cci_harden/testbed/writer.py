@@ -13,9 +13,10 @@ from . import hosts
 from .layout import Layout
 from .pki import Pki
 from .release import Release
-from .state import HostRecord
+from .state import HostRecord, VmRecord
 
 INVENTORY_NAME = "testbed"
+VM_GROUP = "vm"
 
 INVENTORY_FILE = '''\
 """The local test bed, written by `cci-harden testbed up`; its settings are in testbed.toml.
@@ -39,9 +40,19 @@ def _q(value: str) -> str:
     return json.dumps(value)
 
 
-def render_settings(layout: Layout, records: list[HostRecord], standin: Release, tls: Pki) -> str:
+def render_settings(
+    layout: Layout,
+    records: list[HostRecord],
+    vms: list[VmRecord],
+    standin: Release,
+    tls: Pki,
+) -> str:
     host_lines = ",\n".join(
-        f"  {{ name = {_q(r.name)}, address = {_q(r.address)} }}" for r in records
+        [f"  {{ name = {_q(r.name)}, address = {_q(r.address)} }}" for r in records]
+        + [
+            f"  {{ name = {_q(v.name)}, address = {_q(v.address)}, groups = [{_q(VM_GROUP)}] }}"
+            for v in vms
+        ]
     )
     subnet = _q(str(layout.subnet))
     return f"""\
@@ -69,6 +80,10 @@ nomad_server_cidrs = [{subnet}]
 cluster_cidrs = [{subnet}]
 rerun_ssh_cidrs = [{subnet}]
 vm_subnet_cidrs = [{subnet}]
+# the stand-in services' namespace: time for every host; a range jobs must not reach, with
+# the hosts' resolver inside it (jobs keep DNS to it, nothing else)
+ntp_servers = [{_q(str(layout.service_address))}]
+blocked_job_cidrs = [{_q(str(layout.blocked_cidr))}]
 
 
 [nomad]
@@ -95,7 +110,12 @@ storage_driver = "vfs"
 
 
 def write_inventory(
-    layout: Layout, records: list[HostRecord], directory: Path, standin: Release, tls: Pki
+    layout: Layout,
+    records: list[HostRecord],
+    vms: list[VmRecord],
+    directory: Path,
+    standin: Release,
+    tls: Pki,
 ) -> WrittenInventory:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / INVENTORY_NAME
@@ -106,10 +126,10 @@ def write_inventory(
         result.written.append(target.resolve())
 
     write(path, INVENTORY_FILE)
-    write(directory / f"{INVENTORY_NAME}.toml", render_settings(layout, records, standin, tls))
+    write(directory / f"{INVENTORY_NAME}.toml", render_settings(layout, records, vms, standin, tls))
     write(
         directory / f"{INVENTORY_NAME}.known_hosts",
-        "".join(hosts.known_hosts_line(layout, r) + "\n" for r in records),
+        "".join(hosts.known_hosts_line(layout, r) + "\n" for r in [*records, *vms]),
     )
     control_dir = layout.control_dir
     control_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -1,0 +1,193 @@
+"""The VM hosts' disk image: Debian with its own kernel, built once with debootstrap and cached.
+
+The tree is made with debootstrap, then packed into an ext4 image with ``mkfs.ext4 -d`` (no loop
+mount); the kernel and initrd are copied beside it for a direct kernel boot. Each VM boots from a
+copy-on-write overlay of that image, so the cache is never written by a VM. The image carries no
+identity: a VM's name, address, SSH host key and admin key come from a small seed disk read once at
+its first boot (see ``vm.py``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from . import mirror
+from .image import _lock
+from .layout import SUITE, Layout
+from .system import run
+
+# What a CircleCI Nomad client VM needs to boot and be reached, plus what the deploy would
+# otherwise install under software emulation (minutes each): Docker, nftables, auditd, AppArmor.
+# busybox-static makes job images without a registry; lynis judges the hardening (bench/).
+VM_PACKAGES = (
+    "systemd",
+    "systemd-sysv",
+    "udev",
+    "dbus",
+    "kmod",
+    "procps",
+    "iproute2",
+    "openssh-server",
+    "python3",
+    "sudo",
+    "ca-certificates",
+    "linux-image-amd64",
+    "initramfs-tools",
+    "systemd-timesyncd",
+    "auditd",
+    "apparmor",
+    "nftables",
+    "docker.io",
+    "busybox-static",
+    "lynis",
+)
+# Bump when _customise changes: the kept tree is customised and packed again, no debootstrap.
+REVISION = "1"
+DISK_SIZE = "8G"
+MARKER = "etc/cci-testbed-vm-image"
+SEED_LABEL = "ccitbseed"
+
+SEED_SCRIPT = f"""\
+#!/bin/sh
+# First boot of a test-bed VM: copy its identity from the seed disk, once.
+set -eu
+[ -e /var/lib/cci-testbed-seeded ] && exit 0
+mkdir -p /run/cci-testbed-seed
+mount -o ro LABEL={SEED_LABEL} /run/cci-testbed-seed
+cp -a /run/cci-testbed-seed/root/. /
+umount /run/cci-testbed-seed
+cat /etc/hostname > /proc/sys/kernel/hostname
+touch /var/lib/cci-testbed-seeded
+"""
+
+SEED_UNIT = """\
+[Unit]
+Description=Test-bed VM identity from the seed disk (first boot only)
+DefaultDependencies=no
+After=local-fs.target systemd-udev-settle.service
+Wants=systemd-udev-settle.service
+Before=sysinit.target systemd-networkd.service ssh.service systemd-timesyncd.service
+ConditionPathExists=!/var/lib/cci-testbed-seeded
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/sbin/cci-testbed-seed
+
+[Install]
+WantedBy=sysinit.target
+"""
+
+
+def image_dir(layout: Layout) -> Path:
+    return layout.cache_dir / f"vm-{SUITE}"
+
+
+def _marker_text() -> str:
+    return f"suite={SUITE}\npackages={','.join(VM_PACKAGES)}\nrevision={REVISION}\n"
+
+
+def _tree_marker(tree: Path) -> str:
+    marker = tree / MARKER
+    return marker.read_text() if marker.is_file() else ""
+
+
+def ready(layout: Layout) -> bool:
+    directory = image_dir(layout)
+    return all((directory / f).is_file() for f in ("disk.raw", "vmlinuz", "initrd.img")) and (
+        _tree_marker(directory / "root") == _marker_text()
+    )
+
+
+def _enable(root: Path, unit: str, target: str) -> None:
+    wants = root / "etc/systemd/system" / f"{target}.wants"
+    wants.mkdir(parents=True, exist_ok=True)
+    link = wants / Path(unit).name
+    link.unlink(missing_ok=True)
+    link.symlink_to(unit)
+
+
+def _customise(root: Path, sources: list[mirror.AptSource]) -> None:
+    """A template: no identity, the machine's own apt sources, networkd, the seed unit."""
+    for key in (root / "etc/ssh").glob("ssh_host_*"):
+        key.unlink()
+    (root / "etc/machine-id").write_text("")
+    (root / "var/lib/dbus/machine-id").unlink(missing_ok=True)
+    (root / "etc/apt/sources.list").unlink(missing_ok=True)
+    (root / "etc/apt/sources.list.d").mkdir(parents=True, exist_ok=True)
+    (root / "etc/apt/sources.list.d/debian.sources").write_text(mirror.render_deb822(sources))
+    (root / "etc/fstab").write_text("/dev/vda / ext4 defaults,errors=remount-ro 0 1\n")
+    (root / "etc/hostname").write_text("localhost\n")
+    script = root / "usr/local/sbin/cci-testbed-seed"
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(SEED_SCRIPT)
+    script.chmod(0o755)
+    (root / "etc/systemd/system/cci-testbed-seed.service").write_text(SEED_UNIT)
+    _enable(root, "/etc/systemd/system/cci-testbed-seed.service", "sysinit.target")
+    _enable(root, "/lib/systemd/system/systemd-networkd.service", "multi-user.target")
+    # the VM has one console, the serial line the test bed logs; no virtual terminals
+    link = root / "etc/systemd/system/getty@tty1.service"
+    link.unlink(missing_ok=True)
+    link.symlink_to("/dev/null")
+    (root / "root/.ssh").mkdir(mode=0o700, exist_ok=True)
+    (root / MARKER).write_text(_marker_text())
+
+
+def _kernel_files(root: Path) -> tuple[Path, Path]:
+    kernels = sorted((root / "boot").glob("vmlinuz-*"))
+    initrds = sorted((root / "boot").glob("initrd.img-*"))
+    if not kernels or not initrds:
+        from ..model.errors import TestbedError
+
+        raise TestbedError("the VM image has no kernel or initrd under /boot")
+    return kernels[-1], initrds[-1]
+
+
+def _pack(directory: Path) -> None:
+    """The ext4 disk, kernel and initrd, written beside the tree and renamed into place."""
+    tree = directory / "root"
+    partial = directory / "disk.raw.partial"
+    partial.unlink(missing_ok=True)
+    run(["truncate", "-s", DISK_SIZE, str(partial)])
+    run(["mkfs.ext4", "-q", "-F", "-L", "cci-testbed", "-d", str(tree), str(partial)])
+    kernel, initrd = _kernel_files(tree)
+    shutil.copyfile(kernel, directory / "vmlinuz")
+    shutil.copyfile(initrd, directory / "initrd.img")
+    partial.rename(directory / "disk.raw")
+
+
+def build(layout: Layout, *, log=print) -> float:
+    """Build the VM image if missing or stale; return the seconds it took (0 when cached)."""
+    directory = image_dir(layout)
+    with _lock(layout.cache_dir / "vm.lock"):
+        if ready(layout):
+            return 0.0
+        started = time.monotonic()
+        sources = mirror.debian_sources(SUITE)
+        tree = directory / "root"
+        debootstrapped = f"packages={','.join(VM_PACKAGES)}\n" in _tree_marker(tree)
+        if not debootstrapped:
+            staging = directory / "root.partial"
+            if staging.exists():
+                shutil.rmtree(staging)
+            directory.mkdir(parents=True, exist_ok=True)
+            log(f"building the VM image with debootstrap ({SUITE}, with a kernel): 2 minutes")
+            run(
+                [
+                    "debootstrap",
+                    "--variant=minbase",
+                    f"--include={','.join(VM_PACKAGES)}",
+                    SUITE,
+                    str(staging),
+                    mirror.debian_mirror(SUITE, sources),
+                ]
+            )
+            if tree.exists():
+                shutil.rmtree(tree)
+            staging.rename(tree)
+        (directory / "disk.raw").unlink(missing_ok=True)
+        _customise(tree, sources)
+        _pack(directory)
+        return time.monotonic() - started
