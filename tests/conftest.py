@@ -60,8 +60,9 @@ def changed_hosts(result: dict) -> dict[str, list[str]]:
 
 @pytest.fixture(scope="session")
 def testbed():
-    """Three booted test hosts and their inventory; kept up across the session."""
-    proc = run_cli("testbed", "up", "--hosts", str(TESTBED_HOSTS), timeout=900)
+    """Three booted container hosts and their inventory, kept up across the session; no VM host
+    (test_vm_hosts.py boots its own, last, as a converge under emulation takes minutes)."""
+    proc = run_cli("testbed", "up", "--hosts", str(TESTBED_HOSTS), "--vms", "0", timeout=900)
     assert proc.returncode == 0, f"testbed up failed:\n{proc.stderr}"
     from cci_harden.fleet.inventory import Inventory
 

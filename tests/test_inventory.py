@@ -52,3 +52,10 @@ def test_a_mistyped_inventory_is_an_error_not_a_deploy_to_no_host():
     assert proc.returncode == 2, proc.stdout[-2000:]
     assert "the inventory has no hosts (a mistyped inventory path?" in proc.stderr
     assert "Beginning operation run" not in proc.stdout + proc.stderr
+
+
+def test_a_group_named_like_pyinfras_own_is_refused(tmp_path):
+    toml = BASE.replace('address = "192.0.2.10" }', 'address = "192.0.2.10", groups = ["all"] }')
+    proc = run_cli("config", "check", str(write_inventory(tmp_path, toml)))
+    assert proc.returncode == 2
+    assert "inventory.hosts.0.groups: group name(s) all are pyinfra's own" in proc.stderr

@@ -89,6 +89,7 @@ def _file(resource: ManagedFile, state, run: Run) -> None:
 
 @converge.register
 def _directory(resource: Directory, state, run: Run) -> None:
+    run.changed_paths.add(resource.path)
     files.directory(
         name=run.tag(f"{resource.path} {resource.mode:04o} {resource.user}:{resource.group}"),
         path=resource.path,

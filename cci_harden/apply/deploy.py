@@ -21,7 +21,7 @@ from ..model.gather import GatherPlan, HostState, first_gather, gather_host
 from ..model.kinds import Package, Service
 from ..model.kinds.recovery import DpkgState, PackageSystem
 from ..model.plan import findings_of, is_waived, waived_resources
-from ..model.resource import NOT_GATHERED
+from ..model.resource import NOT_GATHERED, Resource
 from ..model.waivers import Waiver, load_waivers, waivers_path
 from .converge import Run, converge, install_packages, settle_services, units_of
 from .facts import SnapshotText
@@ -86,6 +86,7 @@ def apply_profile(profile: str) -> None:
     services: list[tuple[str, Service, object]] = []
     done: set[str] = set()
     installing: set[str] = set()
+    last: list[tuple[str, Resource, object, object]] = []
     plans = state.plans
     for plan in host.loop(plans):
         if plan.off:
@@ -103,13 +104,10 @@ def apply_profile(profile: str) -> None:
             if current is NOT_GATHERED:  # nothing known: verify reports it; never act blind
                 logger.warning(f"{host.print_prefix}[{plan.control.id}] {resource.id} not gathered")
                 continue
-            # what this host cannot show (a container's kernel) is not acted on either
-            findings = [
-                f for f in findings_of(resource, state.snapshot, state.info) if f.verifiable
-            ]
-            if not findings:
-                reason = resource.reacts_to(current, run.changed_paths, installing)
-                findings = [reason] if reason else []
+            if resource.converges_last:
+                last.append((plan.control.id, resource, current, accepted))
+                continue
+            findings = _to_act_on(resource, current, state, run, installing)
             if findings and is_waived(resource.id, accepted):
                 logger.info(
                     f"{host.print_prefix}[{plan.control.id}] {resource.id} left as it is: waived"
@@ -132,6 +130,23 @@ def apply_profile(profile: str) -> None:
             install_packages(missing_packages, run)
     run.control_id = ""
     settle_services(services, run, units_of(plans))
+    for control_id, resource, current, accepted in host.loop(last):
+        run.control_id = control_id
+        if _to_act_on(resource, current, state, run, installing) and not is_waived(
+            resource.id, accepted
+        ):
+            converge(resource, current, run)
+    run.control_id = ""
+
+
+def _to_act_on(resource, current, state: HostState, run: Run, installing: set[str]) -> list:
+    """Why the resource must be converged on this host: its findings, or what this run changed
+    that it depends on. What the host cannot show (a container's kernel) is not acted on."""
+    findings = [f for f in findings_of(resource, state.snapshot, state.info) if f.verifiable]
+    if not findings:
+        reason = resource.reacts_to(current, run.changed_paths, installing)
+        findings = [reason] if reason else []
+    return findings
 
 
 def _say_who_holds_dpkg(state: HostState, settings: FleetSettings) -> None:

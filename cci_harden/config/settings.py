@@ -151,6 +151,10 @@ class ControlSwitches(_Section):
     )
 
 
+# pyinfra's group of every host, and the group every inventory file defines (fleet/inventory.py)
+RESERVED_GROUPS = frozenset({"all", "nomad_clients"})
+
+
 class HostEntry(_Section):
     """One Nomad client host of the inventory."""
 
@@ -169,6 +173,16 @@ class HostEntry(_Section):
         description="Address users reach for 'rerun job with SSH' (/etc/circleci/public-ipv4); "
         "default: the host's first global IPv4 address",
     )
+
+    @field_validator("groups")
+    @classmethod
+    def _not_pyinfra_reserved(cls, groups: list[str]) -> list[str]:
+        reserved = sorted(set(groups) & RESERVED_GROUPS)
+        if reserved:
+            raise ValueError(
+                f"group name(s) {', '.join(reserved)} are pyinfra's own (all hosts); pick another"
+            )
+        return groups
 
 
 class InventorySettings(_Section):

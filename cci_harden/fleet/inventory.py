@@ -187,8 +187,8 @@ def limit_patterns_from_argv(argv: list[str]) -> list[str]:
     return [p for value in patterns for p in value.split(",") if p]
 
 
-def pyinfra_hosts(inventory_file: str) -> list[tuple[str, dict[str, Any]]]:
-    """Called from an inventory file: validated hosts for pyinfra, or exit 2 with the reason.
+def _load_for_pyinfra(inventory_file: str) -> Inventory:
+    """The inventory, validated, its --limit checked, or exit 2 with the reason.
 
     pyinfra loads the inventory before it reads --limit; checking the limit here keeps a typo in
     ``--limit`` from becoming a successful run against no host.
@@ -200,4 +200,24 @@ def pyinfra_hosts(inventory_file: str) -> list[tuple[str, dict[str, Any]]]:
     except CciHardenError as exc:
         print(f"cci-harden: {exc}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
+    return inventory
+
+
+def pyinfra_hosts(inventory_file: str) -> list[tuple[str, dict[str, Any]]]:
+    """Called from an inventory file: validated hosts for pyinfra (one group, no host groups)."""
+    inventory = _load_for_pyinfra(inventory_file)
     return [(host.name, inventory.pyinfra_data(host)) for host in inventory.hosts]
+
+
+def pyinfra_groups(inventory_file: str) -> dict[str, list]:
+    """Called from an inventory file: ``nomad_clients`` (every host with its connection data)
+    and one pyinfra group per name in ``hosts[].groups``, so ``--limit vm`` and ``host.groups``
+    mean in pyinfra what they mean to verify."""
+    inventory = _load_for_pyinfra(inventory_file)
+    groups: dict[str, list] = {
+        GROUP: [(host.name, inventory.pyinfra_data(host)) for host in inventory.hosts]
+    }
+    for host in inventory.hosts:
+        for name in host.groups:
+            groups.setdefault(name, []).append(host.name)
+    return groups

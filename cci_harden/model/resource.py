@@ -44,6 +44,9 @@ class Resource:
     # Fully shown only by a host with a kernel of its own: in a container the kernel's side is
     # reported "not verifiable" (and the deploy leaves it alone there).
     needs_kernel: ClassVar[bool] = False
+    # Decided after every other control: what it reacts to is made later in the same run
+    # (loaded audit watches on a directory the Nomad controls create).
+    converges_last: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

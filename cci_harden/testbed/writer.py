@@ -24,9 +24,10 @@ INVENTORY_FILE = '''\
 Run: pyinfra inventories/testbed deploys/nomad.py
 """
 
-from cci_harden.fleet.inventory import pyinfra_hosts
+from cci_harden.fleet.inventory import pyinfra_groups
 
-nomad_clients = pyinfra_hosts(__file__)
+# nomad_clients (every host), and a group for each name in hosts[].groups
+globals().update(pyinfra_groups(__file__))
 '''
 
 

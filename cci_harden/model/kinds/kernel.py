@@ -178,6 +178,7 @@ class AuditRules(Resource):
 
     kind = "audit-rules"
     needs_kernel = True
+    converges_last = True
 
     rules_file: str
     watched: tuple[str, ...]
@@ -215,7 +216,16 @@ class AuditRules(Resource):
         return states
 
     def reacts_to(self, state, changed: set[str], installing: set[str]) -> str:
-        return "its rules file changes in this run" if self.rules_file in changed else ""
+        if self.rules_file in changed:
+            return "its rules file changes in this run"
+        # a watch on a path that did not exist when the rules were loaded was skipped (-i)
+        created = [
+            path
+            for path in self.watched
+            if path not in state.present
+            and any(c == path.rstrip("/") or c.startswith(path.rstrip("/") + "/") for c in changed)
+        ]
+        return f"watched path(s) made in this run: {', '.join(created)}" if created else ""
 
     def missing(self, state: AuditState) -> list[str]:
         return sorted(p.rstrip("/") for p in state.present if p.rstrip("/") not in state.loaded)
