@@ -336,10 +336,19 @@ def test_audit_rules_not_verifiable_in_a_container_and_named_on_a_vm():
     assert not finding.verifiable
     state = state_of(rules)
     assert "/etc/docker" in state.present and not state.loaded
-    loaded = RECORDED["audit-rules"] + "\nloaded -w /etc/docker -p wa -k cci-docker"
+    loaded = RECORDED["audit-rules"] + "\nloaded -w /etc/docker -p wa -k cci-docker\nenabled 1"
     (on_vm,) = findings(rules, loaded, info=VM)
     missing = on_vm.found.split(", ")
     assert "/etc/passwd" in missing and "/etc/docker" not in missing
+    # every watch loaded, but the kernel's audit flag off: nothing would be recorded
+    everything = loaded + "".join(
+        f"\nloaded -w {line[8:]} -p wa -k cci-x"
+        for line in RECORDED["audit-rules"].splitlines()
+        if line.startswith("present ")
+    )
+    assert findings(rules, everything, info=VM) == []
+    (off,) = findings(rules, everything.replace("enabled 1", "enabled 0"), info=VM)
+    assert off.what == "auditing enabled in the kernel" and off.found == "0"
 
 
 # -- network, runtime reads ----------------------------------------------------------------------

@@ -248,6 +248,10 @@ def audit_rules(settings) -> str:
     )
     for path, permissions, key, source in audit_watches(settings):
         lines.append(f"# {source}\n-w {path} -p {permissions} -k {key}\n")
+    lines.append(
+        "# Auditing on: Debian's auditd leaves the kernel's flag at 0, where loaded rules record "
+        "nothing.\n-e 1\n"
+    )
     return "".join(lines)
 
 

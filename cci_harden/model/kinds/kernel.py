@@ -159,6 +159,7 @@ class Sysctl(Resource):
 class AuditState:
     present: frozenset[str]  # watched paths that exist on this host
     loaded: frozenset[str]  # paths of loaded watches (our keys only)
+    enabled: str = ""  # the kernel's audit flag (auditctl -s): 0 off, 1 on, 2 locked; "" unread
 
 
 def loaded_watch_paths(text: str) -> set[str]:
@@ -200,7 +201,8 @@ class AuditRules(Resource):
             parts.append(
                 f"echo {shlex.quote('@@' + r.key)}; "
                 f'for p in {paths}; do [ -e "$p" ] && echo "present $p"; done; '
-                f"auditctl -l 2>/dev/null | grep -E {prefix} | sed 's/^/loaded /'; true"
+                f"auditctl -l 2>/dev/null | grep -E {prefix} | sed 's/^/loaded /'; "
+                "auditctl -s 2>/dev/null | grep '^enabled '; true"
             )
         return "; ".join(parts)
 
@@ -212,7 +214,8 @@ class AuditRules(Resource):
             lines = found.get(r.key, [])
             present = frozenset(ln[8:] for ln in lines if ln.startswith("present "))
             loaded = "\n".join(ln[7:] for ln in lines if ln.startswith("loaded "))
-            states[r.key] = AuditState(present, frozenset(loaded_watch_paths(loaded)))
+            enabled = next((ln[8:].strip() for ln in lines if ln.startswith("enabled ")), "")
+            states[r.key] = AuditState(present, frozenset(loaded_watch_paths(loaded)), enabled)
         return states
 
     def reacts_to(self, state, changed: set[str], installing: set[str]) -> str:
@@ -240,9 +243,21 @@ class AuditRules(Resource):
                     verifiable=False,
                 )
             ]
+        findings = []
+        # rules loaded while the kernel's flag is 0 record nothing (Debian's auditd leaves it 0)
+        if state.enabled not in ("1", "2"):
+            findings.append(
+                self.finding(
+                    "auditing enabled in the kernel",
+                    "1 (the rules file ends with -e 1)",
+                    state.enabled or "unknown: auditctl -s gave no answer",
+                )
+            )
         missing = self.missing(state)
-        if not missing:
-            return []
-        return [
-            self.finding("audit watches loaded", "every watched path present", ", ".join(missing))
-        ]
+        if missing:
+            findings.append(
+                self.finding(
+                    "audit watches loaded", "every watched path present", ", ".join(missing)
+                )
+            )
+        return findings
