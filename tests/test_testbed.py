@@ -108,6 +108,9 @@ def _leftovers(layout: Layout) -> list[str]:
         f"nspawn {p}" for p in process.find_processes(str(layout.state_dir), "systemd-nspawn")
     ]
     found += [f"proxy {p}" for p in process.find_processes(str(layout.state_dir), "apt-cacher-ng")]
+    found += [
+        f"qemu {p}" for p in process.find_processes(str(layout.state_dir), "qemu-system-x86_64")
+    ]
     python = os.path.basename(sys.executable)
     found += [f"mirror {p}" for p in process.find_processes(str(layout.state_dir), python)]
     for directory in (layout.state_dir, layout.control_dir):
@@ -132,16 +135,17 @@ def scratch_layout(tmp_path):
 
 
 def test_down_leaves_nothing(scratch_layout, tmp_path):
-    report = testbed.up(1, tmp_path / "inv", scratch_layout, log=lambda _m: None)
-    assert report.hosts[0].pid
-    assert _leftovers(scratch_layout)  # the detector sees a running bed
+    report = testbed.up(1, tmp_path / "inv", scratch_layout, log=lambda _m: None, vms=1)
+    assert report.hosts[0].pid and report.vms[0].pid
+    found = _leftovers(scratch_layout)  # the detector sees a running bed, its VM and tap
+    assert any(f.startswith("qemu ") for f in found) and "veth ccidn-tbv1" in found
     testbed.down(scratch_layout)
     assert _leftovers(scratch_layout) == []
     assert not (tmp_path / "inv" / "testbed").exists()
 
 
 def test_down_after_a_crashed_up_leaves_nothing(scratch_layout, tmp_path):
-    testbed.up(1, tmp_path / "inv", scratch_layout, log=lambda _m: None)
+    testbed.up(1, tmp_path / "inv", scratch_layout, log=lambda _m: None, vms=1)
     scratch_layout.state_file.unlink()  # the record is lost, as if `up` died mid-way
     testbed.down(scratch_layout)
     assert _leftovers(scratch_layout) == []

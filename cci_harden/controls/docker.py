@@ -29,12 +29,17 @@ VALIDATE_DAEMON_JSON = (
 
 def engine_packages(settings) -> list[Package]:
     docker = settings.docker
+    # Debian's kernel has AppArmor on: without apparmor_parser every `docker run` fails
+    # (found on the test bed's VM hosts); both engines only recommend it, and apt here
+    # installs no recommends.
+    apparmor = Package("apparmor")
     if docker.install_source == "docker.io":
-        return [Package("docker.io"), Package("containerd"), Package("runc")]
+        return [Package("docker.io"), Package("containerd"), Package("runc"), apparmor]
     return [
         Package("docker-ce", docker.version, fresh_lists=True),
         Package("docker-ce-cli", docker.version, fresh_lists=True),
         Package("containerd.io", fresh_lists=True),
+        apparmor,
     ]
 
 
@@ -77,7 +82,9 @@ ENGINE = Control(
     ),
     rationale="docker-ce comes from Docker's repository with its key pinned by fingerprint and "
     "an apt pin on the exact version, so an unattended upgrade cannot move it; docker.io is the "
-    "distribution's package, for hosts that track Debian's security updates instead.",
+    "distribution's package, for hosts that track Debian's security updates instead. "
+    "AppArmor's parser is installed with either: Docker needs it to start any container on a "
+    "kernel with AppArmor enabled, as Debian's is.",
     resources=_engine_resources,
     tags=("docker",),
 )

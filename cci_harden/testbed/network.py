@@ -58,12 +58,16 @@ def ensure_host_network(
     bridge: str,
     address: ipaddress.IPv4Address,
     subnet: ipaddress.IPv4Network,
+    mac: str | None = None,
 ) -> None:
-    """A namespace with ``eth0`` at ``address``, its peer ``veth`` enslaved to ``bridge``."""
+    """A namespace with ``eth0`` at ``address``, its peer ``veth`` enslaved to ``bridge``.
+
+    A fixed ``mac`` keeps neighbours' ARP caches right when the namespace is made again."""
     if not netns_exists(netns):
         run(["ip", "netns", "add", netns])
     if not link_exists(veth):
-        run(["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns])
+        peer = ["name", "eth0", *(["address", mac] if mac else []), "netns", netns]
+        run(["ip", "link", "add", veth, "type", "veth", "peer", *peer])
     run(["ip", "link", "set", veth, "master", bridge, "up"])
     cidr = f"{address}/{subnet.prefixlen}"
     if cidr not in run(["ip", "-n", netns, "-o", "-4", "addr", "show", "dev", "eth0"]):

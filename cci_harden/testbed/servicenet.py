@@ -16,6 +16,9 @@ from .layout import Layout
 from .proxy import wait_listening
 from .system import run
 
+# Locally administered and fixed: the VMs' ARP caches stay right across a restart of the namespace.
+SERVICE_MAC = "52:54:00:cc:ff:02"
+
 
 def marker(layout: Layout) -> str:
     return str(layout.state_dir / "services")
@@ -24,7 +27,7 @@ def marker(layout: Layout) -> str:
 def ensure_namespace(layout: Layout) -> None:
     netns = layout.service_netns
     network.ensure_host_network(
-        netns, netns[:15], layout.bridge, layout.service_address, layout.subnet
+        netns, netns[:15], layout.bridge, layout.service_address, layout.subnet, mac=SERVICE_MAC
     )
     held = run(["ip", "-n", netns, "-o", "-4", "addr", "show", "dev", "eth0"])
     for cidr in (
@@ -34,6 +37,8 @@ def ensure_namespace(layout: Layout) -> None:
     ):
         if f"inet {cidr} " not in held:
             run(["ip", "-n", netns, "addr", "add", cidr, "dev", "eth0"])
+    # this machine may remember the address at a namespace made before (another MAC)
+    run(["ip", "neigh", "flush", "dev", layout.bridge, "to", str(layout.service_address)])
 
 
 def running(layout: Layout, pid: int | None) -> bool:
@@ -51,6 +56,10 @@ def start(layout: Layout) -> int:
             sys.executable,
             "-m",
             "cci_harden.testbed.services",
+            "--ntp-address",
+            str(layout.service_address),
+            "--dns-address",
+            str(layout.resolver_address),
             "--dns-answer",
             str(layout.internal_address),
             "--marker",

@@ -58,10 +58,12 @@ def dns_reply(query: bytes, answer: str) -> bytes | None:
     return header + question + records
 
 
-def _serve_udp(port: int, reply) -> None:
+def _serve_udp(address: str, port: int, reply) -> None:
+    """Bound to one address: a reply must come from the address the client asked, or a
+    connected client (busybox nslookup, timesyncd) drops it."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("0.0.0.0", port))  # noqa: S104 (every address of the service namespace)
+    sock.bind((address, port))
     while True:
         data, peer = sock.recvfrom(2048)
         response = reply(data)
@@ -84,18 +86,26 @@ class _Handler(BaseHTTPRequestHandler):
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--ntp-address", required=True, help="where NTP answers")
+    parser.add_argument("--dns-address", required=True, help="where DNS answers")
     parser.add_argument("--dns-answer", required=True, help="the address every A query gets")
     parser.add_argument("--marker", help="ignored: lets the test bed find this process by PID")
     args = parser.parse_args(argv)
     socket.inet_aton(args.dns_answer)
     threads = [
-        threading.Thread(target=_serve_udp, args=(123, lambda d: ntp_reply(d, time.time()))),
-        threading.Thread(target=_serve_udp, args=(53, lambda d: dns_reply(d, args.dns_answer))),
+        threading.Thread(
+            target=_serve_udp, args=(args.ntp_address, 123, lambda d: ntp_reply(d, time.time()))
+        ),
+        threading.Thread(
+            target=_serve_udp,
+            args=(args.dns_address, 53, lambda d: dns_reply(d, args.dns_answer)),
+        ),
     ]
     for thread in threads:
         thread.daemon = True
         thread.start()
-    ThreadingHTTPServer(("0.0.0.0", 80), _Handler).serve_forever()  # noqa: S104 (as above)
+    # every address of the service namespace: the reply names the one asked
+    ThreadingHTTPServer(("0.0.0.0", 80), _Handler).serve_forever()  # noqa: S104
 
 
 if __name__ == "__main__":
