@@ -28,6 +28,7 @@ pytestmark = pytest.mark.testbed
 VM = "tbv1"
 FIXTURES = Path(__file__).parent / "fixtures" / "vm"
 JOB_IMAGE = "cci-job:test"
+PYTHON_IMAGE = "cci-job:test-python"
 EPERM = 1
 
 
@@ -151,7 +152,7 @@ def test_kernel_settings_and_audit_rules_are_live(converged):
 def test_job_namespaces_are_allowed_and_what_docker_refuses_stays_refused(job_image):
     inventory = job_image
     probe = (FIXTURES / "ns_probe.py").read_text()
-    ours = json.loads(docker_run(inventory, f"{JOB_IMAGE} python3.11 -", stdin=probe).stdout)
+    ours = json.loads(docker_run(inventory, f"{PYTHON_IMAGE} python3.11 -", stdin=probe).stdout)
     assert ours == {
         "keyctl": EPERM,
         "unshare_user": 0,
@@ -168,14 +169,14 @@ def test_job_namespaces_are_allowed_and_what_docker_refuses_stays_refused(job_im
     stock = json.loads(
         docker_run(
             inventory,
-            f"--security-opt seccomp=/tmp/docker-default.json {JOB_IMAGE} python3.11 -",
+            f"--security-opt seccomp=/tmp/docker-default.json {PYTHON_IMAGE} python3.11 -",
             stdin=probe,
         ).stdout
     )
     assert stock["unshare_user"] == EPERM
     unconfined = json.loads(
         docker_run(
-            inventory, f"--security-opt seccomp=unconfined {JOB_IMAGE} python3.11 -", stdin=probe
+            inventory, f"--security-opt seccomp=unconfined {PYTHON_IMAGE} python3.11 -", stdin=probe
         ).stdout
     )
     assert unconfined["keyctl"] != EPERM  # the profile, not the kernel, refuses keyctl
@@ -219,21 +220,29 @@ def test_docker_gc_runs_privileged_in_the_host_user_namespace(job_image):
 
 
 def _egress(inventory) -> dict[str, bool]:
-    """What a job container reaches, and what the host itself reaches, on the test bed."""
+    """What one job container reaches, and what the host itself reaches, on the test bed."""
     layout = Layout()
     targets = {"metadata": layout.metadata_address, "internal": layout.internal_address}
+    # sh is the container's PID 1 so that `timeout` can end a wget stuck on a dropped SYN
+    # (PID 1 ignores SIGTERM); the same URLs from the host, in one python
+    urls = " ".join(f"http://{address}/" for address in targets.values())
+    job_script = (
+        f"for url in {urls}; do timeout 5 wget -q -O - $url; done; "
+        f"timeout 10 nslookup build.example.test {layout.resolver_address}"
+    )
+    job = docker_run(inventory, f"{JOB_IMAGE} sh -c '{job_script}'", check=False).stdout
+    fetch = (
+        "import urllib.request as u\n"
+        f"for url in {[f'http://{a}/' for a in targets.values()]!r}:\n"
+        "    try: print(u.urlopen(url, timeout=5).read().decode())\n"
+        "    except OSError as e: print(url, e)\n"
+    )
+    host = with_stdin(inventory, "python3 -", fetch).stdout
     reached = {}
     for name, address in targets.items():
-        url = f"http://{address}/"
-        job = docker_run(inventory, f"{JOB_IMAGE} wget -q -T 3 -O - {url}", check=False)
-        reached[f"job:{name}"] = f"cci-testbed {address}" in job.stdout
-        fetch = f"import urllib.request as u; print(u.urlopen('{url}', timeout=5).read())"
-        host = on_vm(inventory, f'python3 -c "{fetch}"', check=False)
-        reached[f"host:{name}"] = f"cci-testbed {address}" in host.stdout
-    dns = docker_run(
-        inventory, f"{JOB_IMAGE} nslookup build.example.test {layout.resolver_address}", check=False
-    )
-    reached["job:dns"] = str(layout.internal_address) in dns.stdout
+        reached[f"job:{name}"] = f"cci-testbed {address}" in job
+        reached[f"host:{name}"] = f"cci-testbed {address}" in host
+    reached["job:dns"] = f"Address: {layout.internal_address}" in job
     return reached
 
 

@@ -81,18 +81,46 @@ _TAG_PART = r"^[A-Za-z0-9._:/=+@-]{1,128}$"
 TagPart = Annotated[str, _matching(re.compile(_TAG_PART, re.ASCII), "a tag key or value")]
 
 
+_GCP_ZONE = re.compile(r"^[a-z]+-[a-z]+[0-9]-[a-z]$", re.ASCII)
+_GCP_REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]$", re.ASCII)
+_GCP_NAME = re.compile(r"^[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?$", re.ASCII)
+_GCP_LABEL = re.compile(r"^[a-z0-9_-]{0,63}$", re.ASCII)
+GcpZone = Annotated[str, _matching(_GCP_ZONE, "a GCP zone such as us-east1-b")]
+GcpRegion = Annotated[str, _matching(_GCP_REGION, "a GCP region such as us-east1")]
+GcpName = Annotated[str, _matching(_GCP_NAME, "a GCP resource name (a-z, 0-9, -)")]
+GcpLabel = Annotated[str, _matching(_GCP_LABEL, "a GCP label key or value (a-z, 0-9, _, -)")]
+
+
 class CloudHosts(_Section):
     """Where an autoscaled fleet's hosts are listed each run, instead of a fixed host list."""
 
-    provider: Literal["aws"] = Field("aws", description="aws: EC2 (GCP: not yet)")
-    region: Region = Field(description="Region the instances run in")
+    provider: Literal["aws", "gcp"] = Field(
+        "aws",
+        description="aws: EC2 (an autoscaling group or tags); gcp: Compute Engine (a "
+        "managed instance group or labels)",
+    )
+    region: str | None = Field(
+        None,
+        description="AWS: the region the instances run in; GCP: a regional managed instance "
+        "group's region (or set zone)",
+    )
     autoscaling_group: str | None = Field(
         None,
         pattern=r"^[A-Za-z0-9._-]{1,255}$",
-        description="Autoscaling group whose in-service instances are the hosts",
+        description="AWS: autoscaling group whose in-service instances are the hosts",
     )
     tags: dict[TagPart, TagPart] = Field(
-        default_factory=dict, description="Only running instances with all of these tags"
+        default_factory=dict, description="AWS: only running instances with all of these tags"
+    )
+    project: GcpProject | None = Field(None, description="GCP: the project the instances run in")
+    zone: GcpZone | None = Field(
+        None, description="GCP: the zone of the instances (or of a zonal managed instance group)"
+    )
+    instance_group: GcpName | None = Field(
+        None, description="GCP: managed instance group whose running instances are the hosts"
+    )
+    labels: dict[GcpLabel, GcpLabel] = Field(
+        default_factory=dict, description="GCP: only running instances with all of these labels"
     )
     address: Literal["private", "public"] = Field(
         "private", description="Which address SSH connects to (private: from a bastion)"
@@ -100,14 +128,42 @@ class CloudHosts(_Section):
     endpoint_url: str | None = Field(
         None,
         pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$",
-        description="EC2 and autoscaling endpoint (a VPC endpoint; unset: AWS's own)",
+        description="The API endpoint (AWS: EC2 and autoscaling, e.g. a VPC endpoint; GCP: "
+        "Compute Engine, e.g. Private Service Connect); unset: the provider's own",
     )
 
     @model_validator(mode="after")
     def _something_to_list(self) -> CloudHosts:
-        if not self.autoscaling_group and not self.tags:
-            raise ValueError("name an autoscaling_group or tags, or every instance would match")
+        aws_only = bool(self.autoscaling_group or self.tags)
+        gcp_only = bool(self.project or self.zone or self.instance_group or self.labels)
+        if self.provider == "aws":
+            if gcp_only:
+                raise ValueError("project, zone, instance_group and labels are for provider gcp")
+            if not self.region or not _REGION.fullmatch(self.region):
+                raise ValueError("provider aws needs region, an AWS region such as us-east-1")
+            if not aws_only:
+                raise ValueError("name an autoscaling_group or tags, or every instance would match")
+            return self
+        if aws_only:
+            raise ValueError("autoscaling_group and tags are for provider aws")
+        if not self.project:
+            raise ValueError("provider gcp needs project")
+        if self.region and not _GCP_REGION.fullmatch(self.region):
+            raise ValueError(f"{self.region!r} is not a GCP region such as us-east1")
+        if not self.instance_group and not self.labels:
+            raise ValueError("name an instance_group or labels, or every instance would match")
+        if bool(self.zone) == bool(self.region):
+            raise ValueError("provider gcp needs exactly one of zone or region (a regional group)")
+        if self.region and not self.instance_group:
+            raise ValueError("labels are listed per zone: set zone (region is for instance_group)")
         return self
+
+    @property
+    def where(self) -> str:
+        """Where the listing looks, for messages."""
+        if self.provider == "aws":
+            return str(self.region)
+        return f"{self.project}/{self.zone or self.region}"
 
 
 class AwsSettings(_Section):

@@ -73,8 +73,8 @@ SYSCTL_PROFILE = Control(
     resources=_sysctl_resources,
     circleci_impact="ip_forward stays 1 (job containers route through the host) and user "
     "namespaces stay on; IPv6 router advertisements are left alone for dual-stack VPCs",
-    testbed="files verified; network keys applied and verified; kernel-wide keys are read-only "
-    "in a container and reported as not verifiable",
+    testbed="VM host: every key applied, verified and back after a reboot; container host: "
+    "network keys verified, kernel-wide keys read-only there and reported as not verifiable",
     tags=("baseline", "kernel"),
 )
 
@@ -97,7 +97,7 @@ MODULES = Control(
     resources=_modprobe_resources,
     circleci_impact="overlay, br_netfilter, veth, vxlan and netfilter modules (Docker's) are "
     "never blacklisted",
-    testbed="files verified (modules are the host kernel's)",
+    testbed="files verified (on a container host the modules are this machine's kernel's)",
     tags=("baseline", "kernel"),
 )
 
@@ -275,8 +275,8 @@ AUDIT = Control(
     "configuration or the TLS key, and when; auditd answers it. Nomad's data directory is "
     "watched for attribute changes only, as jobs write there all the time.",
     resources=_audit_resources,
-    testbed="rules file verified; auditd cannot run in a container: loaded rules reported as "
-    "not verifiable",
+    testbed="VM host: watches loaded, auditing on, a change to /etc/docker recorded; container "
+    "host: rules file verified, loaded rules not verifiable (auditd cannot run there)",
     tags=("baseline", "audit"),
 )
 
@@ -375,7 +375,8 @@ MAINTENANCE = Control(
     resources=_maintenance_resources,
     circleci_impact="Docker, containerd, runc and Nomad are excluded from unattended upgrades, "
     "so a running job never loses its daemon; no automatic reboot",
-    testbed="verified; timesyncd does not run in a container: reported as not verifiable",
+    testbed="VM host: synchronised from the test bed's NTP server; container host: files "
+    "verified, timesyncd not verifiable (it does not run there)",
     tags=("baseline", "maintenance"),
 )
 

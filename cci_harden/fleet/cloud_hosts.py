@@ -1,9 +1,10 @@
-"""Hosts listed from the cloud each run: an autoscaling group's instances, or tagged ones.
+"""Hosts listed from the cloud each run: an autoscaling group's or a managed instance group's
+instances, or tagged (labelled) ones.
 
 Instances of an autoscaled fleet come and go; the inventory names where to find them and every
 command (deploy, verify, config check) lists them when it loads the inventory: running
-instances only, named by instance id, reached at their private address (or public). Their host
-keys are checked as always: from the known_hosts file, or an SSH CA the file trusts.
+instances only, named by instance id (AWS) or name (GCP), reached at their private address (or
+public). Their host keys are checked as always: from the known_hosts file.
 """
 
 from __future__ import annotations
@@ -15,13 +16,17 @@ from ..model.errors import InventoryError
 
 def list_hosts(source: CloudHosts) -> list[HostEntry]:
     try:
+        if source.provider == "gcp":
+            from .gcp_hosts import gcp_hosts
+
+            return gcp_hosts(source)
         return _aws_hosts(source)
     except InventoryError:
         raise
-    except Exception as exc:  # botocore: credentials, endpoint, throttling, access denied
+    except Exception as exc:  # botocore or HTTP: credentials, endpoint, throttling, denied
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InventoryError(
-            f"inventory.source: cannot list the instances in {source.region} ({reason})"
+            f"inventory.source: cannot list the instances in {source.where} ({reason})"
         ) from None
 
 

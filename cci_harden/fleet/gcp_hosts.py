@@ -1,0 +1,148 @@
+"""GCP Compute Engine hosts: a managed instance group's running instances, or labelled ones.
+
+Plain HTTPS to the Compute Engine API (no Google client library): an access token from
+``GOOGLE_OAUTH_ACCESS_TOKEN`` or ``gcloud auth print-access-token``, sent only to the configured
+endpoint. Links the API returns are followed only when they name an instance of the configured
+project, and are rebuilt under that endpoint: a response can never send the token elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from ..config.cloud import CloudHosts
+from ..config.settings import HostEntry
+from ..model.errors import InventoryError
+
+COMPUTE_API = "https://compute.googleapis.com"
+TOKEN_VARIABLE = "GOOGLE_OAUTH_ACCESS_TOKEN"  # noqa: S105 (a variable's name, no secret)
+_INSTANCE_LINK = re.compile(
+    r"^https://[A-Za-z0-9.-]+(?::[0-9]+)?/compute/v1/"
+    r"(projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/zones/[a-z]+-[a-z]+[0-9]-[a-z]/instances/"
+    r"[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)$",
+    re.ASCII,
+)
+
+
+def access_token() -> str:
+    token = os.environ.get(TOKEN_VARIABLE, "").strip()
+    if token:
+        return token
+    gcloud = shutil.which("gcloud")
+    if gcloud:
+        proc = subprocess.run(
+            [gcloud, "auth", "print-access-token"], capture_output=True, text=True, timeout=60
+        )
+        if proc.returncode == 0 and proc.stdout.strip():
+            return proc.stdout.strip()
+    raise InventoryError(
+        f"inventory.source (gcp): no access token: set {TOKEN_VARIABLE} or log in with "
+        "`gcloud auth login` (the account needs compute.instances.list)"
+    )
+
+
+class _Api:
+    def __init__(self, source: CloudHosts, token: str):
+        self.root = (source.endpoint_url or COMPUTE_API).rstrip("/") + "/compute/v1/"
+        self.project = f"projects/{source.project}/"
+        self._token = token
+
+    def call(self, path: str, method: str = "GET", query: dict | None = None) -> dict:
+        url = self.root + path
+        if query:
+            url += "?" + urllib.parse.urlencode(query)
+        # the root is COMPUTE_API or endpoint_url, which settings allow only as http(s)
+        request = urllib.request.Request(  # noqa: S310
+            url,
+            method=method,
+            data=b"" if method == "POST" else None,
+            headers={"Authorization": f"Bearer {self._token}", "Accept": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+                return json.load(response)
+        except urllib.error.HTTPError as exc:
+            raise InventoryError(
+                f"inventory.source (gcp): {method} {path} answered {exc.code}: {_message(exc)}"
+            ) from None
+
+    def pages(self, path: str, key: str, method: str = "GET", query: dict | None = None):
+        query = dict(query or {})
+        while True:
+            page = self.call(path, method, query)
+            yield from page.get(key, [])
+            token = page.get("nextPageToken")
+            if not token:
+                return
+            query["pageToken"] = token
+
+    def instance(self, link: str) -> dict:
+        match = _INSTANCE_LINK.fullmatch(link)
+        if not match or not match.group(1).startswith(self.project):
+            raise InventoryError(f"inventory.source (gcp): unexpected instance link {link[:200]!r}")
+        return self.call(match.group(1))
+
+
+def _message(exc: urllib.error.HTTPError) -> str:
+    try:
+        return str(json.load(exc)["error"]["message"]).splitlines()[0][:300]
+    except Exception:
+        return exc.reason or "error"
+
+
+def _address(instance: dict, which: str) -> str | None:
+    interfaces = instance.get("networkInterfaces") or [{}]
+    if which == "private":
+        return interfaces[0].get("networkIP")
+    configs = interfaces[0].get("accessConfigs") or [{}]
+    return configs[0].get("natIP")
+
+
+def gcp_hosts(source: CloudHosts) -> list[HostEntry]:
+    api = _Api(source, access_token())
+    if source.instance_group:
+        scope = f"zones/{source.zone}" if source.zone else f"regions/{source.region}"
+        path = f"{api.project}{scope}/instanceGroupManagers/{source.instance_group}"
+        managed = api.pages(f"{path}/listManagedInstances", "managedInstances", method="POST")
+        # running and not being deleted, recreated or refreshed: the group's serving members
+        links = [
+            m["instance"]
+            for m in managed
+            if m.get("instanceStatus") == "RUNNING" and m.get("currentAction", "NONE") == "NONE"
+        ]
+        instances = [api.instance(link) for link in links]
+        if source.labels:
+            instances = [i for i in instances if _labelled(i, source.labels)]
+    else:
+        terms = ['status = "RUNNING"'] + [
+            f'labels.{key} = "{value}"' for key, value in sorted(source.labels.items())
+        ]
+        instances = list(
+            api.pages(
+                f"{api.project}zones/{source.zone}/instances",
+                "items",
+                query={"filter": " AND ".join(f"({t})" for t in terms)},
+            )
+        )
+        instances = [
+            i for i in instances if i.get("status") == "RUNNING" and _labelled(i, source.labels)
+        ]
+    hosts = []
+    for instance in instances:
+        address = _address(instance, source.address)
+        if address:
+            hosts.append(HostEntry(name=instance["name"], address=address))
+    return sorted(hosts, key=lambda h: h.name)
+
+
+def _labelled(instance: dict, labels: dict[str, str]) -> bool:
+    """Checked here too: the API's filter is the server's, the answer is ours to trust."""
+    have = instance.get("labels") or {}
+    return all(have.get(key) == value for key, value in labels.items())
