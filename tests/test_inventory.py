@@ -59,3 +59,23 @@ def test_a_group_named_like_pyinfras_own_is_refused(tmp_path):
     proc = run_cli("config", "check", str(write_inventory(tmp_path, toml)))
     assert proc.returncode == 2
     assert "inventory.hosts.0.groups: group name(s) all are pyinfra's own" in proc.stderr
+
+
+def test_a_cert_authority_line_is_refused_in_one_line_not_a_traceback(tmp_path):
+    """paramiko 4 (pyinfra's SSH client) fails on a known_hosts file with a marker line."""
+    inventory = write_inventory(tmp_path, BASE)
+    ca = KNOWN.replace("192.0.2.10", "@cert-authority *.example.test")
+    (tmp_path / "acme.known_hosts").write_text(ca + KNOWN)
+    proc = run_pyinfra(inventory, "deploys/nomad.py")
+    assert proc.returncode == 2
+    says = "acme.known_hosts line 1: @cert-authority lines cannot be read by paramiko"
+    assert says in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_a_malformed_known_hosts_line_is_one_line(tmp_path):
+    inventory = write_inventory(tmp_path, BASE)
+    (tmp_path / "acme.known_hosts").write_text("192.0.2.10 ssh-ed25519 not-base64!\n")
+    proc = run_cli("config", "check", str(inventory))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "a line is not a known_hosts entry" in proc.stderr

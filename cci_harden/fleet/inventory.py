@@ -147,12 +147,32 @@ class Inventory:
                 "on first use"
             )
 
+    def _refuse_lines_paramiko_cannot_read(self) -> None:
+        """paramiko 4 (pyinfra's SSH client, the lockout guard's) fails on a whole known_hosts
+        file with a marker line in it: every host would fail to connect, with a traceback."""
+        for number, line in enumerate(self.known_hosts.read_text().splitlines(), 1):
+            if line.lstrip().startswith("@"):
+                marker = line.split()[0][:32]
+                raise InventoryError(
+                    f"{self.known_hosts} line {number}: {marker} lines cannot be read by "
+                    "paramiko (pyinfra's SSH client): list each host's own key here instead "
+                    "(docs/operator-guide.md, host keys)"
+                )
+
     def hosts_without_known_key(self) -> list[str]:
         if not self.known_hosts.is_file():
             return [host.name for host in self.hosts]
         import paramiko  # here, not at import: it costs a command that never reads keys 80 ms
+        from paramiko.hostkeys import InvalidHostKey
 
-        keys = paramiko.HostKeys(str(self.known_hosts))
+        self._refuse_lines_paramiko_cannot_read()
+        try:
+            keys = paramiko.HostKeys(str(self.known_hosts))
+        except (InvalidHostKey, paramiko.SSHException, ValueError) as exc:
+            raise InventoryError(
+                f"{self.known_hosts}: a line is not a known_hosts entry ({type(exc).__name__}); "
+                "each line must be NAMES KEYTYPE BASE64KEY"
+            ) from None
         missing = []
         for host in self.hosts:
             lookup = host.address if host.port == 22 else f"[{host.address}]:{host.port}"
