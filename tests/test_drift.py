@@ -138,6 +138,10 @@ def test_init_then_config_check_then_deploy_and_verify_a_new_inventory(deployed,
         "CCI_NETWORK__CLUSTER_CIDRS": subnet,
         "CCI_NETWORK__RERUN_SSH_CIDRS": subnet,
         "CCI_NETWORK__VM_SUBNET_CIDRS": subnet,
+        "CCI_NETWORK__NTP_SERVERS": json.dumps([str(s) for s in bed.network.ntp_servers]),
+        "CCI_NETWORK__BLOCKED_JOB_CIDRS": json.dumps(
+            [str(c) for c in bed.network.blocked_job_cidrs]
+        ),
         "CCI_NOMAD__INSTALL_SOURCE": "mirror",
         "CCI_NOMAD__VERSION": str(bed.nomad.version),  # what the test bed's mirror holds
         "CCI_NOMAD__RELEASE_URL": str(bed.nomad.release_url),

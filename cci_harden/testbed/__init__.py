@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ __all__ = ["Layout", "up", "down", "status", "UpReport"]
 
 
 MAX_VMS = 8
+_STATE_LOCK = threading.Lock()
 
 
 @dataclass
@@ -125,7 +127,10 @@ def up(
         timeout = max(90.0, 4.0 * len(records))
         vm_timeout = 120.0 + 60.0 * len(vm_records)
         waits = [pool.submit(hosts.wait_for_ssh, record, timeout) for record in records]
-        waits += [pool.submit(vm.wait_for_ssh, record, vm_timeout) for record in vm_records]
+        waits += [
+            pool.submit(_wait_for_vm, layout, state, record, client_key, accel, vm_timeout, log)
+            for record in vm_records
+        ]
         for wait in waits:
             wait.result()
 
@@ -157,6 +162,33 @@ def up(
     )
 
 
+def _wait_for_vm(layout, state, record, client_key, accel, timeout, log) -> None:
+    """Wait for the VM's SSH; a VM that exits while booting is booted once more from a fresh
+    overlay (an emulated boot can die early), with what qemu said the first time."""
+    from ..model.errors import TestbedError
+
+    try:
+        vm.wait_for_ssh(record, timeout)
+        return
+    except TestbedError as exc:
+        if vm.running(record):
+            raise
+        log(f"{exc}; booting {record.name} once more")
+    with _STATE_LOCK:  # VMs are waited for side by side; the record is saved by one at a time
+        _boot_vm(layout, state, record, client_key, accel)
+    vm.wait_for_ssh(record, timeout)
+
+
+def _boot_vm(layout, state, record, client_key, accel) -> None:
+    state.save(layout.state_file)
+    Path(record.directory).mkdir(parents=True, exist_ok=True)
+    vm.create_disk(layout, record)
+    vm.write_seed(layout, record, client_key)
+    vm.ensure_tap(layout, record)
+    record.pid = vm.boot(layout, record, accel)
+    state.save(layout.state_file)
+
+
 def _bring_vms_up(
     layout: Layout, state: TestbedState, count: int, client_key: Path, accel: str
 ) -> list[VmRecord]:
@@ -167,15 +199,8 @@ def _bring_vms_up(
         state.save(layout.state_file)
     for fresh in wanted:
         record = state.vms.setdefault(fresh.name, fresh)
-        if vm.running(record):
-            continue
-        state.save(layout.state_file)
-        Path(record.directory).mkdir(parents=True, exist_ok=True)
-        vm.create_disk(layout, record)
-        vm.write_seed(layout, record, client_key)
-        vm.ensure_tap(layout, record)
-        record.pid = vm.boot(layout, record, accel)
-        state.save(layout.state_file)
+        if not vm.running(record):
+            _boot_vm(layout, state, record, client_key, accel)
     return [state.vms[r.name] for r in wanted]
 
 

@@ -160,8 +160,7 @@ def wait_for_ssh(record: VmRecord, timeout: float) -> None:
     while time.monotonic() < deadline:
         if not running(record):
             raise TestbedError(
-                f"VM {record.name} stopped while booting; see console.log and qemu.log in "
-                f"{record.directory}"
+                f"VM {record.name} stopped while booting; qemu said: {_last_words(record)}"
             )
         try:
             with socket.create_connection((record.address, 22), timeout=1) as conn:
@@ -175,6 +174,16 @@ def wait_for_ssh(record: VmRecord, timeout: float) -> None:
         f"VM {record.name} ({record.address}) did not answer on SSH in {timeout:.0f}s; "
         f"see {record.directory}/console.log"
     )
+
+
+def _last_words(record: VmRecord) -> str:
+    """The end of qemu's own output and of the console, for the error (down removes both)."""
+    words = []
+    for name in ("qemu.log", "console.log"):
+        path = Path(record.directory) / name
+        lines = path.read_text(errors="replace").splitlines() if path.is_file() else []
+        words.append(f"{name}: " + (" | ".join(lines[-3:]) or "(empty)"))
+    return "; ".join(words)
 
 
 def stop(record: VmRecord) -> None:
