@@ -55,10 +55,12 @@ def audit(inventory: Inventory, host: str) -> tuple[int, list[tuple[str, str]]]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--inventory", default="inventories/testbed")
-    parser.add_argument("--host", default="tb1", help="a host the deploy has converged")
+    parser.add_argument("--host", help="a host the deploy has converged (default tb1)")
     parser.add_argument("--fresh", help="also audit this untouched host, for comparison")
     args = parser.parse_args()
     inventory = Inventory.load(Path(args.inventory))
+    if not args.host and not args.fresh:
+        args.host = "tb1"
     for host, label in ((args.fresh, "fresh"), (args.host, "after deploys/nomad.py")):
         if not host:
             continue

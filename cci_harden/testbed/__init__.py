@@ -8,6 +8,7 @@ bridge, its own SSH host key and a booted systemd; apt goes through a caching pr
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import threading
@@ -119,6 +120,13 @@ def up(
         require_programs(("qemu-system-x86_64", "qemu-img", "mkfs.ext4"))
         vm_image_seconds = vmimage.build(layout, log=log)
         accel = vm.probe_kvm(layout, log=log)
+        cores = os.cpu_count() or 1
+        if accel == "tcg" and vm_count * vm.CPUS > cores:
+            # measured: two VMs on two cores stall (RCU stalls, no SSH within minutes)
+            raise TestbedError(
+                f"--vms {vm_count} needs {vm_count * vm.CPUS} cores under software emulation "
+                f"({vm.CPUS} vCPUs each); this machine has {cores}"
+            )
     vm_records = _bring_vms_up(layout, state, vm_count, client_key, accel)
 
     records = [state.hosts[r.name] for r in wanted]
@@ -180,6 +188,7 @@ def _wait_for_vm(layout, state, record, client_key, accel, timeout, log) -> None
 
 
 def _boot_vm(layout, state, record, client_key, accel) -> None:
+    vm.stop(record)  # nothing else may hold the disk about to be made again
     state.save(layout.state_file)
     Path(record.directory).mkdir(parents=True, exist_ok=True)
     vm.create_disk(layout, record)

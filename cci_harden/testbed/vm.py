@@ -187,7 +187,10 @@ def _last_words(record: VmRecord) -> str:
 
 
 def stop(record: VmRecord) -> None:
+    """The recorded qemu, then any other qemu on this VM's disk (a crashed run's, unrecorded)."""
     process.stop(record.pid, marker(record), timeout=10.0)
+    for stray in process.find_processes(marker(record), QEMU):
+        process.stop(stray, marker(record), timeout=10.0)
 
 
 def remove(record: VmRecord) -> None:
