@@ -190,7 +190,7 @@ def _wait_for_vm(layout, state, record, client_key, accel, timeout, log) -> None
 def _boot_vm(layout, state, record, client_key, accel) -> None:
     vm.stop(record)  # nothing else may hold the disk about to be made again
     state.save(layout.state_file)
-    Path(record.directory).mkdir(parents=True, exist_ok=True)
+    Path(record.directory).mkdir(parents=True, exist_ok=True, mode=0o700)
     vm.create_disk(layout, record)
     vm.write_seed(layout, record, client_key)
     vm.ensure_tap(layout, record)

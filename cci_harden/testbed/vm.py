@@ -92,7 +92,9 @@ def write_seed(layout: Layout, record: VmRecord, client_key: Path) -> Path:
     seed = directory / "seed.img"
     seed.unlink(missing_ok=True)
     run(["truncate", "-s", "16M", str(seed)])
+    seed.chmod(0o600)  # it carries the VM's private host key
     run(["mkfs.ext4", "-q", "-F", "-L", vmimage.SEED_LABEL, "-d", str(tree.parent), str(seed)])
+    shutil.rmtree(tree.parent)  # the disk is the one copy the VM needs
     return seed
 
 
@@ -101,6 +103,7 @@ def create_disk(layout: Layout, record: VmRecord) -> None:
     disk.unlink(missing_ok=True)
     base = vmimage.image_dir(layout) / "disk.raw"
     run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", "raw", str(disk)])
+    disk.chmod(0o600)  # the VM writes its host key and everything else into it
 
 
 def ensure_tap(layout: Layout, record: VmRecord) -> None:
