@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import hosts, image, network, pki, process, proxy, release, servicenet, vm, vmimage
+from . import hosts, image, limits, network, pki, process, proxy, release, servicenet, vm, vmimage
 from .layout import Layout
 from .state import HostRecord, TestbedState, VmRecord
 from .system import require_programs, require_root
@@ -92,6 +92,7 @@ def up(
         state.services_pid = servicenet.start(layout)
         state.save(layout.state_file)
 
+    limits.ensure_inotify_for(count, state, lambda: state.save(layout.state_file))
     wanted = [_record(layout, i) for i in range(1, count + 1)]
     for name in sorted(set(state.hosts) - {r.name for r in wanted}):
         _remove_host(layout, state.hosts.pop(name))
@@ -286,6 +287,9 @@ def down(layout: Layout | None = None, log=print) -> list[str]:
         network.delete_link(layout.bridge)
         removed.append(f"bridge {layout.bridge}")
 
+    restored = limits.restore_inotify(state)
+    if restored is not None:
+        removed.append(f"raised inotify limit (back to {restored})")
     for written in state.written_files:
         Path(written).unlink(missing_ok=True)
     if layout.state_dir.exists():

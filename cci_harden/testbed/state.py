@@ -42,6 +42,7 @@ class TestbedState:
     proxy_pid: int | None = None
     mirror_pid: int | None = None
     services_pid: int | None = None
+    inotify_instances_before: int | None = None  # this machine's limit before up raised it
     hosts: dict[str, HostRecord] = field(default_factory=dict)
     vms: dict[str, VmRecord] = field(default_factory=dict)
     written_files: list[str] = field(default_factory=list)
