@@ -2,6 +2,8 @@
 
 ``up`` builds (once) a base image, then gives each host an overlay, a network namespace on one
 bridge, its own SSH host key and a booted systemd; apt goes through a caching proxy on the bridge.
+VM hosts (``vms``) boot their own kernel under QEMU from a cached image, on the same bridge; a
+service namespace answers time, DNS and the addresses job-egress tests need (servicenet.py).
 ``down`` removes every process, mount, namespace, link and file that ``up`` made, by the record
 ``up`` keeps, and sweeps by name for anything a crashed ``up`` did not get to record.
 """
