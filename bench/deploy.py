@@ -29,10 +29,10 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-def deploy(inventory: Path) -> tuple[float, dict]:
+def deploy(inventory: Path, *extra: str) -> tuple[float, dict]:
     started = time.monotonic()
     proc = subprocess.run(
-        [str(BIN / "pyinfra"), "-y", "--json", str(inventory), "deploys/nomad.py"],
+        [str(BIN / "pyinfra"), "-y", "--json", str(inventory), "deploys/nomad.py", *extra],
         cwd=REPO,
         capture_output=True,
         text=True,

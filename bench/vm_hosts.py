@@ -13,10 +13,7 @@ over SSH and systemd has finished booting. Memory is the resident set (RSS) and 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,7 +24,8 @@ from cci_harden.testbed.layout import Layout
 from cci_harden.testbed.state import TestbedState
 
 REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+sys.path.insert(0, str(REPO / "bench"))
+from deploy import changes, deploy  # noqa: E402 (bench/ is not a package)
 
 
 def rss_mib(pid: int | None) -> float:
@@ -47,19 +45,8 @@ def memory_line(layout: Layout) -> str:
 
 
 def converge(inventory: Path) -> tuple[float, int]:
-    started = time.monotonic()
-    proc = subprocess.run(
-        [str(BIN / "pyinfra"), "-y", "--json", str(inventory), "deploys/nomad.py", "--limit", "vm"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYINFRA_PROGRESS": "off"},
-    )
-    elapsed = time.monotonic() - started
-    if proc.returncode != 0:
-        raise SystemExit(f"deploy failed:\n{proc.stderr[-3000:]}")
-    result = json.loads(proc.stdout)
-    return elapsed, sum(len(op["success"]) for op in result["results"]["operations"])
+    elapsed, result = deploy(inventory, "--limit", "vm")
+    return elapsed, changes(result)
 
 
 def main() -> None:
