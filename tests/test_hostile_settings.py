@@ -343,7 +343,17 @@ LOCAL_PATHS = {
     p
     for p in EVERY_STRING_FIELD
     if p[-1]
-    in ("ssh_key", "known_hosts", "ssh_config", "gpg_key_file", "ca_file", "cert_file", "key_file")
+    in (
+        "ssh_key",
+        "known_hosts",
+        "ssh_config",
+        "gpg_key_file",
+        "ca_file",
+        "cert_file",
+        "key_file",
+        "client_cert_file",
+        "client_key_file",
+    )
 }
 
 

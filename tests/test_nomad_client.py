@@ -293,6 +293,7 @@ def test_secret_key_never_reaches_the_output_of_a_verbose_diff_run(deployed):
 
 def test_restricted_egress_ruleset_is_accepted_by_nft_on_a_host(deployed):
     """network.restrict_egress renders an output chain that nftables itself accepts."""
+    from cci_harden.config.settings import LoggingSettings
     from cci_harden.controls.network import ingress_nft
     from cci_harden.model.hostinfo import HostInfo
 
@@ -304,12 +305,14 @@ def test_restricted_egress_ruleset_is_accepted_by_nft_on_a_host(deployed):
                     "restrict_egress": True,
                     "vcs_cidrs": inventory.settings.network.admin_cidrs,
                 }
-            )
+            ),
+            "logging": LoggingSettings(collector="10.231.0.250", ca_file="ca.pem"),
         }
     )
     info = HostInfo(2, 4096, "debian", "12", "tb", nameservers=("192.0.2.53",))
     text = ingress_nft(settings, info)
     assert "chain output" in text and "policy drop" in text
+    assert "tcp dport 6514 ip daddr @log_collector_v4 accept" in text
     assert 'dport { 22, 2376 } ip daddr @vm_v4 accept comment "VM service: SSH, Docker"' in text
     host = inventory.hosts[0].name
     check = subprocess.run(

@@ -320,6 +320,18 @@ def _manifest(resource: Manifest, state, run: Run) -> None:
         names = sorted(e.key for e in packages_gone)
         controls = ", ".join(sorted({e.control for e in packages_gone}))
         remove_packages(names, run, f" ({controls} no longer applies)")
+    # a daemon that stays installed must stop using a removed file (rsyslog the forwarding of
+    # CCI-OS-08 when rsyslog was there before); one removed with its package needs nothing
+    units = list(dict.fromkeys(unit for e in files_gone for unit in e.reload))
+    for unit in host.loop(units):
+        word = shlex.quote(unit)
+        server.shell(
+            name=run.tag(f"restart {unit} if it is still installed (its files were removed)"),
+            commands=[
+                f"if systemctl cat -- {word} >/dev/null 2>&1; then "
+                f"systemctl try-restart -- {word}; fi"
+            ],
+        )
     if resource.needs_write(state):
         managed_file(
             name=run.tag(f"{resource.path} (what this deploy manages)"),

@@ -88,21 +88,7 @@ def _check_tls(
         ca = x509.load_pem_x509_certificate(ca_pem.encode())
     except ValueError:
         raise PreflightError("nomad.tls.ca_file: not a PEM certificate") from None
-    try:
-        cert = x509.load_pem_x509_certificate(cert_pem.encode())
-    except ValueError:
-        raise PreflightError("nomad.tls.cert_file: not a PEM certificate") from None
-    try:
-        private = serialization.load_pem_private_key(key.get_secret_value().encode(), None)
-    except (ValueError, TypeError):
-        # never echo the key: the parser's message can quote it
-        raise PreflightError(f"{key_field}: not an unencrypted PEM private key") from None
-    raw = serialization.PublicFormat.SubjectPublicKeyInfo
-    pem = serialization.Encoding.PEM
-    if private.public_key().public_bytes(pem, raw) != cert.public_key().public_bytes(pem, raw):
-        raise PreflightError(
-            f"{key_field}: the private key does not match the certificate in nomad.tls.cert_file"
-        )
+    cert = _certificate_with_key(cert_pem, "nomad.tls.cert_file", key, key_field)
     try:
         cert.verify_directly_issued_by(ca)
     except (ValueError, TypeError, Exception) as exc:  # InvalidSignature has no message
@@ -122,6 +108,36 @@ def _check_tls(
                 f"nomad.tls.expiry_margin_days is {margin_days}: renew it first"
             )
     return TlsMaterial(ca_pem, cert_pem, key, cert.not_valid_after_utc)
+
+
+def _certificate_with_key(
+    cert_pem: str, cert_field: str, key: SecretStr, key_field: str
+) -> x509.Certificate:
+    """The certificate, refused unless it is PEM and ``key`` is its unencrypted private key."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem.encode())
+    except ValueError:
+        raise PreflightError(f"{cert_field}: not a PEM certificate") from None
+    try:
+        private = serialization.load_pem_private_key(key.get_secret_value().encode(), None)
+    except (ValueError, TypeError):
+        # never echo the key: the parser's message can quote it
+        raise PreflightError(f"{key_field}: not an unencrypted PEM private key") from None
+    raw = serialization.PublicFormat.SubjectPublicKeyInfo
+    pem = serialization.Encoding.PEM
+    if private.public_key().public_bytes(pem, raw) != cert.public_key().public_bytes(pem, raw):
+        raise PreflightError(
+            f"{key_field}: the private key does not match the certificate in {cert_field}"
+        )
+    return cert
+
+
+def _in_date(field: str, certificate: x509.Certificate, now: datetime) -> None:
+    if not certificate.not_valid_before_utc <= now < certificate.not_valid_after_utc:
+        raise PreflightError(
+            f"{field}: not valid now (valid {certificate.not_valid_before_utc:%Y-%m-%d} to "
+            f"{certificate.not_valid_after_utc:%Y-%m-%d})"
+        )
 
 
 @lru_cache(maxsize=16)
@@ -165,3 +181,65 @@ def load_signing_key(field: str, settings: FleetSettings, path: Path | None, pin
             f"{field}.gpg_fingerprint pins {pinned}; refusing an unpinned signing key"
         )
     return SigningKey(armored, pinned)
+
+
+def collector_ca(settings: FleetSettings, now: datetime | None = None) -> str:
+    """The CA that signed the log collector's certificate: a PEM CA certificate, in date."""
+    path = settings.logging.ca_file
+    if path is None:
+        raise PreflightError(
+            "logging.ca_file: required with logging.collector: logs are only ever sent over TLS "
+            "to a collector whose certificate is checked"
+        )
+    pem = _read(settings, "logging.ca_file", path)
+    try:
+        ca = x509.load_pem_x509_certificate(pem.encode())
+    except ValueError:
+        raise PreflightError("logging.ca_file: not a PEM certificate") from None
+    try:
+        is_ca = ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    if not is_ca:
+        raise PreflightError(
+            "logging.ca_file: not a CA certificate (give the CA that signed the collector's "
+            "certificate, not the collector's own)"
+        )
+    _in_date("logging.ca_file", ca, now or datetime.now(UTC))
+    return pem
+
+
+@dataclass(frozen=True)
+class LogMaterial:
+    ca_pem: str
+    cert_pem: str | None = None  # the clients' own certificate, when they show one
+    key_pem: SecretStr | None = None
+
+
+def load_log_material(settings: FleetSettings, now: datetime | None = None) -> LogMaterial:
+    """The collector's CA and the clients' certificate and key, checked; RELP needs the pair."""
+    logging = settings.logging
+    ca_pem = collector_ca(settings, now)
+    if logging.client_key_pem is not None:
+        key, key_field = logging.client_key_pem, "logging.client_key_pem"
+    elif logging.client_key_file is not None:
+        key_field = "logging.client_key_file"
+        key = SecretStr(_read(settings, key_field, logging.client_key_file))
+    else:
+        key, key_field = None, ""
+    if logging.client_cert_file is None and key is None:
+        if logging.transport == "relp":
+            raise PreflightError(
+                "logging.client_cert_file: required for transport 'relp', with client_key_file "
+                "(or client_key_pem): without a certificate of its own, librelp does not check "
+                "the collector's name"
+            )
+        return LogMaterial(ca_pem)
+    if logging.client_cert_file is None or key is None:
+        raise PreflightError(
+            "logging: give client_cert_file and client_key_file (or client_key_pem) together"
+        )
+    cert_pem = _read(settings, "logging.client_cert_file", logging.client_cert_file)
+    cert = _certificate_with_key(cert_pem, "logging.client_cert_file", key, key_field)
+    _in_date("logging.client_cert_file", cert, now or datetime.now(UTC))
+    return LogMaterial(ca_pem, cert_pem, key)

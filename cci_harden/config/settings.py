@@ -286,6 +286,15 @@ class NetworkSettings(_Section):
     )
 
 
+def _pem_key(value: SecretStr) -> SecretStr:
+    if "PRIVATE KEY-----" not in value.get_secret_value():
+        raise ValueError("is not a PEM private key")
+    return value
+
+
+PemKey = Annotated[SecretStr, AfterValidator(_pem_key)]
+
+
 class NomadTLS(_Section):
     """mTLS material for the client's RPC with the Nomad servers."""
 
@@ -294,7 +303,7 @@ class NomadTLS(_Section):
     )
     cert_file: LocalPath | None = Field(None, description="Client certificate (PEM)")
     key_file: LocalPath | None = Field(None, description="Client private key (PEM) file")
-    key_pem: SecretStr | None = Field(None, description="Client private key given inline (PEM)")
+    key_pem: PemKey | None = Field(None, description="Client private key given inline (PEM)")
     expiry_margin_days: int = Field(
         30, ge=0, le=365, description="Refuse a certificate that expires within this many days"
     )
@@ -304,13 +313,6 @@ class NomadTLS(_Section):
         if self.key_file is not None and self.key_pem is not None:
             raise ValueError("give the client key as key_file or key_pem, not both")
         return self
-
-    @field_validator("key_pem")
-    @classmethod
-    def _looks_like_pem(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and "PRIVATE KEY-----" not in value.get_secret_value():
-            raise ValueError("is not a PEM private key")
-        return value
 
 
 class ServerSettings(_Section):
@@ -457,6 +459,72 @@ class SshSettings(_Section):
     )
 
 
+def _is_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+class LoggingSettings(_Section):
+    """Central logging (CCI-OS-08): each client forwards its logs to the operator's collector."""
+
+    collector: HostName | None = Field(
+        None,
+        description="The collector's address or DNS name; unset: no forwarding (a forwarding "
+        "set up by an earlier deploy is removed)",
+    )
+    transport: Literal["relp", "syslog-tls"] = Field(
+        "relp",
+        description="`relp`: RELP over TLS, each record acknowledged by the collector, none lost "
+        "when it restarts (needs a client certificate); `syslog-tls`: RFC 5425, any collector, "
+        "but a record sent as the collector closes its connection can be lost",
+    )
+    port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Collector port (default: 2514 for relp, 6514 for syslog-tls)",
+    )
+    ca_file: LocalPath | None = Field(
+        None, description="CA certificate (PEM) that signed the collector's certificate"
+    )
+    client_cert_file: LocalPath | None = Field(
+        None,
+        description="Certificate (PEM) the clients show the collector; required for relp, "
+        "without which librelp would not check the collector's name",
+    )
+    client_key_file: LocalPath | None = Field(None, description="Its private key (PEM) file")
+    client_key_pem: PemKey | None = Field(None, description="Its private key given inline (PEM)")
+    collector_name: HostName | None = Field(
+        None,
+        description="Name the collector's certificate must carry (default: collector); any "
+        "other certificate is refused",
+    )
+    queue_max_mb: int = Field(
+        1024,
+        ge=16,
+        le=65536,
+        description="Disk the queue may fill while the collector is unreachable; beyond it "
+        "the oldest entries wait in memory and new ones are dropped",
+    )
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> LoggingSettings:
+        if self.client_key_file is not None and self.client_key_pem is not None:
+            raise ValueError("give the client key as client_key_file or client_key_pem, not both")
+        return self
+
+    @property
+    def peer_name(self) -> str | None:
+        return self.collector_name or self.collector
+
+    @property
+    def collector_port(self) -> int:
+        return self.port or (2514 if self.transport == "relp" else 6514)
+
+
 class DeploySettings(_Section):
     """How a deploy shares a host with other runs and with the host's own package manager."""
 
@@ -498,6 +566,7 @@ class FleetSettings(BaseSettings):
     gcp: GcpSettings = Field(default_factory=GcpSettings)
     storage: ObjectStorageSettings = Field(default_factory=ObjectStorageSettings)
     artifacts: ArtifactSettings = Field(default_factory=ArtifactSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
     controls: ControlSwitches = Field(default_factory=ControlSwitches)
     deploy: DeploySettings = Field(default_factory=DeploySettings)
 
@@ -522,6 +591,12 @@ class FleetSettings(BaseSettings):
             raise ValueError(
                 f"nomad.version {self.nomad.version} is newer than nomad.server_version {server}: "
                 "Nomad clients must not be newer than their servers"
+            )
+        collector = self.logging.collector
+        if collector and self.network.restrict_egress and not _is_address(collector):
+            raise ValueError(
+                f"logging.collector {collector}: network.restrict_egress is on and the firewall "
+                "admits addresses, not names: give the collector's IP address"
             )
         return self
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..model.control import Control, Finding, Outcome, Source, Status
 from ..model.plan import LIFECYCLE, RECOVERY
-from . import apt, artifacts, baseline, docker, network, nomad, ssh
+from . import apt, artifacts, baseline, central_logging, docker, network, nomad, ssh
 
 # Deploy order: what a later control needs (a package, a directory, the binary its validator
 # runs) comes from an earlier one. Capacity is first, so a host that cannot serve is left untouched.
@@ -13,6 +13,7 @@ CATALOGUE: tuple[Control, ...] = (
     *apt.CONTROLS,
     *ssh.CONTROLS,
     *baseline.CONTROLS,
+    *central_logging.CONTROLS,
     *docker.CONTROLS,
     *network.CONTROLS,
     *(c for c in nomad.CONTROLS if c is not nomad.CAPACITY),
@@ -22,7 +23,12 @@ CATALOGUE: tuple[Control, ...] = (
 ARTIFACT_SERVER: tuple[Control, ...] = (*apt.CONTROLS, *artifacts.CONTROLS)
 
 # The OS baseline alone (deploys/baseline.py): every host class gets it, Nomad clients included.
-BASELINE: tuple[Control, ...] = (*apt.CONTROLS, *ssh.CONTROLS, *baseline.CONTROLS)
+BASELINE: tuple[Control, ...] = (
+    *apt.CONTROLS,
+    *ssh.CONTROLS,
+    *baseline.CONTROLS,
+    *central_logging.CONTROLS,
+)
 
 # What each deploy applies and ``cci-harden verify --profile`` checks.
 PROFILES: dict[str, tuple[Control, ...]] = {

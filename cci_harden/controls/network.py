@@ -104,6 +104,16 @@ def egress_rules(settings, info) -> tuple[list, list]:
         {"proto": "tcp", "ports": "{ 22, 80, 443 }", "set": "vcs", "why": "VCS: git, API"},
         {"proto": "tcp", "ports": "1-65535", "set": "anywhere_in", "why": "cluster, egress_cidrs"},
     ]
+    if settings.logging.collector is not None:  # an address: settings refuse a name here
+        sets["log_collector"] = split([ipaddress.ip_network(settings.logging.collector)])
+        rules.append(
+            {
+                "proto": "tcp",
+                "ports": str(settings.logging.collector_port),
+                "set": "log_collector",
+                "why": "central logging (CCI-OS-08)",
+            }
+        )
     return list(sets.items()), rules
 
 
@@ -187,7 +197,8 @@ INGRESS = Control(
     "touched, so the operator cannot lock themselves out. Verify compares the kernel's rules "
     "with what was loaded, so a rule deleted at runtime is drift. With "
     "network.restrict_egress the host's own egress is limited to the seed's tables (22/2376 "
-    "to VM subnets, 4647 to servers, 22/80/443 to the VCS) plus DNS, NTP and egress_cidrs.",
+    "to VM subnets, 4647 to servers, 22/80/443 to the VCS) plus DNS, NTP, egress_cidrs and "
+    "the log collector (CCI-OS-08).",
     resources=_ingress_resources,
     circleci_impact="Docker's published ports and job traffic take the forward path, untouched "
     "here; only the host's own services are filtered.",

@@ -7,7 +7,13 @@ will still admit the operator.
 
 from __future__ import annotations
 
-from ..config.materials import PreflightError, load_signing_key, load_tls, tls_configured
+from ..config.materials import (
+    PreflightError,
+    load_log_material,
+    load_signing_key,
+    load_tls,
+    tls_configured,
+)
 from ..config.settings import FleetSettings
 
 
@@ -57,6 +63,8 @@ def problems(settings: FleetSettings) -> list[str]:
         )
     if not line.mtls_required or tls_configured(settings):
         attempt(lambda: load_tls(settings))
+    if settings.logging.collector is not None:
+        attempt(lambda: load_log_material(settings))
     if not settings.network.admin_cidrs:
         found.append(
             "network.admin_cidrs: empty; the host firewall admits SSH only from these networks, "

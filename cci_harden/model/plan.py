@@ -147,7 +147,12 @@ def settle(plans: Sequence[ControlPlan], snapshot: Snapshot) -> list[ControlPlan
             if keep:
                 entries.setdefault(
                     (resource.kind, resource.key),
-                    ManifestEntry(resource.kind, resource.key, plan.control.id),
+                    ManifestEntry(
+                        resource.kind,
+                        resource.key,
+                        plan.control.id,
+                        resource.reload if isinstance(resource, ManagedFile) else (),
+                    ),
                 )
     settled = replace(manifest, entries=tuple(entries.values()))
     return [*others, replace(lifecycle, resources=(settled,))]

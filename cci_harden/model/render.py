@@ -24,6 +24,15 @@ def hcl_string(value: object) -> str:
     return json.dumps(str(value)).replace("${", "\\u0024{").replace("%{", "\\u0025{")
 
 
+def rainerscript_string(value: object) -> str:
+    """A double-quoted rsyslog (RainerScript) string constant holding exactly ``value``:
+    backslash and quote escaped; anything but printable ASCII refused, never rendered."""
+    text = str(value)
+    if not all(" " <= ch <= "~" for ch in text):
+        raise ValueError(f"not printable ASCII, refused in an rsyslog string: {text!r}")
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def shell_word(value: object) -> str:
     """``value`` as one shell word, quoted (POSIX sh)."""
     return shlex.quote(str(value))
@@ -41,9 +50,11 @@ def environment() -> jinja2.Environment:
         autoescape=False,  # noqa: S701
     )
     # Every value a template takes from settings or host facts goes through the filter of the
-    # format it lands in: ``hcl`` for HCL strings, ``sh`` for shell words, ``tojson`` for JSON.
+    # format it lands in: ``hcl`` for HCL strings, ``sh`` for shell words, ``rs`` for rsyslog
+    # strings, ``tojson`` for JSON.
     env.filters["hcl"] = hcl_string
     env.filters["sh"] = shell_word
+    env.filters["rs"] = rainerscript_string
     return env
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -347,6 +348,17 @@ class ManifestEntry:
     kind: str
     key: str
     control: str
+    reload: tuple[str, ...] = ()  # a file's units: restarted once it is removed, if still there
+
+
+_UNIT = re.compile(r"[A-Za-z0-9@._-]{1,128}")
+
+
+def _units(names) -> tuple[str, ...]:
+    """Unit names read back from the host's manifest: anything that is not one is dropped."""
+    if not isinstance(names, list):
+        return ()
+    return tuple(n for n in names if isinstance(n, str) and _UNIT.fullmatch(n))
 
 
 @dataclass(frozen=True)
@@ -370,6 +382,7 @@ class Manifest(Resource):
     def content(self) -> str:
         rows = [
             {"kind": e.kind, "key": e.key, "control": e.control}
+            | ({"reload": list(e.reload)} if e.reload else {})
             for e in sorted(self.entries, key=lambda e: (e.kind, e.key))
         ]
         return json.dumps({"format": 1, "managed": rows}, indent=1) + "\n"
@@ -396,7 +409,12 @@ class Manifest(Resource):
             try:
                 rows = json.loads(text)["managed"]
                 states[r.path] = (
-                    tuple(ManifestEntry(row["kind"], row["key"], row["control"]) for row in rows),
+                    tuple(
+                        ManifestEntry(
+                            row["kind"], row["key"], row["control"], _units(row.get("reload", []))
+                        )
+                        for row in rows
+                    ),
                     text + "\n",
                 )
             except (ValueError, KeyError, TypeError):
