@@ -42,6 +42,18 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_apply(args: argparse.Namespace) -> int:
+    from .fleet.local_run import apply_local
+
+    if not args.local:
+        raise CciHardenError(
+            "apply: only --local is run through this command; over SSH run "
+            f"pyinfra {args.inventory} deploys/{args.profile}.py"
+        )
+    code = apply_local(Path(args.inventory), args.profile, args.stage or "", log=_info)
+    return EXIT_OK if code == 0 else 1
+
+
 def _cmd_testbed_up(args: argparse.Namespace) -> int:
     from . import testbed
 
@@ -293,6 +305,25 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("inventory", help="inventory file, e.g. inventories/prod")
     check.set_defaults(func=_cmd_config_check)
 
+    apply = commands.add_parser(
+        "apply",
+        help="apply a profile on this host itself (--local): image bakes and first boot",
+    )
+    apply.add_argument("inventory", help="inventory whose settings to apply, e.g. inventories/prod")
+    apply.add_argument(
+        "--local", action="store_true", help="on this host, as root (pyinfra @local)"
+    )
+    apply.add_argument(
+        "--stage",
+        choices=("image", "first-boot"),
+        help="image: what an image carries (no private key, nothing started) and the first-boot "
+        "unit; first-boot: the rest, on the instance (the unit runs it); default: everything",
+    )
+    apply.add_argument(
+        "--profile", default="nomad", choices=("nomad", "baseline", "artifacts"), help="profile"
+    )
+    apply.set_defaults(func=_cmd_apply)
+
     verify = commands.add_parser(
         "verify", help="check every control on every host; exit 1 on drift, 2 if unreachable"
     )
@@ -380,6 +411,7 @@ EXAMPLES = {
     "controls": "cci-harden controls --profile baseline --format md",
     "init": "cci-harden init prod-eu --inventory-dir inventories",
     "config check": "CCI_NOMAD__VERSION=1.7.7 cci-harden config check inventories/prod-eu",
+    "apply": "cci-harden apply --local /etc/cci-harden/inventories/prod-eu --stage image",
     "verify": "cci-harden verify inventories/prod-eu --report-dir reports --previous "
     "reports/verify.json",
     "render iam": "cci-harden render iam --cloud aws inventories/prod-eu --output-dir iam/",

@@ -14,6 +14,7 @@ import json
 import re
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from cci_harden.controls.seccomp import ENGINE_DEFAULTS, docker_default
 from cci_harden.testbed.layout import Layout
 
 from .conftest import INVENTORIES, TESTBED_HOSTS, pyinfra_json, run_cli, ssh
+from .log_collector import running_collector
 
 pytestmark = pytest.mark.testbed
 
@@ -44,7 +46,21 @@ def vm_bed():
 
 
 @pytest.fixture(scope="module")
-def converged(vm_bed):
+def log_collector(vm_bed, tmp_path_factory):
+    """An rsyslog collector on tb3; every deploy and verify in this module forwards the VM's
+    logs to it (CCI-OS-08), by the settings' environment variables."""
+    directory = tmp_path_factory.mktemp("vm-log-pki")
+    with (
+        running_collector(vm_bed, "tb3", directory) as collector,
+        pytest.MonkeyPatch.context() as env,
+    ):
+        for name, value in collector.env().items():
+            env.setenv(name, value)
+        yield collector
+
+
+@pytest.fixture(scope="module")
+def converged(vm_bed, log_collector):
     """The VM after one run of the main deploy (shared by every test here)."""
     first = pyinfra_json(vm_bed.path, "deploys/nomad.py", "--limit", "vm")
     return vm_bed, first
@@ -147,6 +163,20 @@ def test_kernel_settings_and_audit_rules_are_live(converged):
     on_vm(inventory, "touch /etc/docker/daemon.json")
     found = on_vm(inventory, f"ausearch --input-logs -k {key} -f /etc/docker/daemon.json")
     assert "daemon.json" in found.stdout
+
+
+def test_an_audited_change_reaches_the_log_collector(converged, log_collector):
+    """auditd -> audisp-syslog -> rsyslog -> RELP over TLS: the record of a change to
+    /etc/docker is at the collector, not only in the VM's own audit log."""
+    inventory, _ = converged
+    name = f"cci-{uuid.uuid4().hex[:10]}"
+    on_vm(inventory, f"touch /etc/docker/{name} && rm /etc/docker/{name}")
+    lines = log_collector.wait_for(VM, lambda found: any(name in line for line in found))
+    records = [line for line in lines if name in line]
+    assert records and all(line.startswith(f"{VM} audisp-syslog ") for line in records), records
+    assert any('key="cci-docker"' in line for line in lines if "type=SYSCALL" in line)
+    # forwarded, and not written again to the VM's /var/log/syslog (auditd keeps its own log)
+    assert on_vm(inventory, f"grep -c {name} /var/log/syslog", check=False).stdout.strip() == "0"
 
 
 def test_job_namespaces_are_allowed_and_what_docker_refuses_stays_refused(job_image):

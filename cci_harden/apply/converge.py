@@ -33,6 +33,7 @@ from ..model.kinds import (
 )
 from ..model.kinds.recovery import PackageSystem, StagedFiles
 from ..model.kinds.system import ConfigLine
+from ..model.plan import IMAGE
 from ..model.resource import Resource
 from .operations import managed_file, refuse, remove_path, shell_quoted
 from .release import release
@@ -51,6 +52,12 @@ class Run:
     lists_refreshed: bool = False
     repos_changed: bool = False  # an apt source, key or pin changed since the last refresh
     login_timeout: int = 20
+    stage: str = ""  # model.plan.STAGES: "image" writes what is on disk and starts nothing
+    local: bool = False  # run on the host itself: no SSH connection of ours to prove
+
+    @property
+    def starts_nothing(self) -> bool:
+        return self.stage == IMAGE
 
     def tag(self, text: str) -> str:
         return f"[{self.control_id}] {text}"
@@ -73,11 +80,17 @@ def _file(resource: ManagedFile, state, run: Run) -> None:
     if not resource.present:
         remove_path(name=run.tag(f"{resource.path} absent"), path=resource.path)
     elif resource.guard == "sshd":
+        if run.local:  # no SSH connection of ours to prove: sshd -t, then reload (not in an image)
+            how = "sshd -t" if run.starts_nothing else "sshd -t, reload"
+        else:
+            how = "sshd -t, reload, fresh login"
         guarded_config(
-            name=run.tag(f"{resource.path} (sshd -t, reload, fresh login)"),
+            name=run.tag(f"{resource.path} ({how})"),
             desired=resource,
             current=state,
             login_timeout=run.login_timeout,
+            reload=not run.starts_nothing,
+            probe=not run.local,
         )
     else:
         managed_file(name=run.tag(resource.path), desired=resource, current=state)
@@ -323,7 +336,7 @@ def _manifest(resource: Manifest, state, run: Run) -> None:
     # a daemon that stays installed must stop using a removed file (rsyslog the forwarding of
     # CCI-OS-08 when rsyslog was there before); one removed with its package needs nothing
     units = list(dict.fromkeys(unit for e in files_gone for unit in e.reload))
-    for unit in host.loop(units):
+    for unit in host.loop([] if run.starts_nothing else units):
         word = shlex.quote(unit)
         server.shell(
             name=run.tag(f"restart {unit} if it is still installed (its files were removed)"),
@@ -391,6 +404,8 @@ def settle_services(
         restart = unit in run.restarts and (service is None or service.running is not False)
         enable = service is not None and service.needs_enable(state)
         start = service is not None and service.needs_start(state) and not restart
+        if run.starts_nothing:  # an image: enabled units start at the instance's first boot
+            restart = start = False
         if enable or start:
             systemd.service(
                 name=f"{tag}{unit} {service.describe().split(' ', 2)[-1]}",

@@ -20,11 +20,12 @@ from ..controls import PROFILES, known_control_ids
 from ..model.gather import GatherPlan, HostState, first_gather, gather_host
 from ..model.kinds import Package, Service
 from ..model.kinds.recovery import DpkgState, PackageSystem
-from ..model.plan import findings_of, is_waived, waived_resources
+from ..model.plan import IMAGE, STAGES, findings_of, is_waived, waived_resources
 from ..model.resource import NOT_GATHERED, Resource
 from ..model.waivers import Waiver, load_waivers, waivers_path
 from .converge import Run, converge, install_packages, settle_services, units_of
 from .facts import SnapshotText
+from .first_boot import install_first_boot_unit
 from .lock import DeployLock, holder_text
 
 
@@ -39,8 +40,21 @@ def _waivers(inventory_path: str) -> tuple[Waiver, ...]:
 
 
 @lru_cache(maxsize=8)
-def _first_gather(inventory_path: str, profile: str) -> GatherPlan:
-    return first_gather(PROFILES[profile], _settings(inventory_path), profile)
+def _first_gather(inventory_path: str, profile: str, stage: str) -> GatherPlan:
+    return first_gather(PROFILES[profile], _settings(inventory_path), profile, stage=stage)
+
+
+def stage() -> str:
+    """The local run's stage (``--data cci_stage=image``), "" for every other run."""
+    found = str(host.data.get("cci_stage") or "")
+    if found not in STAGES:
+        raise RuntimeError(f"cci_stage {found!r} is not one of {', '.join(STAGES[1:])}")
+    return found
+
+
+def is_local() -> bool:
+    """Run on the host itself (``pyinfra @local``): no SSH connection of ours to check."""
+    return host.name == "@local"
 
 
 def inventory_path() -> str:
@@ -65,7 +79,7 @@ def gather_current_host(profile: str) -> HostState:
         _settings(path),
         profile,
         host.name,
-        _first_gather(path, profile),
+        _first_gather(path, profile, stage()),
     )
 
 
@@ -82,7 +96,13 @@ def apply_profile(profile: str) -> None:
     _say_who_holds_dpkg(state, settings)
     waivers = _waivers(path)
     today = dt.datetime.now(dt.UTC).date()
-    run = Run(settings, state.info, login_timeout=settings.ssh.login_check_timeout)
+    run = Run(
+        settings,
+        state.info,
+        login_timeout=settings.ssh.login_check_timeout,
+        stage=stage(),
+        local=is_local(),
+    )
     services: list[tuple[str, Service, object]] = []
     done: set[str] = set()
     installing: set[str] = set()
@@ -137,6 +157,8 @@ def apply_profile(profile: str) -> None:
         ):
             converge(resource, current, run)
     run.control_id = ""
+    if run.stage == IMAGE:
+        install_first_boot_unit(path, profile)
 
 
 def _to_act_on(resource, current, state: HostState, run: Run, installing: set[str]) -> list:

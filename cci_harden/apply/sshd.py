@@ -111,13 +111,21 @@ def login_parameters(timeout: int) -> dict:
 
 
 @operation()
-def guarded_config(desired: ManagedFile, current=None, login_timeout: int = 20):
+def guarded_config(
+    desired: ManagedFile,
+    current=None,
+    login_timeout: int = 20,
+    reload: bool = True,
+    probe: bool = True,
+):
     """
     Install an sshd drop-in only if ``sshd -t`` accepts it and a fresh login still works.
 
     + desired: the drop-in (``/etc/ssh/sshd_config.d/...``)
     + current: its state in the host's snapshot (None: missing)
     + login_timeout: seconds to wait for the fresh login
+    + reload: reload sshd (not in an image bake: sshd reads it when the instance boots)
+    + probe: prove a fresh login (not in local mode, which has no SSH connection of its own)
 
     **Example:**
 
@@ -146,6 +154,10 @@ def guarded_config(desired: ManagedFile, current=None, login_timeout: int = 20):
     yield StringCommand(
         f"if ! sshd -t; then {restore_commands(path)}; echo {refusal} >&2; exit 1; fi"
     )
-    yield StringCommand(RELOAD)
-    yield FunctionCommand(_guard, (path, login_parameters(login_timeout)), {})
+    if reload:
+        yield StringCommand(RELOAD)
+    if reload and probe:
+        yield FunctionCommand(_guard, (path, login_parameters(login_timeout)), {})
+    else:
+        yield argv("rm", "-f", previous)
     yield argv("rm", "-f", absent)

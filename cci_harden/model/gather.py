@@ -25,13 +25,19 @@ class GatherPlan:
     resources: tuple
     script: str
     lifecycle: bool = True
+    stage: str = ""  # model.plan.STAGES
 
 
 def first_gather(
-    controls: Sequence[Control], settings: Any, profile: str, lifecycle: bool = True
+    controls: Sequence[Control],
+    settings: Any,
+    profile: str,
+    lifecycle: bool = True,
+    stage: str = "",
 ) -> GatherPlan:
-    resources = tuple(resources_of(plan_host(controls, settings, STAND_IN, profile, lifecycle)))
-    return GatherPlan(resources, build_script(resources), lifecycle)
+    plans = plan_host(controls, settings, STAND_IN, profile, lifecycle, stage)
+    resources = tuple(resources_of(plans))
+    return GatherPlan(resources, build_script(resources), lifecycle, stage)
 
 
 @dataclass
@@ -56,7 +62,7 @@ def gather_host(
     if snapshot.info is None:
         raise RuntimeError("the host's facts were not in its snapshot")
     info = replace(snapshot.info, name=host_name)
-    plans = plan_host(controls, settings, info, profile, first.lifecycle)
+    plans = plan_host(controls, settings, info, profile, first.lifecycle, first.stage)
     extra = missing(resources_of(plans), snapshot)
     if extra:
         snapshot.merge(parse_output(run(build_script(extra, hostinfo=False)), extra))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .control import Control, Finding, Outcome, Source, Status
+from .errors import CciHardenError
 from .hostinfo import HostInfo
 from .kinds import ManagedFile, Manifest, ManifestEntry, Package
 from .kinds.recovery import PackageSystem, StagedFiles
@@ -19,6 +20,21 @@ from .resource import NOT_GATHERED, Resource
 from .snapshot import Snapshot
 
 MANIFEST_DIR = "/var/lib/cci-harden/managed"
+
+# Stages of a local run (``cci-harden apply --local``): an image bake, then the instance's first
+# boot. "" is every other run: an SSH deploy, or local mode without a stage, which do everything.
+IMAGE = "image"
+FIRST_BOOT = "first-boot"
+STAGES = ("", IMAGE, FIRST_BOOT)
+
+
+def in_image(resource: Resource) -> bool:
+    """What an image carries: what is on disk, never a private key (anyone holding the image
+    would hold it) and never what runs (made at first boot, on the instance itself)."""
+    if resource.runtime:
+        return False
+    return not (isinstance(resource, ManagedFile) and resource.secret)
+
 
 LIFECYCLE = Control(
     id="CCI-TK-01",
@@ -53,6 +69,7 @@ class ControlPlan:
     control: Control
     resources: tuple[Resource, ...] = ()
     off: str = ""  # why the control is neither applied nor checked on this host; "" when on
+    deferred: bool = False  # an image bake left it to first boot: what it managed stays listed
 
 
 def switched_off(settings: Any, host_name: str) -> dict[str, str]:
@@ -76,12 +93,19 @@ _NO_GROUP = _NoGroup()
 
 
 def plan_host(
-    controls: Sequence[Control], settings: Any, info: HostInfo, profile: str, lifecycle: bool = True
+    controls: Sequence[Control],
+    settings: Any,
+    info: HostInfo,
+    profile: str,
+    lifecycle: bool = True,
+    stage: str = "",
 ) -> list[ControlPlan]:
     """Every control with its resources for this host; the manifest is settled later.
 
     ``lifecycle``: add the recovery control and the profile's manifest; only for the whole
-    profile (a run limited to some controls would take every other one for dropped)."""
+    profile (a run limited to some controls would take every other one for dropped).
+    ``stage`` "image": only what an image carries (``in_image``); a control whose material is not
+    in the image (a private key cloud-init writes at boot) is left to first boot."""
     off = switched_off(settings, info.name)
     plans = []
     for control in controls:
@@ -89,6 +113,8 @@ def plan_host(
             plans.append(ControlPlan(control, off="not applicable with these settings"))
         elif control.id in off:
             plans.append(ControlPlan(control, off=off[control.id]))
+        elif stage == IMAGE:
+            plans.append(_image_plan(control, settings, info))
         else:
             plans.append(ControlPlan(control, tuple(control.resources(settings, info))))
     if lifecycle:  # the whole profile: finish an interrupted run first, after the gates
@@ -107,6 +133,14 @@ def planned_control_ids(controls: Sequence[Control], lifecycle: bool = True) -> 
         ids.insert(gates, RECOVERY.id)
         ids.append(LIFECYCLE.id)
     return ids
+
+
+def _image_plan(control: Control, settings: Any, info: HostInfo) -> ControlPlan:
+    try:
+        resources = control.resources(settings, info)
+    except CciHardenError as exc:  # its material is not in the image: first boot brings it
+        return ControlPlan(control, off=f"left to first boot: {exc}", deferred=True)
+    return ControlPlan(control, tuple(r for r in resources if in_image(r)))
 
 
 def _recovery_plan(plans: Sequence[ControlPlan], off: dict[str, str]) -> ControlPlan:
@@ -139,6 +173,9 @@ def settle(plans: Sequence[ControlPlan], snapshot: Snapshot) -> list[ControlPlan
     if previous not in (None, NOT_GATHERED):
         ours = {e.key for e in previous[0] if e.kind == Package.kind}
     entries: dict[tuple[str, str], ManifestEntry] = {}
+    deferred = {plan.control.id for plan in others if plan.deferred}
+    if deferred and previous not in (None, NOT_GATHERED):  # kept until first boot decides
+        entries.update({(e.kind, e.key): e for e in previous[0] if e.control in deferred})
     for plan in others:
         for resource in plan.resources:
             keep = isinstance(resource, ManagedFile) and resource.present

@@ -9,12 +9,21 @@ from __future__ import annotations
 
 import json
 import shlex
+import sys
 from functools import cache
 from pathlib import Path
 
 import jinja2
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+
+def _templates() -> Path:
+    """``templates/`` of the checkout, else where a wheel installs them (pyproject data-files)."""
+    checkout = Path(__file__).resolve().parents[2] / "templates"
+    installed = Path(sys.prefix) / "share" / "cci-harden" / "templates"
+    return checkout if checkout.is_dir() or not installed.is_dir() else installed
+
+
+TEMPLATES = _templates()
 
 
 def hcl_string(value: object) -> str:

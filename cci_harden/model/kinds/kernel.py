@@ -82,6 +82,7 @@ class Sysctl(Resource):
     file of the sysctl directories (a later file setting it differently wins at boot)."""
 
     kind = "sysctl"
+    runtime = True
     needs_kernel = True
 
     name: str
@@ -178,6 +179,7 @@ class AuditRules(Resource):
     (the file skips absent ones with ``-i``, docker-ce vs docker.io)."""
 
     kind = "audit-rules"
+    runtime = True
     needs_kernel = True
     converges_last = True
 

@@ -19,6 +19,7 @@ class NftTable(Resource):
     unchanged since (a rule deleted at runtime is drift). Repaired by reloading ``unit``."""
 
     kind = "nft-table"
+    runtime = True
 
     stem: str
     unit: str
@@ -95,6 +96,7 @@ class Listeners(Resource):
     Check only: the deploy never stops a process it does not know."""
 
     kind = "listeners"
+    runtime = True
     repairable = False
 
     allowed: tuple[tuple[str, int, int], ...]

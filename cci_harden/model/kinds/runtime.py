@@ -35,6 +35,7 @@ class HostSize(Resource):
     refuses the host (and touches nothing on it) when there is one."""
 
     kind = "host-size"
+    runtime = True
     repairable = False
 
     problem: str | None
@@ -154,6 +155,7 @@ class DockerRuntime(Resource):
     still running an old configuration is drift, repaired by restarting docker."""
 
     kind = "docker-runtime"
+    runtime = True
 
     seccomp_profile: str
     userns: bool = True
@@ -272,6 +274,7 @@ class NomadHealth(Resource):
     stand-in binary is reported as not verifiable, never as passed."""
 
     kind = "nomad-health"
+    runtime = True
     repairable = False
 
     binaries: tuple[str, ...] = (NOMAD_BINARY, "/usr/bin/nomad")
