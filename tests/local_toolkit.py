@@ -90,7 +90,7 @@ def install(inventory, host: str, scratch: Path) -> str:
         host,
         "export DEBIAN_FRONTEND=noninteractive; "
         f"apt-get -o Acquire::http::Proxy={proxy} update -qq && "
-        f"apt-get -o Acquire::http::Proxy={proxy} install -y -qq python3-venv >/dev/null && "
+        f"apt-get -o Acquire::http::Proxy={proxy} install -y -qq python3-venv gnupg >/dev/null && "
         f"python3 -m venv {VENV} && "
         f"{VENV}/bin/pip install -q --no-index --find-links /opt/cci-harden-wheels "
         "/opt/cci-harden-wheels/cci_harden-*.whl",

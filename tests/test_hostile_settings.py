@@ -174,9 +174,10 @@ def test_install_script_takes_a_url_as_one_literal_word(value):
 
 def test_client_hcl_carries_a_hostile_host_name_as_a_literal(example_settings_path):
     settings = load_settings(example_settings_path)
-    info = STAND_IN.__class__(**{**STAND_IN.__dict__, "name": 'x"\nplugin "docker" { }'})
+    # the node name is the host's own hostname: data from the host, never trusted
+    info = STAND_IN.__class__(**{**STAND_IN.__dict__, "hostname": 'x"\nplugin "docker" { }'})
     parsed = hcl2.loads(_render_client_hcl(settings, info))
-    assert hcl_value(parsed["name"]) == info.name
+    assert hcl_value(parsed["name"]) == info.hostname
     assert [next(iter(p)) for p in parsed["plugin"]] == ['"raw_exec"']
 
 

@@ -94,8 +94,19 @@ def test_first_boot_ends_where_an_ssh_deploy_ends(baked, tmp_path):
     # what cloud-init's write_files would put there at boot
     for path, mode in ((tls.ca_file, "0644"), (tls.cert_file, "0644"), (tls.key_file, "0600")):
         _send_file(inventory, str(path), str(path), mode)
-    on_host(inventory, HOST, f"systemctl start {UNIT}", timeout=1200)
-    state = on_host(inventory, HOST, f"systemctl is-active nomad; test -e {DONE_FILE} && echo done")
+    on_host(
+        inventory,
+        HOST,
+        f"systemctl start {UNIT} || {{ journalctl -u {UNIT} --no-pager | tail -80; exit 1; }}",
+        timeout=1200,
+    )
+    # what first boot queued (Nomad's start) runs once it is done
+    state = on_host(
+        inventory,
+        HOST,
+        "for i in $(seq 1 60); do systemctl is-active -q nomad && break; sleep 1; done; "
+        f"systemctl is-active nomad; test -e {DONE_FILE} && echo done",
+    )
     assert state.split() == ["active", "done"], state
     report = tmp_path / "verify.json"
     proc = run_cli("verify", str(inventory.path), "--limit", HOST, "--json", str(report))

@@ -33,7 +33,7 @@ from ..model.kinds import (
 )
 from ..model.kinds.recovery import PackageSystem, StagedFiles
 from ..model.kinds.system import ConfigLine
-from ..model.plan import IMAGE
+from ..model.plan import FIRST_BOOT, IMAGE
 from ..model.resource import Resource
 from .operations import managed_file, refuse, remove_path, shell_quoted
 from .release import release
@@ -58,6 +58,10 @@ class Run:
     @property
     def starts_nothing(self) -> bool:
         return self.stage == IMAGE
+
+    @property
+    def queues_starts(self) -> bool:
+        return self.stage == FIRST_BOOT
 
     def tag(self, text: str) -> str:
         return f"[{self.control_id}] {text}"
@@ -406,21 +410,33 @@ def settle_services(
         start = service is not None and service.needs_start(state) and not restart
         if run.starts_nothing:  # an image: enabled units start at the instance's first boot
             restart = start = False
-        if enable or start:
+        # at first boot this deploy runs inside a unit ordered before Nomad: waiting for a job
+        # of a later unit would wait for ourselves, so starts are queued (--no-block)
+        queued = start and run.queues_starts and service.running is True
+        if enable or (start and not queued):
+            what = service.describe().split(" ", 2)[-1]
+            if run.starts_nothing:
+                what = "enabled (starts at first boot)"
             systemd.service(
-                name=f"{tag}{unit} {service.describe().split(' ', 2)[-1]}",
+                name=f"{tag}{unit} {what}",
                 service=unit,
-                running=service.running if start else None,
+                running=service.running if start and not queued else None,
                 enabled=None if not enable else service.enabled == "enabled",
+            )
+        if queued:
+            shell_quoted(
+                name=f"{tag}{unit} started (queued until first boot is done)",
+                command=["systemctl", "start", "--no-block", unit],
             )
         if restart:
             cause, why = run.restarts[unit]
+            no_block = " --no-block" if run.queues_starts else ""
             # a unit that hit its start limit (restarted often by other hands) would refuse
             # this one restart the change needs; the limit still stops a real crash loop
             server.shell(
                 name=f"[{cause}] restart {unit} ({why})",
                 commands=[
                     f"systemctl reset-failed {shlex.quote(unit)}",
-                    f"systemctl restart {shlex.quote(unit)}",
+                    f"systemctl restart{no_block} {shlex.quote(unit)}",
                 ],
             )

@@ -88,9 +88,13 @@ def apply_profile(profile: str) -> None:
     path = inventory_path()
     settings = _settings(path)
     # before anything is read or changed: this deploy alone on this host (apply/lock.py)
-    if host.get_fact(DeployLock, wait=settings.deploy.lock_wait_seconds, holder=holder_text()) != (
-        "locked"
-    ):
+    lock = host.get_fact(
+        DeployLock,
+        wait=settings.deploy.lock_wait_seconds,
+        holder=holder_text(),
+        local=is_local(),
+    )
+    if lock != "locked":
         return  # the host failed with the holder named; the other hosts go on
     state = gather_current_host(profile)
     _say_who_holds_dpkg(state, settings)

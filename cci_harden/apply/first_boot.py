@@ -61,6 +61,7 @@ def install_first_boot_unit(inventory: str, profile: str) -> None:
     systemd.service(
         name=f"[image] {UNIT} enabled",
         service=UNIT,
+        running=None,  # the next boot starts it, never the bake
         enabled=True,
         daemon_reload=True,
     )

@@ -1,4 +1,5 @@
-"""One deploy at a time per host: a lock held for exactly as long as the deploy's SSH connection.
+"""One deploy at a time per host: a lock held for exactly as long as the deploy's SSH connection
+(or, run on the host itself, the deploy's own process).
 
 The first thing a deploy reads from a host is this "fact": it starts, on the host, a holder
 process that takes ``/run/cci-harden/deploy.lock`` with flock(1), writes who holds it and since
@@ -37,13 +38,16 @@ YIELD_SECONDS = 10
 _SCRIPT = r"""
 dir={dir}; lock="$dir/deploy.lock"; holder="$dir/deploy.holder"; me={started}
 mkdir -p "$dir" && chmod 0700 "$dir" || exit 1
-conn=$$
-while [ "$conn" -gt 1 ]; do
-  case "$(cat /proc/$conn/comm 2>/dev/null)" in sshd*) break ;; esac
-  conn=$(sed 's/.*) //' /proc/$conn/stat | cut -d' ' -f2)
-done
-if [ "$conn" -le 1 ]; then
-  echo "cci-harden: no SSH connection found to tie the deploy lock to" >&2; exit 1
+conn={anchor}
+if [ "$conn" = ssh ]; then
+  conn=$$
+  while [ "$conn" -gt 1 ]; do
+    case "$(cat /proc/$conn/comm 2>/dev/null)" in sshd*) break ;; esac
+    conn=$(sed 's/.*) //' /proc/$conn/stat | cut -d' ' -f2)
+  done
+  if [ "$conn" -le 1 ]; then
+    echo "cci-harden: no SSH connection found to tie the deploy lock to" >&2; exit 1
+  fi
 fi
 wait={wait}
 if ! flock -n "$lock" true; then
@@ -85,9 +89,13 @@ def holder_text() -> str:
     return printable(f"{user}@{socket.gethostname()} pid {os.getpid()} since {started}")
 
 
-def lock_script(wait: int, holder: str, started: float | None = None) -> str:
-    """The host-side script (every value quoted for the shell)."""
+def lock_script(
+    wait: int, holder: str, started: float | None = None, local_pid: int | None = None
+) -> str:
+    """The host-side script (every value quoted for the shell). ``local_pid``: a local run
+    (``pyinfra @local``) ties the lock to that process, as an SSH deploy ties it to sshd's."""
     return _SCRIPT.format(
+        anchor="ssh" if local_pid is None else int(local_pid),
         dir=shlex.quote(LOCK_DIR),
         token=secrets.token_hex(8),
         wait=int(wait),
@@ -100,8 +108,8 @@ def lock_script(wait: int, holder: str, started: float | None = None) -> str:
 class DeployLock(FactBase):
     """This host's deploy lock, taken for the life of the SSH connection ("locked")."""
 
-    def command(self, wait: int, holder: str) -> str:
-        return lock_script(wait, holder)
+    def command(self, wait: int, holder: str, local: bool = False) -> str:
+        return lock_script(wait, holder, local_pid=os.getpid() if local else None)
 
     def process(self, output) -> str:
         return "\n".join(output)

@@ -144,13 +144,19 @@ def _in_date(field: str, certificate: x509.Certificate, now: datetime) -> None:
 def _fingerprints(armored: str) -> tuple[str, ...]:
     """Primary key fingerprints in an armored key block, read by GnuPG itself."""
     with tempfile.TemporaryDirectory(prefix="cci-gpg-") as home:
-        proc = subprocess.run(
-            ["gpg", "--batch", "--with-colons", "--show-keys"],
-            input=armored,
-            capture_output=True,
-            text=True,
-            env={**os.environ, "GNUPGHOME": home},
-        )
+        try:
+            proc = subprocess.run(
+                ["gpg", "--batch", "--with-colons", "--show-keys"],
+                input=armored,
+                capture_output=True,
+                text=True,
+                env={**os.environ, "GNUPGHOME": home},
+            )
+        except FileNotFoundError:
+            raise PreflightError(
+                "gpg is not installed here: the pinned signing keys are read with GnuPG "
+                "(apt-get install gnupg)"
+            ) from None
     if proc.returncode != 0:
         return ()
     fingerprints, expect_primary = [], False

@@ -204,7 +204,8 @@ def _render_client_hcl(settings, info) -> str:
     return render(
         "nomad/client.hcl.j2",
         "CCI-NMD-04",
-        name=info.name or info.hostname,
+        # the host's own name (Nomad's default): an SSH deploy and an image's first boot agree
+        name=info.hostname,
         datacenter=nomad.datacenter,
         data_dir=str(nomad.data_dir),
         node_class=nomad.node_class,
