@@ -416,6 +416,7 @@ EXAMPLES = {
     "reports/verify.json",
     "render iam": "cci-harden render iam --cloud aws inventories/prod-eu --output-dir iam/",
     "render seccomp": "cci-harden render seccomp inventories/prod-eu -o circleci-seccomp.json",
+    "render bake": "cci-harden render bake inventories/prod-eu --format packer -o bake.pkr.hcl",
     "render artifacts": "cci-harden render artifacts inventories/prod-eu --output-dir helm/",
     "artifacts audit": "cci-harden artifacts audit inventories/prod-eu --format jsonl --output "
     "flagged.jsonl",

@@ -1,4 +1,5 @@
-"""``cci-harden render iam|seccomp|artifacts``: documents operators apply with their own tooling."""
+"""``cci-harden render iam|seccomp|bake|artifacts``: documents operators apply with their own
+tooling."""
 
 from __future__ import annotations
 
@@ -95,6 +96,20 @@ def _cmd_artifacts(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_bake(args: argparse.Namespace) -> int:
+    from .bake import cloud_init, packer_build
+
+    settings = _settings(args.inventory)
+    name = Path(args.inventory).name
+    text = packer_build(settings, name) if args.format == "packer" else cloud_init(settings, name)
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output}")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
 def add_parser(commands) -> None:
     render = commands.add_parser(
         "render", help="write IAM policies, the seccomp profile or artifact settings for review"
@@ -123,6 +138,14 @@ def add_parser(commands) -> None:
     )
     seccomp.add_argument("--output", "-o", help="file to write (default: standard output)")
     seccomp.set_defaults(func=_cmd_seccomp)
+
+    bake = kinds.add_parser(
+        "bake", help="a Packer build and cloud-init user data for image bakes (local mode)"
+    )
+    bake.add_argument("inventory", help="inventory file, e.g. inventories/prod")
+    bake.add_argument("--format", required=True, choices=("packer", "cloud-init"))
+    bake.add_argument("--output", "-o", help="file to write (default: standard output)")
+    bake.set_defaults(func=_cmd_bake)
 
     artifacts = kinds.add_parser(
         "artifacts", help="Server 4.x Helm values and the nginx site for artifact content types"

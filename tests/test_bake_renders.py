@@ -1,0 +1,101 @@
+"""Issue 19: the Packer and cloud-init examples, rendered from settings, parse and say the same
+thing as the settings (docs/image-bake.md is generated from them)."""
+
+from __future__ import annotations
+
+import subprocess
+
+import hcl2
+import pytest
+import yaml
+
+from cci_harden.cloud.bake import (
+    IMAGE_INVENTORIES,
+    _doc,
+    carried_files,
+    cloud_init,
+    packer_build,
+    secret_files,
+)
+from cci_harden.config.settings import load_settings
+from cci_harden.model.errors import CciHardenError
+
+from .conftest import INVENTORIES, REPO, run_cli
+from .test_hostile_settings import hcl_value
+
+PROD = load_settings(INVENTORIES / "prod")
+
+
+def test_the_doc_is_generated_from_the_renders():
+    assert (REPO / "docs" / "image-bake.md").read_text() == _doc(), (
+        "run python -m cci_harden.cloud.bake > docs/image-bake.md"
+    )
+
+
+def test_the_packer_build_parses_and_its_commands_are_shell():
+    parsed = hcl2.loads(packer_build(PROFILE_SETTINGS, "prod"))
+    (build,) = parsed["build"]
+    provisioners = [
+        (hcl_value(kind), {key: _unquoted(value) for key, value in block.items()})
+        for p in build["provisioner"]
+        for kind, block in p.items()
+    ]
+    files = [block for kind, block in provisioners if kind == "file"]
+    shells = [block for kind, block in provisioners if kind == "shell"]
+    commands = [line for shell in shells for line in shell["inline"]]
+    for command in commands:
+        subprocess.run(["sh", "-n", "-c", command], check=True)
+    assert commands[-2].endswith(f"apply --local {IMAGE_INVENTORIES}/prod --stage image")
+    # every file the settings name that an image may carry is uploaded, and no private key
+    sources = {f["source"] for f in files}
+    for _field, path in carried_files(PROFILE_SETTINGS):
+        assert (str(path) if path.is_absolute() else f"inventories/{path}") in sources
+    for _field, path in secret_files(PROFILE_SETTINGS):
+        assert str(path) not in sources and not any(str(path) in c for c in commands)
+
+
+def test_cloud_init_writes_each_private_key_root_only():
+    text = cloud_init(PROFILE_SETTINGS, "prod")
+    assert text.startswith("#cloud-config\n")
+    data = yaml.safe_load(text)
+    written = {entry["path"]: entry for entry in data["write_files"]}
+    assert set(written) == {str(path) for _f, path in secret_files(PROFILE_SETTINGS)}
+    assert all(e["permissions"] == "0600" and e["owner"] == "root:root" for e in written.values())
+
+
+def test_relative_paths_land_beside_the_inventory_in_the_image(tmp_path):
+    toml = (
+        (INVENTORIES / "prod.toml")
+        .read_text()
+        .replace(
+            'key_file = "/etc/circleci-server/nomad/client-key.pem"', 'key_file = "keys/client.key"'
+        )
+    )
+    (tmp_path / "fleet.toml").write_text(toml)
+    settings = load_settings(tmp_path / "fleet")
+    (entry,) = yaml.safe_load(cloud_init(settings, "fleet"))["write_files"]
+    assert entry["path"] == f"{IMAGE_INVENTORIES}/keys/client.key"
+
+
+@pytest.mark.parametrize("name", ["prod;reboot", "../prod", "prod prod", ""])
+def test_an_inventory_name_that_would_change_a_command_is_refused(name):
+    with pytest.raises(CciHardenError, match="inventory name"):
+        packer_build(PROFILE_SETTINGS, name)
+
+
+def test_the_command_writes_what_the_module_renders(tmp_path):
+    out = tmp_path / "bake.pkr.hcl"
+    proc = run_cli(
+        "render", "bake", str(INVENTORIES / "prod"), "--format", "packer", "-o", str(out)
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_text() == packer_build(PROFILE_SETTINGS, "prod")
+
+
+PROFILE_SETTINGS = PROD
+
+
+def _unquoted(value):
+    if isinstance(value, list):
+        return [_unquoted(v) for v in value]
+    return hcl_value(value) if isinstance(value, str) and value.startswith('"') else value
