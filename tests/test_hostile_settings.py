@@ -354,6 +354,8 @@ LOCAL_PATHS = {
         "key_file",
         "client_cert_file",
         "client_key_file",
+        "host_ca_file",
+        "host_ca_key_file",
     )
 }
 

@@ -19,6 +19,7 @@ from ..model.kinds import (
     AuditRules,
     Directory,
     DockerRuntime,
+    HostCertificate,
     HostSize,
     ManagedFile,
     Manifest,
@@ -35,6 +36,7 @@ from ..model.kinds.recovery import PackageSystem, StagedFiles
 from ..model.kinds.system import ConfigLine
 from ..model.plan import FIRST_BOOT, IMAGE
 from ..model.resource import Resource
+from .certificates import sign_host_key
 from .operations import managed_file, refuse, remove_path, shell_quoted
 from .release import release
 from .sshd import guarded_config
@@ -74,6 +76,24 @@ class Run:
 @singledispatch
 def converge(resource: Resource, state, run: Run) -> None:
     host.log(run.tag(f"{resource.id} cannot be repaired by the deploy: see the verify report"))
+
+
+@converge.register
+def _host_certificate(resource: HostCertificate, state, run: Run) -> None:
+    if not resource.signer or not state.host_key:
+        host.log(
+            run.tag(f"{resource.id}: no CA key to sign with (ssh.host_ca_key_file): see verify")
+        )
+        return
+    identity = run.info.name if not run.info.name.startswith("@") else run.info.hostname
+    certificate = sign_host_key(resource, state.host_key, identity)
+    managed_file(
+        name=run.tag(f"{resource.path} (signed by the CA here, for this host's names)"),
+        desired=ManagedFile(resource.path, certificate, mode=0o644),
+        current=None,
+    )
+    run.changed_paths.add(resource.path)
+    run.restart("ssh", "its host certificate changed")
 
 
 @converge.register

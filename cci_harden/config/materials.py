@@ -9,6 +9,7 @@ is held as a ``SecretStr`` from the moment it is read.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -249,3 +250,54 @@ def load_log_material(settings: FleetSettings, now: datetime | None = None) -> L
     cert = _certificate_with_key(cert_pem, "logging.client_cert_file", key, key_field)
     _in_date("logging.client_cert_file", cert, now or datetime.now(UTC))
     return LogMaterial(ca_pem, cert_pem, key)
+
+
+@dataclass(frozen=True)
+class HostCa:
+    public_line: str  # "ssh-ed25519 AAAA..." as known_hosts and sshd read it
+    fingerprint: str  # SHA256:...
+    key_file: Path | None  # the private key on the operator's machine, when the deploy signs
+
+
+def _ssh_keygen(*args: str) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(["ssh-keygen", *args], capture_output=True, text=True, timeout=30)
+    except FileNotFoundError:
+        raise PreflightError(
+            "ssh-keygen is not installed here: host certificates need OpenSSH's client tools"
+        ) from None
+
+
+def load_host_ca(settings: FleetSettings) -> HostCa | None:
+    """The SSH CA the settings name, checked: one public key, and the private key its pair."""
+    ssh = settings.ssh
+    if ssh.host_ca_file is None:
+        if ssh.host_ca_key_file is not None:
+            raise PreflightError("ssh.host_ca_key_file: set ssh.host_ca_file (its public key) too")
+        return None
+    text = _read(settings, "ssh.host_ca_file", ssh.host_ca_file)
+    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    parts = lines[0].split() if len(lines) == 1 else []
+    if len(parts) < 2 or not re.fullmatch(r"(ssh|ecdsa|sk)-[a-z0-9@.-]+", parts[0], re.ASCII):
+        raise PreflightError("ssh.host_ca_file: not one SSH public key (TYPE BASE64 [COMMENT])")
+    public_line = f"{parts[0]} {parts[1]}"
+    with tempfile.TemporaryDirectory(prefix="cci-ca-") as directory:
+        public = Path(directory) / "ca.pub"
+        public.write_text(public_line + "\n")
+        listed = _ssh_keygen("-l", "-E", "sha256", "-f", str(public))
+    if listed.returncode != 0:
+        raise PreflightError("ssh.host_ca_file: ssh-keygen cannot read the key in it")
+    fingerprint = listed.stdout.split()[1]
+    key_file = None
+    if ssh.host_ca_key_file is not None:
+        key_file = settings.local_path(ssh.host_ca_key_file)
+        derived = _ssh_keygen("-y", "-P", "", "-f", str(key_file))
+        if derived.returncode != 0:
+            raise PreflightError(
+                "ssh.host_ca_key_file: not an unencrypted SSH private key ssh-keygen can read"
+            )
+        if derived.stdout.split()[:2] != parts[:2]:
+            raise PreflightError(
+                "ssh.host_ca_key_file: its public half is not the key in ssh.host_ca_file"
+            )
+    return HostCa(public_line, fingerprint, key_file)

@@ -457,6 +457,23 @@ class SshSettings(_Section):
     login_check_timeout: int = Field(
         20, ge=5, le=300, description="Seconds the lockout guard waits for a fresh login"
     )
+    host_ca_file: LocalPath | None = Field(
+        None,
+        description="The SSH CA's public key (CCI-SSH-02): each host's ed25519 key carries a "
+        "certificate it signed, and a host without a known_hosts line is trusted when it shows "
+        "one (checked by OpenSSH)",
+    )
+    host_ca_key_file: LocalPath | None = Field(
+        None,
+        description="The CA's private key: the deploy signs host keys with it (unset: "
+        "certificates come from elsewhere, an image bake, and are only verified)",
+    )
+    host_cert_days: int = Field(
+        90, ge=1, le=3650, description="How long a certificate the deploy signs is valid"
+    )
+    host_cert_renew_days: int = Field(
+        14, ge=0, le=365, description="Renew a certificate that expires within this many days"
+    )
 
 
 def _is_address(value: str) -> bool:

@@ -9,12 +9,16 @@ docs/ssh-audit.md and asserted by the tests); everything else it flags on a stoc
 
 from __future__ import annotations
 
+from ..config.materials import PreflightError, load_host_ca
 from ..model.control import Control, Source
-from ..model.kinds import ManagedFile, SshdEffective
+from ..model.kinds import HostCertificate, ManagedFile, SshdEffective
 from ..model.render import render
 from .sources import hardening_page
 
 DROPIN = "/etc/ssh/sshd_config.d/00-cci-harden.conf"
+HOST_KEY = "/etc/ssh/ssh_host_ed25519_key.pub"
+HOST_CERT = "/etc/ssh/ssh_host_ed25519_key-cert.pub"
+CERT_ALGORITHM = "ssh-ed25519-cert-v01@openssh.com"
 KEX = ["sntrup761x25519-sha512@openssh.com", "curve25519-sha256", "curve25519-sha256@libssh.org"]
 CIPHERS = [
     "chacha20-poly1305@openssh.com",
@@ -55,6 +59,9 @@ def sshd_dropin(settings) -> str:
     ssh = settings.ssh
     host_keys = [f"/etc/ssh/ssh_host_{kind}_key" for kind in ssh.host_key_types]
     host_key_algorithms = []
+    certified = ssh.host_ca_file is not None and "ed25519" in ssh.host_key_types
+    if certified:  # first: OpenSSH clients that trust the CA ask for it; paramiko never does
+        host_key_algorithms.append(CERT_ALGORITHM)
     if "ed25519" in ssh.host_key_types:
         host_key_algorithms.append("ssh-ed25519")
     if "rsa" in ssh.host_key_types:
@@ -67,6 +74,7 @@ def sshd_dropin(settings) -> str:
         allow_users=ssh.allow_users,
         allow_groups=ssh.allow_groups,
         host_keys=host_keys,
+        host_certificates=[HOST_CERT] if certified else [],
         host_key_algorithms=host_key_algorithms,
         kex=KEX,
         ciphers=CIPHERS,
@@ -112,6 +120,59 @@ def effective(settings) -> dict[str, str]:
     }
 
 
+def host_principals(settings, info) -> tuple[str, ...]:
+    """The names a client may reach this host by: its inventory name and address, its own
+    hostname and address (a local run knows no inventory name)."""
+    names = [info.name, info.hostname, info.primary_ipv4]
+    names += [h.address for h in settings.inventory.hosts if h.name == info.name]
+    return tuple(dict.fromkeys(n for n in names if n and not n.startswith("@")))
+
+
+def _certificate_resources(settings, info):
+    if "ed25519" not in settings.ssh.host_key_types:
+        raise PreflightError(
+            "ssh.host_ca_file: certificates are made for the ed25519 host key; add ed25519 to "
+            "ssh.host_key_types"
+        )
+    ca = load_host_ca(settings)
+    if ca is None:
+        return []
+    return [
+        HostCertificate(
+            HOST_CERT,
+            HOST_KEY,
+            ca.fingerprint,
+            host_principals(settings, info),
+            renew_days=settings.ssh.host_cert_renew_days,
+            validity_days=settings.ssh.host_cert_days,
+            signer=str(ca.key_file or ""),
+        )
+    ]
+
+
+HOST_CERTIFICATE = Control(
+    id="CCI-SSH-02",
+    title="The host key carries a certificate from the operator's SSH CA",
+    sources=(
+        Source("toolkit", "issue 19: host keys at scale for autoscaled fleets"),
+        Source("dev-sec", "ssh-hardening ssh_host_certificates"),
+    ),
+    rationale="Instances of an autoscaling group come and go; a known_hosts line per instance "
+    "does not scale, and trusting keys on first use is refused. With ssh.host_ca_file, each "
+    "host's ed25519 key is certified by the CA (signed by the deploy with ssh.host_ca_key_file, "
+    "or installed by the image's first boot and only verified), sshd presents it "
+    "(`HostCertificate`), and verify and the deploy trust a host without a known_hosts line "
+    "when OpenSSH accepts its certificate; a key signed by another CA, or none, is refused. "
+    "Checked: the signer, the key certified (the host's own), the principals (inventory name, "
+    "address, hostname) and that it is valid for ssh.host_cert_renew_days more; renewed then.",
+    resources=_certificate_resources,
+    applies=lambda settings: settings.ssh.host_ca_file is not None,
+    testbed="container hosts: signed by a CA the tests make, trusted without known_hosts lines "
+    "by verify and the deploy; another CA's certificate and an uncertified host refused",
+    tags=("baseline", "ssh"),
+)
+
+
 SSH = Control(
     id="CCI-SSH-01",
     title="sshd: keys only, modern algorithms, small limits, no forwarding, verbose logs",
@@ -130,4 +191,4 @@ SSH = Control(
     tags=("baseline", "ssh"),
 )
 
-CONTROLS = (SSH,)
+CONTROLS = (HOST_CERTIFICATE, SSH)

@@ -140,11 +140,11 @@ class Inventory:
                 f"{self.path.name}.toml"
             )
         missing = self.hosts_without_known_key()
-        if missing:
+        if missing and self.settings.ssh.host_ca_file is None:
             raise InventoryError(
                 f"no host key for {', '.join(missing)} in {self.known_hosts}; add each host's key "
                 "from a trusted source (cloud console, image build) - keys are never accepted "
-                "on first use"
+                "on first use (or trust them by certificate: ssh.host_ca_file)"
             )
 
     def _refuse_lines_paramiko_cannot_read(self) -> None:
@@ -180,12 +180,12 @@ class Inventory:
                 missing.append(host.name)
         return missing
 
-    def pyinfra_data(self, host: HostEntry) -> dict[str, Any]:
+    def pyinfra_data(self, host: HostEntry, known_hosts: Path | None = None) -> dict[str, Any]:
         data: dict[str, Any] = {
             "ssh_hostname": host.address,
             "ssh_port": host.port,
             "ssh_user": self.user_for(host),
-            "ssh_known_hosts_file": str(self.known_hosts),
+            "ssh_known_hosts_file": str(known_hosts or self.known_hosts),
             "ssh_strict_host_key_checking": "yes",
             "cci_inventory": str(self.path.resolve()),
         }
@@ -207,35 +207,42 @@ def limit_patterns_from_argv(argv: list[str]) -> list[str]:
     return [p for value in patterns for p in value.split(",") if p]
 
 
-def _load_for_pyinfra(inventory_file: str) -> Inventory:
-    """The inventory, validated, its --limit checked, or exit 2 with the reason.
+def _load_for_pyinfra(inventory_file: str) -> tuple[Inventory, Path | None]:
+    """The inventory, validated, its --limit checked, or exit 2 with the reason; and the
+    known_hosts file pyinfra reads when hosts are trusted by certificate (fleet.host_trust).
 
     pyinfra loads the inventory before it reads --limit; checking the limit here keeps a typo in
     ``--limit`` from becoming a successful run against no host.
     """
     try:
         inventory = Inventory.load(inventory_file)
-        inventory.select(limit_patterns_from_argv(sys.argv))
+        selected = inventory.select(limit_patterns_from_argv(sys.argv))
         require_ready(inventory.settings, inventory.problems())
+        known_hosts = None
+        if inventory.settings.ssh.host_ca_file is not None:
+            from .host_trust import trusted_known_hosts
+
+            missing = set(inventory.hosts_without_known_key())
+            known_hosts = trusted_known_hosts(inventory, [h for h in selected if h.name in missing])
     except CciHardenError as exc:
         print(f"cci-harden: {exc}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
-    return inventory
+    return inventory, known_hosts
 
 
 def pyinfra_hosts(inventory_file: str) -> list[tuple[str, dict[str, Any]]]:
     """Called from an inventory file: validated hosts for pyinfra (one group, no host groups)."""
-    inventory = _load_for_pyinfra(inventory_file)
-    return [(host.name, inventory.pyinfra_data(host)) for host in inventory.hosts]
+    inventory, known_hosts = _load_for_pyinfra(inventory_file)
+    return [(host.name, inventory.pyinfra_data(host, known_hosts)) for host in inventory.hosts]
 
 
 def pyinfra_groups(inventory_file: str) -> dict[str, list]:
     """Called from an inventory file: ``nomad_clients`` (every host with its connection data)
     and one pyinfra group per name in ``hosts[].groups``, so ``--limit vm`` and ``host.groups``
     mean in pyinfra what they mean to verify."""
-    inventory = _load_for_pyinfra(inventory_file)
+    inventory, known_hosts = _load_for_pyinfra(inventory_file)
     groups: dict[str, list] = {
-        GROUP: [(host.name, inventory.pyinfra_data(host)) for host in inventory.hosts]
+        GROUP: [(host.name, inventory.pyinfra_data(host, known_hosts)) for host in inventory.hosts]
     }
     for host in inventory.hosts:
         for name in host.groups:

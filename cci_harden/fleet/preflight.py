@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..config.materials import (
     PreflightError,
+    load_host_ca,
     load_log_material,
     load_signing_key,
     load_tls,
@@ -63,6 +64,7 @@ def problems(settings: FleetSettings) -> list[str]:
         )
     if not line.mtls_required or tls_configured(settings):
         attempt(lambda: load_tls(settings))
+    attempt(lambda: load_host_ca(settings))
     if settings.logging.collector is not None:
         attempt(lambda: load_log_material(settings))
     if not settings.network.admin_cidrs:

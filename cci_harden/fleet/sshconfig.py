@@ -26,16 +26,25 @@ def quoted(value: object) -> str:
     return '"' + text.replace("%", "%%") + '"'
 
 
-def render_ssh_config(inventory: Inventory, control_dir: Path, include: bool = True) -> str:
-    """``include=False``: leave the inventory's own ssh_config out (when writing that file)."""
+def render_ssh_config(
+    inventory: Inventory,
+    control_dir: Path,
+    include: bool = True,
+    ca_known_hosts: Path | None = None,
+) -> str:
+    """``include=False``: leave the inventory's own ssh_config out (when writing that file).
+    ``ca_known_hosts``: the file with the inventory's ``@cert-authority`` line, read second."""
     lines = [f"# OpenSSH client configuration for inventory {inventory.name}, by cci-harden"]
+    known = quoted(inventory.known_hosts.resolve())
+    if ca_known_hosts is not None:
+        known += " " + quoted(ca_known_hosts.resolve())
     for host in inventory.hosts:
         lines += [
             f"Host {host.name}",
             f"  HostName {host.address}",
             f"  Port {host.port}",
             f"  User {inventory.user_for(host)}",
-            f"  UserKnownHostsFile {quoted(inventory.known_hosts.resolve())}",
+            f"  UserKnownHostsFile {known}",
             "  GlobalKnownHostsFile /dev/null",
             "  StrictHostKeyChecking yes",
             "  CheckHostIP no",

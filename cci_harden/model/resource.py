@@ -47,8 +47,9 @@ class Resource:
     # Decided after every other control: what it reacts to is made later in the same run
     # (loaded audit watches on a directory the Nomad controls create).
     converges_last: ClassVar[bool] = False
-    # What runs, not what is on disk (a loaded rule set, a live sysctl, the host's size): an
-    # image bake leaves it to the instance's first boot (model.plan, stage "image").
+    # What runs, not what is on disk (a loaded rule set, a live sysctl, the host's size), or what
+    # belongs to one instance (its host key's certificate): an image bake leaves it to the
+    # instance's first boot (model.plan, stage "image").
     runtime: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs):

@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from ..config.settings import settings_path
+from ..fleet.host_trust import write_ca_known_hosts
 from ..fleet.inventory import Inventory
 from ..fleet.sshconfig import render_ssh_config
 from ..model.control import Control, Finding, Outcome, Status
@@ -94,8 +95,13 @@ class VerifySession:
         self.ssh_config = Path(self._tmp.name) / "ssh_config"
         control_dir = Path(self._tmp.name) / "cm"
         control_dir.mkdir(mode=0o700)
+        ca_known_hosts = None
+        if self.inventory.settings.ssh.host_ca_file is not None:  # OpenSSH checks certificates
+            ca_known_hosts = write_ca_known_hosts(self.inventory, Path(self._tmp.name))
         # always our own file, our options first; the inventory's ssh_config is included after
-        self.ssh_config.write_text(render_ssh_config(self.inventory, control_dir))
+        self.ssh_config.write_text(
+            render_ssh_config(self.inventory, control_dir, ca_known_hosts=ca_known_hosts)
+        )
         self.progress = bool(option.cci_progress)
         self._read = 0
         self._read_lock = threading.Lock()

@@ -15,6 +15,7 @@ from .runtime import (
     NomadRelease,
     SshdEffective,
 )
+from .ssh import HostCertificate
 from .system import ConfigLine, Package, Service, SystemAccounts
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "ConfigLine",
     "Directory",
     "DockerRuntime",
+    "HostCertificate",
     "HostSize",
     "Listeners",
     "ManagedFile",

@@ -1,0 +1,95 @@
+"""CCI-SSH-02 without a host: the certificate as ssh-keygen reported it on a test host, the CA
+checks on the operator's machine, and the sshd drop-in."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import subprocess
+
+import pytest
+
+from cci_harden.config.materials import PreflightError, load_host_ca
+from cci_harden.config.settings import load_settings
+from cci_harden.controls.ssh import CERT_ALGORITHM, HOST_CERT, HOST_KEY, sshd_dropin
+from cci_harden.model.kinds import HostCertificate
+
+from .test_resources import HOST, RECORDED
+from .test_settings import VALID, write_inventory
+
+RECORDED_CA = "SHA256:jBP68aBeTDo70lXCLVoEfqrOQ67PJu3IlyomCOOI2wM"  # the tests' CA that day
+BEFORE_EXPIRY = dt.datetime(2026, 12, 2, tzinfo=dt.UTC)
+CERT = HostCertificate(HOST_CERT, HOST_KEY, RECORDED_CA, ("tb1", "10.231.0.11"), renew_days=14)
+
+
+def state(resource=CERT, output=None):
+    output = RECORDED["host-certificate"] if output is None else output
+    return type(resource).parse(output, [resource])[resource.key]
+
+
+def findings(resource=CERT, output=None, now=BEFORE_EXPIRY):
+    return resource.compare(state(resource, output), HOST, now=now)
+
+
+def test_the_recorded_certificate_reads_as_ssh_keygen_printed_it():
+    found = state()
+    assert found.cert_type == "host certificate"
+    assert found.ca_fingerprint == RECORDED_CA
+    assert found.cert_key_fingerprint == found.host_fingerprint
+    assert found.principals == ("tb1", "10.231.0.11")
+    assert (found.valid_from, found.valid_to) == ("2026-12-01T04:11:45", "2027-03-01T04:16:45")
+    assert findings() == []
+
+
+def test_another_ca_a_missing_name_and_a_near_expiry_are_each_named():
+    other = dataclasses.replace(CERT, ca_fingerprint="SHA256:other")
+    assert [f.what for f in findings(other)] == [f"{HOST_CERT} signer"]
+    renamed = dataclasses.replace(CERT, principals=("tb1", "10.231.0.99"))
+    assert [f.what for f in findings(renamed)] == [f"{HOST_CERT} principals"]
+    (late,) = findings(now=dt.datetime(2027, 2, 20, tzinfo=dt.UTC))
+    assert late.found == "until 2027-03-01T04:16:45"
+
+
+def test_a_certificate_for_another_key_or_none_at_all_is_drift():
+    text = RECORDED["host-certificate"]
+    swapped = text.replace(
+        "Public key: ED25519-CERT SHA256:sM", "Public key: ED25519-CERT SHA256:xx"
+    )
+    assert [f.what for f in findings(output=swapped)] == [f"{HOST_CERT} key"]
+    no_cert = "\n".join(text.splitlines()[:3])
+    (missing,) = findings(output=no_cert)
+    assert (missing.what, missing.found) == (HOST_CERT, "missing")
+    (no_key,) = findings(output="@@" + HOST_CERT)
+    assert (no_key.what, no_key.found) == (HOST_KEY, "missing")
+
+
+def _ca(tmp_path, name="ca"):
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / name)], check=True
+    )
+    return tmp_path / name
+
+
+def _settings(tmp_path, lines: str):
+    return load_settings(write_inventory(tmp_path, VALID + f"[ssh]\n{lines}\n"))
+
+
+def test_the_ca_is_checked_before_any_host(tmp_path):
+    ca, other = _ca(tmp_path), _ca(tmp_path, "other")
+    ok = load_host_ca(_settings(tmp_path, f'host_ca_file = "{ca}.pub"\nhost_ca_key_file = "{ca}"'))
+    assert ok.fingerprint.startswith("SHA256:") and ok.key_file == ca
+    mismatched = _settings(tmp_path, f'host_ca_file = "{ca}.pub"\nhost_ca_key_file = "{other}"')
+    with pytest.raises(PreflightError, match="its public half is not the key"):
+        load_host_ca(mismatched)
+    (tmp_path / "junk.pub").write_text("not a key\n")
+    with pytest.raises(PreflightError, match="not one SSH public key"):
+        load_host_ca(_settings(tmp_path, f'host_ca_file = "{tmp_path}/junk.pub"'))
+
+
+def test_sshd_presents_the_certificate_first_to_clients_that_ask(tmp_path):
+    ca = _ca(tmp_path)
+    text = sshd_dropin(_settings(tmp_path, f'host_ca_file = "{ca}.pub"'))
+    assert f"HostCertificate {HOST_CERT}" in text
+    assert f"HostKeyAlgorithms {CERT_ALGORITHM},ssh-ed25519" in text
+    plain = sshd_dropin(load_settings(write_inventory(tmp_path, VALID)))
+    assert "HostCertificate" not in plain and CERT_ALGORITHM not in plain
