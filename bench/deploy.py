@@ -6,8 +6,9 @@ on fresh test-bed hosts.
 For each size the test bed is brought down and up again (fresh hosts from the cached image; the
 apt proxy's cache is kept, as an operator's mirror would be), then the deploy converges once and
 the no-op re-run (which must change nothing) is timed --runs times; with --verify, `cci-harden
-verify` is timed --runs times on the same hosts. Medians are printed, one line per size, then the
-ratios the goals are stated in (no-op converge / verify on one host; 10 hosts / 1 host).
+verify` is timed --runs times on the same hosts. Medians are printed, one line per size, with
+each process's peak memory on the operator's side (ru_maxrss), then the ratios the goals are
+stated in (no-op converge / verify on one host; 10 hosts / 1 host).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from cci_harden import testbed
@@ -29,19 +31,51 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-def deploy(inventory: Path, *extra: str) -> tuple[float, dict]:
-    started = time.monotonic()
-    proc = subprocess.run(
+@dataclass
+class Measured:
+    seconds: float
+    returncode: int
+    stdout: str
+    stderr: str
+    peak_mib: float  # the process's peak resident memory (ru_maxrss from wait4)
+
+
+def measured(command: list[str], cwd: Path | str = REPO, env: dict | None = None) -> Measured:
+    """Run ``command``; its wall time and its own peak memory, on the operator's side."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.monotonic()
+        proc = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=err, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        elapsed = time.monotonic() - started
+        out.seek(0)
+        err.seek(0)
+        return Measured(
+            elapsed,
+            proc.returncode,
+            out.read().decode(errors="replace"),
+            err.read().decode(errors="replace"),
+            usage.ru_maxrss / 1024,
+        )
+
+
+PEAKS: dict[tuple[int, str], float] = {}  # (size, phase) -> highest peak MiB seen
+
+
+def _peak(size: int, phase: str, run: Measured) -> None:
+    PEAKS[(size, phase)] = max(PEAKS.get((size, phase), 0.0), run.peak_mib)
+
+
+def deploy(inventory: Path, *extra: str, size: int = 0, phase: str = "") -> tuple[float, dict]:
+    run = measured(
         [str(BIN / "pyinfra"), "-y", "--json", str(inventory), "deploys/nomad.py", *extra],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
         env={**os.environ, "PYINFRA_PROGRESS": "off"},
     )
-    elapsed = time.monotonic() - started
-    if proc.returncode != 0:
-        raise SystemExit(f"deploy failed:\n{proc.stderr[-3000:]}")
-    return elapsed, json.loads(proc.stdout)
+    if run.returncode != 0:
+        raise SystemExit(f"deploy failed:\n{run.stderr[-3000:]}")
+    if phase:
+        _peak(size, phase, run)
+    return run.seconds, json.loads(run.stdout)
 
 
 def changes(result: dict) -> int:
@@ -62,8 +96,8 @@ def main() -> None:
             testbed.down(layout, log=quiet)
             testbed.up(size, Path(tmp), layout, log=quiet)
             inventory = Path(tmp) / "testbed"
-            first, first_result = deploy(inventory)
-            noop = [deploy(inventory) for _ in range(args.runs)]
+            first, first_result = deploy(inventory, size=size, phase="first converge")
+            noop = [deploy(inventory, size=size, phase="no-op converge") for _ in range(args.runs)]
             again = statistics.median(t for t, _ in noop)
             medians.setdefault(size, {})["noop"] = again
             line = (
@@ -75,13 +109,11 @@ def main() -> None:
                 report = Path(tmp) / "verify.json"
                 timings = []
                 for _ in range(args.runs):
-                    started = time.monotonic()
-                    proc = subprocess.run(
-                        [str(BIN / "cci-harden"), "verify", str(inventory), "--json", str(report)],
-                        capture_output=True,
-                        text=True,
+                    proc = measured(
+                        [str(BIN / "cci-harden"), "verify", str(inventory), "--json", str(report)]
                     )
-                    timings.append(time.monotonic() - started)
+                    _peak(size, "verify", proc)
+                    timings.append(proc.seconds)
                 seconds = statistics.median(timings)
                 medians[size]["verify"] = seconds
                 document = json.loads(report.read_text())
@@ -96,8 +128,7 @@ def main() -> None:
                 # the same plugin through pytest itself, with every installed plugin loaded
                 direct = []
                 for _ in range(args.runs):
-                    started = time.monotonic()
-                    run = subprocess.run(
+                    run = measured(
                         [
                             str(BIN / "pytest"),
                             "-q",
@@ -106,17 +137,18 @@ def main() -> None:
                             "--cci-inventory",
                             str(inventory),
                         ],
-                        capture_output=True,
-                        text=True,
                         cwd=tmp,
                     )
-                    direct.append(time.monotonic() - started)
+                    _peak(size, "pytest", run)
+                    direct.append(run.seconds)
                 medians[size]["pytest"] = statistics.median(direct)
                 line += (
                     f"; pytest --cci-inventory median {medians[size]['pytest']:5.2f} s "
                     f"(exit {run.returncode}; {medians[size]['pytest'] / seconds:.2f}x verify)"
                 )
             print(line, flush=True)
+            peaks = [f"{phase} {mib:.0f}" for (at, phase), mib in PEAKS.items() if at == size]
+            print(f"{size:>2} host(s): operator-side peak memory (MiB): " + ", ".join(peaks))
     testbed.down(layout, log=quiet)
     one = medians.get(min(medians)) if medians else None
     for size, figures in sorted(medians.items()):
