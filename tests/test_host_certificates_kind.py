@@ -11,7 +11,13 @@ import pytest
 
 from cci_harden.config.materials import PreflightError, load_host_ca
 from cci_harden.config.settings import load_settings
-from cci_harden.controls.ssh import CERT_ALGORITHM, HOST_CERT, HOST_KEY, sshd_dropin
+from cci_harden.controls.ssh import (
+    CERT_ALGORITHM,
+    HOST_CERT,
+    HOST_CERTIFICATE,
+    HOST_KEY,
+    sshd_dropin,
+)
 from cci_harden.model.kinds import HostCertificate
 
 from .test_resources import HOST, RECORDED
@@ -93,3 +99,19 @@ def test_sshd_presents_the_certificate_first_to_clients_that_ask(tmp_path):
     assert f"HostKeyAlgorithms {CERT_ALGORITHM},ssh-ed25519" in text
     plain = sshd_dropin(load_settings(write_inventory(tmp_path, VALID)))
     assert "HostCertificate" not in plain and CERT_ALGORITHM not in plain
+
+
+def test_a_certificate_names_only_what_the_operator_calls_the_host(tmp_path):
+    """A host reporting another host's name (its hostname is the host's to set) gets no
+    certificate for it: only the inventory's name and address are signed."""
+    ca = _ca(tmp_path)
+    settings = _settings(tmp_path, f'host_ca_file = "{ca}.pub"\nhost_ca_key_file = "{ca}"')
+    info = dataclasses.replace(
+        HOST, name="client-1", address="192.0.2.10", hostname="bastion.internal"
+    )
+    (cert,) = HOST_CERTIFICATE.resources(settings, info)
+    assert cert.principals == ("client-1", "192.0.2.10")
+    assert cert.signer == str(ca)
+    local = dataclasses.replace(info, name="@local", address="")
+    (checked_only,) = HOST_CERTIFICATE.resources(settings, local)
+    assert checked_only.principals == ()

@@ -80,6 +80,7 @@ def gather_current_host(profile: str) -> HostState:
         profile,
         host.name,
         _first_gather(path, profile, stage()),
+        "" if is_local() else str(host.data.get("ssh_hostname") or host.name),
     )
 
 

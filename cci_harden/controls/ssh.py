@@ -121,10 +121,10 @@ def effective(settings) -> dict[str, str]:
 
 
 def host_principals(settings, info) -> tuple[str, ...]:
-    """The names a client may reach this host by: its inventory name and address, its own
-    hostname and address (a local run knows no inventory name)."""
-    names = [info.name, info.hostname, info.primary_ipv4]
-    names += [h.address for h in settings.inventory.hosts if h.name == info.name]
+    """The names a client reaches this host by: its inventory name and address. Only the
+    operator's data: a name the host reports (its hostname) could be any other host's, and the
+    CA would certify it. A local run knows neither, and checks none."""
+    names = [info.name, info.address]
     return tuple(dict.fromkeys(n for n in names if n and not n.startswith("@")))
 
 
@@ -163,8 +163,9 @@ HOST_CERTIFICATE = Control(
     "or installed by the image's first boot and only verified), sshd presents it "
     "(`HostCertificate`), and verify and the deploy trust a host without a known_hosts line "
     "when OpenSSH accepts its certificate; a key signed by another CA, or none, is refused. "
-    "Checked: the signer, the key certified (the host's own), the principals (inventory name, "
-    "address, hostname) and that it is valid for ssh.host_cert_renew_days more; renewed then.",
+    "Checked: the signer, the key certified (the host's own), the principals (the host's "
+    "inventory name and address: never a name the host reports, which could be another "
+    "host's) and that it is valid for ssh.host_cert_renew_days more; renewed then.",
     resources=_certificate_resources,
     applies=lambda settings: settings.ssh.host_ca_file is not None,
     testbed="container hosts: signed by a CA the tests make, trusted without known_hosts lines "

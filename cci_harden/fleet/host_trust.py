@@ -19,8 +19,11 @@ refused before anything connects to it.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import stat
 import subprocess
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -28,7 +31,6 @@ from ..config.materials import load_host_ca
 from ..config.settings import HostEntry
 from ..model.errors import InventoryError
 
-RUNTIME_DIR = Path("/run/cci-harden")
 _VERIFIED = re.compile(r"Server host certificate: \S+ (SHA256:[A-Za-z0-9+/=]+),")
 _MATCHED = "is known and matches the ED25519-CERT host certificate"
 
@@ -39,11 +41,24 @@ def lookup_name(host: HostEntry) -> str:
 
 
 def runtime_dir(inventory) -> Path:
-    """A private directory for this inventory's derived files (cleared by a reboot)."""
+    """A directory only this user can write, for this inventory's derived files: under
+    $XDG_RUNTIME_DIR (cleared at logout) or the temporary directory, refused if another user
+    made it first."""
+    base = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir())
     digest = hashlib.sha256(str(inventory.path.resolve()).encode()).hexdigest()[:12]
-    directory = RUNTIME_DIR / f"trust-{digest}"
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    directory.chmod(0o700)
+    mine = base / f"cci-harden-{os.getuid()}"
+    directory = mine / f"trust-{digest}"
+    for path in (mine, directory):
+        path.mkdir(mode=0o700, exist_ok=True)
+        status = path.lstat()
+        if (
+            not stat.S_ISDIR(status.st_mode)
+            or status.st_uid != os.getuid()
+            or (status.st_mode & 0o077)
+        ):
+            raise InventoryError(
+                f"{path}: not a private directory of this user; remove it and run again"
+            )
     return directory
 
 

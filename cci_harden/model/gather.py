@@ -55,13 +55,14 @@ def gather_host(
     profile: str,
     host_name: str,
     first: GatherPlan,
+    host_address: str = "",
 ) -> HostState:
     """``run`` executes a script on the host and returns its standard output."""
     snapshot = parse_output(run(first.script), first.resources)
     commands = 1
     if snapshot.info is None:
         raise RuntimeError("the host's facts were not in its snapshot")
-    info = replace(snapshot.info, name=host_name)
+    info = replace(snapshot.info, name=host_name, address=host_address)
     plans = plan_host(controls, settings, info, profile, first.lifecycle, first.stage)
     extra = missing(resources_of(plans), snapshot)
     if extra:

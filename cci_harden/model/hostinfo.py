@@ -46,6 +46,9 @@ class HostInfo:
     nameservers: tuple[str, ...] = ()
     primary_ipv4: str = ""
     name: str = ""  # the host's name in the inventory, set by the deploy and the verify stage
+    # the address the inventory reaches it at (set likewise): unlike the facts above, the
+    # operator's data, so it may go into what the operator's CA signs
+    address: str = ""
     container: str = "none"  # systemd-detect-virt --container: "none" on a VM or bare metal
 
     @property

@@ -148,6 +148,7 @@ class VerifySession:
                     self.profile,
                     entry.name,
                     planned,
+                    entry.address,
                 )
             except Unreachable as exc:
                 result.error = str(exc).splitlines()[-1] if str(exc) else "unreachable"
