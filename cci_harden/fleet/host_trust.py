@@ -77,9 +77,11 @@ def write_ca_known_hosts(inventory, directory: Path) -> Path:
 
 def _verified_fingerprint(inventory, host: HostEntry, ca_file: Path) -> tuple[str, str]:
     """(fingerprint OpenSSH verified, "") or ("", OpenSSH's reason)."""
+    # the operator's ssh_config (a bastion, a ProxyJump) applies; every option given here wins
+    config = str(inventory.ssh_config.resolve()) if inventory.ssh_config else "/dev/null"
     proc = subprocess.run(
         [
-            "ssh", "-F", "/dev/null", "-v",
+            "ssh", "-F", config, "-v",
             "-o", f"UserKnownHostsFile={ca_file}",
             "-o", "GlobalKnownHostsFile=/dev/null",
             "-o", "StrictHostKeyChecking=yes",
