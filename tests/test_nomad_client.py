@@ -312,7 +312,7 @@ def test_restricted_egress_ruleset_is_accepted_by_nft_on_a_host(deployed):
     info = HostInfo(2, 4096, "debian", "12", "tb", nameservers=("192.0.2.53",))
     text = ingress_nft(settings, info)
     assert "chain output" in text and "policy drop" in text
-    assert "tcp dport 6514 ip daddr @log_collector_v4 accept" in text
+    assert "tcp dport 2514 ip daddr @log_collector_v4 accept" in text  # RELP by default
     assert 'dport { 22, 2376 } ip daddr @vm_v4 accept comment "VM service: SSH, Docker"' in text
     host = inventory.hosts[0].name
     check = subprocess.run(
