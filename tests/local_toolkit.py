@@ -8,6 +8,7 @@ the code under test. On the host: a virtualenv at /opt/cci-harden, installed wit
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -41,8 +42,16 @@ def dependency_wheels() -> Path:
 
 
 def package_wheel(directory: Path) -> Path:
-    """This checkout as a wheel (templates included, as data files)."""
-    _pip("wheel", "--no-deps", str(REPO), "-w", str(directory), cwd=directory)
+    """This checkout as a wheel (templates included, as data files), built from a copy of what
+    the wheel holds: setuptools' build/ in the checkout could carry stale modules, and the
+    checkout is left as it was."""
+    source = directory / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, source / name)
+    for name in ("cci_harden", "templates"):
+        shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    _pip("wheel", "--no-deps", str(source), "-w", str(directory), cwd=directory)
     (wheel,) = directory.glob("cci_harden-*.whl")
     return wheel
 
