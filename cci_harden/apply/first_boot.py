@@ -38,7 +38,7 @@ def first_boot_unit(inventory: str, profile: str, executable: str) -> str:
         raise ValueError(f"unknown profile {profile!r}")
     return render(
         "local/cci-harden-first-boot.service.j2",
-        "CCI-TK-01",
+        "image bake",
         executable=_plain("executable", executable),
         inventory=_plain("inventory", inventory),
         profile=profile,

@@ -51,6 +51,23 @@ def _read(settings: FleetSettings, field: str, path: Path) -> str:
         raise PreflightError(f"{field}: cannot read {local}: {exc.strerror}") from None
 
 
+def _private_key(
+    settings: FleetSettings,
+    section: str,
+    inline: SecretStr | None,
+    inline_name: str,
+    path: Path | None,
+) -> tuple[SecretStr | None, str]:
+    """A private key given inline (``*_pem``) or as a file (the same name, ``_file``), and the
+    field it came from; (None, "") when neither is set."""
+    if inline is not None:
+        return inline, f"{section}.{inline_name}"
+    if path is not None:
+        field = f"{section}.{inline_name.removesuffix('_pem')}_file"
+        return SecretStr(_read(settings, field, path)), field
+    return None, ""
+
+
 def tls_configured(settings: FleetSettings) -> bool:
     tls = settings.nomad.tls
     return any(v is not None for v in (tls.ca_file, tls.cert_file, tls.key_file, tls.key_pem))
@@ -68,12 +85,7 @@ def load_tls(settings: FleetSettings, now: datetime | None = None) -> TlsMateria
         raise PreflightError(f"nomad.tls: also set {', '.join(missing)} (mTLS needs all three)")
     ca_pem = _read(settings, "nomad.tls.ca_file", tls.ca_file)
     cert_pem = _read(settings, "nomad.tls.cert_file", tls.cert_file)
-    if tls.key_pem is not None:
-        key = tls.key_pem
-        key_field = "nomad.tls.key_pem"
-    else:
-        key = SecretStr(_read(settings, "nomad.tls.key_file", tls.key_file))
-        key_field = "nomad.tls.key_file"
+    key, key_field = _private_key(settings, "nomad.tls", tls.key_pem, "key_pem", tls.key_file)
     return _check_tls(ca_pem, cert_pem, key, key_field, tls.expiry_margin_days, now)
 
 
@@ -227,13 +239,9 @@ def load_log_material(settings: FleetSettings, now: datetime | None = None) -> L
     """The collector's CA and the clients' certificate and key, checked; RELP needs the pair."""
     logging = settings.logging
     ca_pem = collector_ca(settings, now)
-    if logging.client_key_pem is not None:
-        key, key_field = logging.client_key_pem, "logging.client_key_pem"
-    elif logging.client_key_file is not None:
-        key_field = "logging.client_key_file"
-        key = SecretStr(_read(settings, key_field, logging.client_key_file))
-    else:
-        key, key_field = None, ""
+    key, key_field = _private_key(
+        settings, "logging", logging.client_key_pem, "client_key_pem", logging.client_key_file
+    )
     if logging.client_cert_file is None and key is None:
         if logging.transport == "relp":
             raise PreflightError(

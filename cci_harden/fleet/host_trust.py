@@ -30,6 +30,7 @@ from pathlib import Path
 from ..config.materials import load_host_ca
 from ..config.settings import HostEntry
 from ..model.errors import InventoryError
+from .sshconfig import quoted
 
 _VERIFIED = re.compile(r"Server host certificate: \S+ (SHA256:[A-Za-z0-9+/=]+),")
 _MATCHED = "is known and matches the ED25519-CERT host certificate"
@@ -82,7 +83,7 @@ def _verified_fingerprint(inventory, host: HostEntry, ca_file: Path) -> tuple[st
     proc = subprocess.run(
         [
             "ssh", "-F", config, "-v",
-            "-o", f"UserKnownHostsFile={ca_file}",
+            "-o", f"UserKnownHostsFile={quoted(ca_file)}",
             "-o", "GlobalKnownHostsFile=/dev/null",
             "-o", "StrictHostKeyChecking=yes",
             "-o", "HostKeyAlgorithms=ssh-ed25519-cert-v01@openssh.com",

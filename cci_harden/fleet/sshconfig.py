@@ -14,8 +14,10 @@ refused newlines and quotes, so no value can start a line of its own.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .inventory import Inventory
+if TYPE_CHECKING:  # annotations only: fleet.host_trust, which inventory uses, quotes with this
+    from .inventory import Inventory
 
 
 def quoted(value: object) -> str:
