@@ -121,6 +121,18 @@ def shard_hosts(hosts: list, index: int, total: int) -> list:
     return [h for position, h in enumerate(ordered) if position % total == index]
 
 
+def _cmd_testbed_job(args: argparse.Namespace) -> int:
+    from .testbed.jobs import job_status, start_job
+
+    if args.status:
+        print(json.dumps(job_status(), indent=2))
+        return EXIT_OK
+    if not args.host:
+        raise CciHardenError("testbed job: name a test host (or --status)")
+    print(json.dumps(start_job(args.host, args.seconds, args.image or "")))
+    return EXIT_OK
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     from . import controls as catalogue
     from .fleet.inventory import Inventory
@@ -379,6 +391,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_render_parser(commands)
     add_artifacts_parser(commands)
 
+    from .rollout.command import add_parser as add_rollout_parser
+
+    add_rollout_parser(commands)
+
     bed = commands.add_parser("testbed", help="local Debian 12 test hosts (needs root)")
     bed_commands = bed.add_subparsers(dest="testbed_command", required=True)
     bed_up = bed_commands.add_parser("up", help="boot test hosts and write inventories/testbed")
@@ -402,6 +418,18 @@ def build_parser() -> argparse.ArgumentParser:
     bed_commands.add_parser(
         "down", help="remove every test host and VM, mount, namespace and tap"
     ).set_defaults(func=_cmd_testbed_down)
+    bed_job = bed_commands.add_parser(
+        "job",
+        help="start a build-like job the stand-in Nomad reports as a running allocation, or "
+        "list each job as running, finished or killed",
+    )
+    bed_job.add_argument("host", nargs="?", help="test host to start the job on")
+    bed_job.add_argument("--seconds", type=int, default=60, help="how long it runs")
+    bed_job.add_argument("--image", help="run a real container of this image (VM hosts)")
+    bed_job.add_argument(
+        "--status", action="store_true", help="list every job of every test host (JSON)"
+    )
+    bed_job.set_defaults(func=_cmd_testbed_job)
     _add_examples(parser)
     return parser
 
@@ -427,6 +455,8 @@ EXAMPLES = {
     "testbed up": "cci-harden testbed up --hosts 3 --vms 1",
     "testbed status": "cci-harden testbed status",
     "testbed down": "cci-harden testbed down",
+    "testbed job": "cci-harden testbed job tb1 --seconds 60",
+    "rollout": "cci-harden rollout inventories/prod-eu --batches 1,10%,100% --report rollout.json",
 }
 
 

@@ -16,7 +16,7 @@ from cci_harden.controls import ALL_CONTROLS
 from cci_harden.controls.sources import NOTES_FILE, SEED_FILES, parse_notes, parse_seed
 
 ROOT = Path(__file__).resolve().parents[1]
-KINDS = {"seed", "notes", "circleci", "cis-docker", "cis-debian", "dev-sec", "toolkit"}
+KINDS = {"seed", "notes", "circleci", "nomad", "cis-docker", "cis-debian", "dev-sec", "toolkit"}
 
 
 def _folder(variable: str, name: str) -> Path:

@@ -50,6 +50,7 @@ class Run:
     info: HostInfo
     control_id: str = ""
     restarts: dict[str, tuple[str, str]] = field(default_factory=dict)  # unit -> (control, why)
+    reloads: dict[str, tuple[str, str]] = field(default_factory=dict)  # a reload is enough
     changed_paths: set[str] = field(default_factory=set)
     lists_refreshed: bool = False
     repos_changed: bool = False  # an apt source, key or pin changed since the last refresh
@@ -71,6 +72,10 @@ class Run:
     def restart(self, unit: str, why: str) -> None:
         """``unit`` restarts at the end, once, naming the first control and reason."""
         self.restarts.setdefault(unit, (self.control_id, why))
+
+    def reload(self, unit: str, why: str) -> None:
+        """``unit`` rereads its configuration at the end (unless it restarts anyway)."""
+        self.reloads.setdefault(unit, (self.control_id, why))
 
 
 @singledispatch
@@ -118,8 +123,9 @@ def _file(resource: ManagedFile, state, run: Run) -> None:
         )
     else:
         managed_file(name=run.tag(resource.path), desired=resource, current=state)
+    signal = resource.present and resource.reloads_only(state)
     for unit in resource.reload:
-        run.restart(unit, f"{resource.path} changed")
+        (run.reload if signal else run.restart)(unit, f"{resource.path} changed")
     if resource.daemon_reload:
         systemd.daemon_reload(name=run.tag(f"reload systemd ({resource.path} changed)"))
 
@@ -319,7 +325,7 @@ def _audit(resource: AuditRules, state, run: Run) -> None:
 
 @converge.register
 def _nft(resource: NftTable, state, run: Run) -> None:
-    run.restart(resource.unit, f"table cci_{resource.stem} drifted")
+    run.restart(resource.unit, f"table cci_{resource.stem} drifted")  # one nft -f: a reload
 
 
 @converge.register
@@ -408,9 +414,9 @@ def settle_services(
     package started in this run with its default configuration picks up ours.
     """
     declared = {svc.unit: (control_id, svc, state) for control_id, svc, state in services}
-    extra = [u for u in [*declared, *run.restarts] if u not in universe]
+    extra = [u for u in [*declared, *run.restarts, *run.reloads] if u not in universe]
     for unit in host.loop([*universe, *extra]):
-        if unit not in declared and unit not in run.restarts:
+        if unit not in declared and unit not in run.restarts and unit not in run.reloads:
             continue
         control_id, service, state = declared.get(unit, ("", None, None))
         tag = f"[{control_id}] " if control_id else ""
@@ -426,10 +432,11 @@ def settle_services(
             # someone masked it: unmask first, or neither enable nor start can work
             shell_quoted(name=f"{tag}{unit} unmasked", command=["systemctl", "unmask", unit])
         restart = unit in run.restarts and (service is None or service.running is not False)
+        reload = unit in run.reloads and not restart and (service is None or service.running)
         enable = service is not None and service.needs_enable(state)
         start = service is not None and service.needs_start(state) and not restart
         if run.starts_nothing:  # an image: enabled units start at the instance's first boot
-            restart = start = False
+            restart = start = reload = False
         # at first boot this deploy runs inside a unit ordered before Nomad: waiting for a job
         # of a later unit would wait for ourselves, so starts are queued (--no-block)
         queued = start and run.queues_starts and service.running is True
@@ -448,15 +455,24 @@ def settle_services(
                 name=f"{tag}{unit} started (queued until first boot is done)",
                 command=["systemctl", "start", "--no-block", unit],
             )
+        no_block = " --no-block" if run.queues_starts else ""
+        if reload:
+            cause, why = run.reloads[unit]
+            # a unit that is down is started instead: it reads the new file as it starts
+            server.shell(
+                name=f"[{cause}] reload {unit} ({why})",
+                commands=[f"systemctl reload-or-restart{no_block} {shlex.quote(unit)}"],
+            )
         if restart:
             cause, why = run.restarts[unit]
-            no_block = " --no-block" if run.queues_starts else ""
             # a unit that hit its start limit (restarted often by other hands) would refuse
             # this one restart the change needs; the limit still stops a real crash loop
-            server.shell(
-                name=f"[{cause}] restart {unit} ({why})",
-                commands=[
-                    f"systemctl reset-failed {shlex.quote(unit)}",
-                    f"systemctl restart{no_block} {shlex.quote(unit)}",
-                ],
-            )
+            commands = [
+                f"systemctl reset-failed {shlex.quote(unit)}",
+                f"systemctl restart{no_block} {shlex.quote(unit)}",
+            ]
+            if unit == "docker" and not run.queues_starts:
+                # a reload first turns live-restore on in the running daemon (it is in the new
+                # daemon.json), so containers that can outlive the restart do
+                commands.insert(0, "systemctl reload docker 2>/dev/null || true")
+            server.shell(name=f"[{cause}] restart {unit} ({why})", commands=commands)

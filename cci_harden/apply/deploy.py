@@ -17,16 +17,19 @@ from pyinfra import host, logger
 
 from ..config.settings import FleetSettings, load_settings
 from ..controls import PROFILES, known_control_ids
+from ..model.disruption import host_disruptions, needs
 from ..model.gather import GatherPlan, HostState, first_gather, gather_host
+from ..model.interruption import Interruption
 from ..model.kinds import Package, Service
 from ..model.kinds.recovery import DpkgState, PackageSystem
 from ..model.plan import IMAGE, STAGES, findings_of, is_waived, waived_resources
 from ..model.resource import NOT_GATHERED, Resource
 from ..model.waivers import Waiver, load_waivers, waivers_path
 from .converge import Run, converge, install_packages, settle_services, units_of
-from .facts import SnapshotText
+from .facts import NomadWork, SnapshotText
 from .first_boot import install_first_boot_unit
 from .lock import DeployLock, holder_text
+from .operations import refuse
 
 
 @lru_cache(maxsize=8)
@@ -101,6 +104,10 @@ def apply_profile(profile: str) -> None:
     _say_who_holds_dpkg(state, settings)
     waivers = _waivers(path)
     today = dt.datetime.now(dt.UTC).date()
+    in_the_way = _builds_in_the_way(state, settings, waivers, today)
+    if in_the_way:
+        refuse(name="running builds are not interrupted", reason=in_the_way)
+        return
     run = Run(
         settings,
         state.info,
@@ -164,6 +171,32 @@ def apply_profile(profile: str) -> None:
     run.control_id = ""
     if run.stage == IMAGE:
         install_first_boot_unit(path, profile)
+
+
+def _builds_in_the_way(state: HostState, settings: FleetSettings, waivers, today) -> str:
+    """Why this host must not be changed now: the plan would kill builds the host's Nomad agent
+    is running (or cannot say it is not). "" when the change may go ahead: nothing kills a
+    build, nothing runs, the host is drained, an image or first boot (Nomad not running yet),
+    or the operator allows it (deploy.allow_build_interruption)."""
+    if stage() or settings.deploy.allow_build_interruption:
+        return ""
+    disruptions = host_disruptions(state.plans, state.snapshot, state.info, waivers, today)
+    killing = needs(disruptions, Interruption.RESTART_KILLS_BUILDS)
+    if not killing:
+        return ""
+    work = host.get_fact(NomadWork)
+    if work.error:
+        busy = f"whether builds run cannot be told ({work.error})"
+    elif work.running:
+        busy = f"{len(work.running)} allocation(s) are running"
+    else:
+        return ""
+    changes = "; ".join(d.describe() for d in killing[:3])
+    more = f" and {len(killing) - 3} more" if len(killing) > 3 else ""
+    return (
+        f"{changes}{more}, and {busy}: drain it first with `cci-harden rollout "
+        f"{inventory_path()}`, or set deploy.allow_build_interruption = true"
+    )
 
 
 def _to_act_on(resource, current, state: HostState, run: Run, installing: set[str]) -> list:

@@ -49,6 +49,7 @@ from .types import (
     DataDirectory,
     DebianVersion,
     ExactVersion,
+    Flag,
     HostName,
     HttpUrl,
     Identifier,
@@ -424,6 +425,10 @@ class DockerSettings(_Section):
         ],
         description="default-address-pools for job networks (CircleCI: 10.10.0.0/16 in /24s)",
     )
+    registry_mirrors: list[HttpUrl] = Field(
+        default_factory=list,
+        description="Registry mirrors for Docker Hub pulls (applied by a reload, no restart)",
+    )
     log_max_size: SizeSuffix = Field("10m")
     log_max_files: int = Field(3, ge=1, le=100)
     storage_driver: StorageDriver | None = Field(
@@ -559,6 +564,75 @@ class DeploySettings(_Section):
         description="How long apt and dpkg wait for their lock held by another process "
         "(unattended-upgrades on a fresh instance), and for apt's lists to refresh",
     )
+    allow_build_interruption: Flag = Field(
+        False,
+        description="Let a plain deploy apply a change that kills running builds (a Docker "
+        "restart) on a busy host; otherwise it refuses and `cci-harden rollout` drains first",
+    )
+
+
+def _nomad_token(value: SecretStr) -> SecretStr:
+    if not re.fullmatch(r"[A-Za-z0-9-]{8,128}", value.get_secret_value(), re.ASCII):
+        raise ValueError("must be a Nomad ACL token (its secret ID: letters, digits, dashes)")
+    return value
+
+
+NomadToken = Annotated[SecretStr, AfterValidator(_nomad_token)]
+# a batch size or a budget: a count ("1", "5") or a share of the fleet ("10%", "100%")
+CountOrShare = Annotated[
+    str,
+    Plain,
+    AfterValidator(
+        pattern(r"(0|[1-9][0-9]{0,5}|([1-9][0-9]?|100)%)", "a count (5) or a share (10%)")
+    ),
+]
+
+
+class RolloutSettings(_Section):
+    """How `cci-harden rollout` changes a fleet that runs builds: drains, batches and budgets."""
+
+    drain_deadline_seconds: int = Field(
+        3600,
+        ge=60,
+        le=7 * 24 * 3600,
+        description="How long a drain waits for running builds to finish; it must exceed the "
+        "longest build the fleet runs",
+    )
+    force_after_deadline: Flag = Field(
+        False,
+        description="At the deadline, stop the builds still running and go on (default: leave "
+        "the host unchanged and eligible, and report it)",
+    )
+    batches: list[CountOrShare] = Field(
+        default_factory=lambda: ["1", "10%", "100%"],
+        min_length=1,
+        description="Batch sizes in order, a count or a share of the fleet; the last repeats",
+    )
+    max_unavailable: CountOrShare = Field(
+        "10%",
+        description="Most hosts out of service at once, counting those Nomad already reports "
+        "ineligible or draining (at least 1)",
+    )
+    max_failures_per_batch: CountOrShare = Field(
+        "0", description="Failed hosts a batch may have before the rollout stops"
+    )
+    max_failures_total: CountOrShare = Field(
+        "0", description="Failed hosts the whole rollout may have before it stops"
+    )
+    poll_seconds: int = Field(
+        10, ge=1, le=300, description="How often a drain or a reboot is checked"
+    )
+    reboot_timeout_seconds: int = Field(
+        900,
+        ge=60,
+        le=7200,
+        description="How long a rebooted host has to answer SSH and run its Nomad agent again",
+    )
+    nomad_token: NomadToken | None = Field(
+        None,
+        description="Nomad ACL token for draining (agent:read, node:write); written root-only "
+        "on each host for its local API",
+    )
 
 
 class FleetSettings(BaseSettings):
@@ -586,6 +660,7 @@ class FleetSettings(BaseSettings):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     controls: ControlSwitches = Field(default_factory=ControlSwitches)
     deploy: DeploySettings = Field(default_factory=DeploySettings)
+    rollout: RolloutSettings = Field(default_factory=RolloutSettings)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
 

@@ -249,3 +249,16 @@ def covers_everything(networks) -> str | None:
         if everything in list(ipaddress.collapse_addresses(same)):
             return family
     return None
+
+
+def _flag(value: object) -> object:
+    """true or false: a TOML boolean, or exactly "true"/"false" from the environment; never
+    "yes", 1 or "on", which pydantic would otherwise take."""
+    if isinstance(value, bool):
+        return value
+    if value in ("true", "false"):
+        return value == "true"
+    raise ValueError("must be true or false")
+
+
+Flag = Annotated[bool, BeforeValidator(_flag)]

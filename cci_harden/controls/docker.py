@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 from ..model.control import Control, Source
+from ..model.interruption import DOCKERD_RELOADABLE_KEYS
 from ..model.kinds import DockerRuntime, ManagedFile, Mode, Package, Service
 from .seccomp import PROFILE_PATH, engine_major, render_profile
 from .sources import hardening_page, notes, seed
@@ -118,14 +119,23 @@ def daemon_config(settings) -> dict:
     }
     if docker.storage_driver:
         config["storage-driver"] = docker.storage_driver
+    if docker.registry_mirrors:
+        config["registry-mirrors"] = [str(url) for url in docker.registry_mirrors]
     return config
 
 
 def _daemon_resources(settings, info):
     text = json.dumps(daemon_config(settings), indent=2) + "\n"
     return [
+        # a change to keys dockerd rereads on SIGHUP alone is a reload, anything else a
+        # restart (which kills builds: the rollout drains the host first)
         ManagedFile(
-            DAEMON_JSON, text, validate=VALIDATE_DAEMON_JSON, reload=("docker",), mode=0o644
+            DAEMON_JSON,
+            text,
+            validate=VALIDATE_DAEMON_JSON,
+            reload=("docker",),
+            mode=0o644,
+            reloadable_keys=DOCKERD_RELOADABLE_KEYS,
         ),
         DockerRuntime(PROFILE_PATH),
     ]

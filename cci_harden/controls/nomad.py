@@ -24,6 +24,7 @@ from ..model.kinds import (
 )
 from ..model.kinds.runtime import NOMAD_BINARY as BINARY
 from ..model.kinds.runtime import NOMAD_KEY_PATH as KEY_PATH
+from ..model.nomad_api import TOKEN_HEADER_FILE
 from ..model.render import render
 from .sources import notes, seed
 
@@ -152,8 +153,13 @@ def _tls_resources(settings, info):
         return []
     return [
         Directory(TLS_DIR, 0o700),
-        ManagedFile(CA_FILE, material.ca_pem, 0o644, reload=("nomad",), dir_mode=0o700),
-        ManagedFile(CERT_FILE, material.cert_pem, 0o644, reload=("nomad",), dir_mode=0o700),
+        # the agent rereads its TLS files on SIGHUP (systemctl reload): no restart
+        ManagedFile(
+            CA_FILE, material.ca_pem, 0o644, reload=("nomad",), dir_mode=0o700, live_reload=True
+        ),
+        ManagedFile(
+            CERT_FILE, material.cert_pem, 0o644, reload=("nomad",), dir_mode=0o700, live_reload=True
+        ),
         ManagedFile(
             KEY_FILE,
             material.key_pem.get_secret_value(),
@@ -161,6 +167,7 @@ def _tls_resources(settings, info):
             secret=True,
             reload=("nomad",),
             dir_mode=0o700,
+            live_reload=True,
         ),
         CertificateExpiry(CERT_FILE, material.not_after, settings.nomad.tls.expiry_margin_days),
     ]
@@ -217,6 +224,7 @@ def _render_client_hcl(settings, info) -> str:
         reserved_cpu_mhz=reserved_cpu_mhz(settings, info),
         reserved_memory_mb=nomad.reserved_memory_mb,
         reserved_ports="22,4646-4648",
+        drain_deadline=f"{settings.rollout.drain_deadline_seconds}s",
         tls={"ca_file": CA_FILE, "cert_file": CERT_FILE, "key_file": KEY_FILE}
         if tls_configured(settings)
         else None,
@@ -281,6 +289,11 @@ def agent_environment(settings) -> list[tuple[str, str]]:
     return env
 
 
+def stop_timeout(settings) -> int:
+    """systemd waits this long for the agent to stop: its drain on shutdown, then a margin."""
+    return settings.rollout.drain_deadline_seconds + 120
+
+
 def _service_resources(settings, info):
     env = agent_environment(settings)
     return [
@@ -292,6 +305,7 @@ def _service_resources(settings, info):
                 environment=env,
                 binary=binary(settings),
                 config=CONFIG,
+                stop_timeout=stop_timeout(settings),
             ),
             daemon_reload=True,
             reload=("nomad",),
@@ -331,4 +345,77 @@ AGENT = Control(
     tags=("nomad",),
 )
 
-CONTROLS = (CAPACITY, INSTALL, TLS, CONFIG_CONTROL, SERVICE, AGENT)
+# -- builds survive the host's own upkeep ---------------------------------------------------------
+
+UNATTENDED_HOLD = "/etc/apt/apt.conf.d/51cci-harden-build-runtime"
+NEEDRESTART_HOLD = "/etc/needrestart/conf.d/cci-harden.conf"
+# what runs builds: changed only by a drained rollout, never by the host's own upkeep
+HELD_PACKAGES = ("docker-ce", "docker-ce-cli", "docker.io", "containerd", "containerd.io", "runc")
+HELD_UNITS = ("docker", "containerd", "nomad")
+
+
+def _unattended_hold() -> str:
+    # apt's strings take no escapes: a dot is written as a class
+    names = "".join(
+        f'    "^{name.replace(".", "[.]")}$";\n' for name in (*HELD_PACKAGES, "nomad")
+    )
+    return (
+        "// Managed by cci-harden (CCI-NMD-07): the container runtime and Nomad change only "
+        "through\n// a drained rollout (cci-harden rollout), never under running builds.\n"
+        f"Unattended-Upgrade::Package-Blacklist {{\n{names}}};\n"
+    )
+
+
+def _needrestart_hold() -> str:
+    rules = "".join(
+        f"$nrconf{{override_rc}}{{qr(^{unit}\\.service$)}} = 0;\n" for unit in HELD_UNITS
+    )
+    return (
+        "# Managed by cci-harden (CCI-NMD-07): needrestart never restarts what runs builds.\n"
+        + rules
+    )
+
+
+def _build_safety_resources(settings, info):
+    token = settings.rollout.nomad_token
+    token_file = (
+        ManagedFile(
+            TOKEN_HEADER_FILE,
+            f"X-Nomad-Token: {token.get_secret_value()}\n",
+            mode=0o600,
+            secret=True,
+        )
+        if token is not None
+        else ManagedFile(TOKEN_HEADER_FILE, present=False)
+    )
+    return [
+        Package("curl"),  # the deploy and the rollout ask the local agent with it
+        ManagedFile(UNATTENDED_HOLD, _unattended_hold()),
+        ManagedFile(NEEDRESTART_HOLD, _needrestart_hold()),
+        token_file,
+    ]
+
+
+BUILD_SAFETY = Control(
+    id="CCI-NMD-07",
+    title="Builds survive the host's upkeep: runtime held from unattended upgrades and "
+    "needrestart, drain on shutdown",
+    sources=(
+        Source("circleci", "Server 4.x docs: drain Nomad clients before replacing them"),
+        Source("nomad", "client block: drain_on_shutdown (1.6+); node drain command"),
+        Source("toolkit", "changes that kill builds wait for a drain (cci-harden rollout)"),
+    ),
+    rationale="unattended-upgrades never upgrades docker, containerd, runc or Nomad, and "
+    "needrestart never restarts them: each would kill every build on the host. They change only "
+    "through `cci-harden rollout`, which drains the host first. A shutdown or reboot drains the "
+    "node (client.hcl drain_on_shutdown, rollout.drain_deadline_seconds) and the unit's stop "
+    "timeout outlasts that deadline. With rollout.nomad_token the ACL token is written root-only "
+    f"to {TOKEN_HEADER_FILE} as a curl header file, so the local API is asked without the token "
+    "ever appearing on a command line.",
+    resources=_build_safety_resources,
+    circleci_impact="Security updates for the container runtime wait for the next rollout; "
+    "everything else still updates unattended.",
+    tags=("nomad",),
+)
+
+CONTROLS = (CAPACITY, INSTALL, TLS, CONFIG_CONTROL, SERVICE, AGENT, BUILD_SAFETY)

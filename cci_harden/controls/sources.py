@@ -37,6 +37,7 @@ LEGEND = (
         "CircleCI's own material outside the seeds: the server-terraform "
         "`nomad-startup` script, or the Server docs page named",
     ),
+    ("nomad", "HashiCorp's Nomad documentation: the configuration block or command named"),
     ("cis-docker", "CIS Docker Benchmark v1.6.0, item numbers"),
     ("cis-debian", "CIS Debian Linux 12 Benchmark v1.1.0, item numbers"),
     (

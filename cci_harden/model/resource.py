@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 from .control import Finding
 from .hostinfo import HostInfo
+from .interruption import Interruption
 
 REGISTRY: dict[str, type[Resource]] = {}
 
@@ -83,6 +84,11 @@ class Resource:
 
     def compare(self, state: Any, info: HostInfo) -> list[Finding]:
         raise NotImplementedError
+
+    def interruption(self, state: Any) -> Interruption:
+        """What applying this resource's difference costs a running build (``state``: its
+        snapshot). Most kinds change nothing a build depends on."""
+        return Interruption.NOTHING
 
     def reacts_to(self, state: Any, changed: set[str], installing: set[str]) -> str:
         """Why the deploy must converge this resource although its snapshot matched: something

@@ -26,23 +26,10 @@ STANDIN_VERSION = "1.6.3"
 STANDIN_MARKER = "cci-harden test bed stand-in, not Nomad"
 KEY_NAME = "cci-harden test bed release key (stand-in releases only)"
 
-STANDIN_SCRIPT = f"""#!/bin/sh
-# {STANDIN_MARKER}.
-# The test bed cannot obtain Nomad; this script stands in for the binary so that the install,
-# the configuration and the service can be exercised. It runs no scheduler.
-case "$1" in
-  version) echo "Nomad v{{version}} ({STANDIN_MARKER})" ;;
-  agent) exec sleep infinity ;;
-  config)
-    [ "$2" = validate ] || exit 1
-    shift 2
-    for file in "$@"; do
-      grep -q '^client {{' "$file" || {{ echo "stand-in: $file has no client block" >&2; exit 1; }}
-    done
-    echo "stand-in: only checked that a client block exists" ;;
-  *) echo "{STANDIN_MARKER}" >&2; exit 1 ;;
-esac
-"""
+# The stand-in "binary": a Python program (test hosts have python3) that answers the agent API the
+# rollout uses; "{version}" in it is replaced by the release's version.
+STANDIN_SCRIPT = (Path(__file__).parent / "standin_agent.py").read_text()
+assert STANDIN_MARKER in STANDIN_SCRIPT
 
 
 @dataclass(frozen=True)

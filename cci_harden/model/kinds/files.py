@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..control import Finding
 from ..hostinfo import HostInfo
+from ..interruption import Interruption, unit_restart
 from ..resource import Resource
 
 
@@ -85,6 +88,7 @@ class FileState:
     user: str
     group: str
     sha256: str
+    text: str | None = None  # the content, for files whose keys decide a reload or a restart
 
 
 @dataclass(frozen=True)
@@ -113,10 +117,38 @@ class ManagedFile(Resource):
     # absent files only: the package that creates it, so a run that installs the package
     # removes the file in the same run (the snapshot predates the install)
     created_by: str = ""
+    # a JSON file whose units reread these top-level keys on ``systemctl reload`` (SIGHUP): a
+    # change to them alone is a reload, anything else a restart (daemon.json)
+    reloadable_keys: tuple[str, ...] = ()
+    # the units reread the whole file on ``systemctl reload`` (Nomad's TLS files)
+    live_reload: bool = False
 
     @property
     def key(self) -> str:
         return self.path
+
+    def reloads_only(self, state) -> bool:
+        """The change is applied by reloading its units, not restarting them."""
+        if self.live_reload:
+            return True
+        if not self.reloadable_keys or not isinstance(state, FileState) or state.text is None:
+            return False
+        try:
+            old, new = json.loads(state.text), json.loads(self.content)
+        except ValueError:
+            return False
+        if not isinstance(old, dict) or not isinstance(new, dict):
+            return False
+        changed = {k for k in old.keys() | new.keys() if old.get(k) != new.get(k)}
+        return changed <= set(self.reloadable_keys)
+
+    def interruption(self, state) -> Interruption:
+        if not self.reload:
+            return Interruption.NOTHING
+        cost = max(unit_restart(unit) for unit in self.reload)
+        if self.reloads_only(state):
+            return min(cost, Interruption.RELOAD)
+        return cost
 
     @property
     def sha256(self) -> str:
@@ -137,13 +169,21 @@ class ManagedFile(Resource):
         # Two processes for every file at once; a missing file is absent from both. ``stat``
         # does not follow links, so a link where a file belongs is reported, not read through.
         paths = [r.path for r in resources]
+        shown = [r.path for r in resources if r.reloadable_keys and not r.secret]
+        text = "".join(
+            f"\necho @@text {shlex.quote(p)}\nbase64 -w0 -- {shlex.quote(p)} 2>/dev/null; echo"
+            for p in sorted(set(shown))
+        )
         return (
             f"{stat_command(paths)}\necho @@sha256\nsha256sum -- {quoted(paths)} 2>/dev/null; true"
+            + text
         )
 
     @classmethod
     def parse(cls, output: str, resources: Sequence[ManagedFile]) -> dict[str, object]:
         stats, _, sums = output.partition("@@sha256\n")
+        sums, _, shown = sums.partition("@@text ")
+        texts = _texts("@@text " + shown if shown else "")
         digests = {}
         for line in sums.splitlines():
             digest, _, path = line.partition("  ")
@@ -151,7 +191,9 @@ class ManagedFile(Resource):
         states: dict[str, object] = {}
         for path, state in parse_stat(stats).items():
             if state.type == "regular file" or state.type == "regular empty file":
-                states[path] = FileState(state.mode, state.user, state.group, digests.get(path, ""))
+                states[path] = FileState(
+                    state.mode, state.user, state.group, digests.get(path, ""), texts.get(path)
+                )
             else:
                 states[path] = state  # something else stands where the file belongs
         return {r.path: states.get(r.path) for r in resources}
@@ -170,6 +212,19 @@ class ManagedFile(Resource):
                 found += f" (sha256 {state.sha256[:12]})"
             findings.append(self.finding(self.path, "content as rendered from settings", found))
         return findings + exact_mode_owner(self, state)
+
+
+def _texts(output: str) -> dict[str, str]:
+    """``@@text PATH`` lines, each followed by the file's content in base64."""
+    texts: dict[str, str] = {}
+    lines = output.splitlines()
+    for header, body in zip(lines[::2], lines[1::2], strict=False):
+        if header.startswith("@@text "):
+            try:
+                texts[header[7:]] = base64.b64decode(body, validate=True).decode()
+            except (ValueError, UnicodeDecodeError):
+                continue
+    return texts
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from ..control import Finding
 from ..firewall_state import parse_state, state_command
 from ..hostinfo import HostInfo
+from ..interruption import Interruption
 from ..resource import Resource, blocks
 
 
@@ -30,6 +31,9 @@ class NftTable(Resource):
 
     def describe(self) -> str:
         return f"nftables table inet cci_{self.stem} loaded from {self.stem}.nft"
+
+    def interruption(self, state) -> Interruption:
+        return Interruption.RELOAD  # the table is replaced in one nft transaction
 
     @classmethod
     def gather(cls, resources: Sequence[NftTable]) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from ..control import Finding
 from ..hostinfo import HostInfo
+from ..interruption import Interruption, package_change, unit_restart
 from ..resource import Resource, blocks
 
 NOMAD_BINARY = "/usr/local/bin/nomad"
@@ -168,6 +169,12 @@ class DockerRuntime(Resource):
     def describe(self) -> str:
         return f"dockerd runs with seccomp {self.seccomp_profile}, userns-remap, live-restore"
 
+    def interruption(self, state) -> Interruption:
+        # repaired by restarting docker; a daemon that does not answer runs no build
+        if isinstance(state, tuple) and state[1] != 0:
+            return Interruption.NOTHING
+        return Interruption.RESTART_KILLS_BUILDS
+
     @classmethod
     def gather(cls, resources: Sequence[DockerRuntime]) -> str:
         return DOCKER_INFO
@@ -250,6 +257,10 @@ class NomadRelease(Resource):
     def parse(cls, output: str, resources: Sequence[NomadRelease]) -> dict[str, InstalledRelease]:
         record = parse_record(output.splitlines())
         return {r.key: record for r in resources}
+
+    def interruption(self, state: InstalledRelease) -> Interruption:
+        # the agent restarts on a new binary; a host with none yet runs no build
+        return package_change("nomad", installed=bool(state.version))
 
     def compare(self, state: InstalledRelease, info: HostInfo) -> list[Finding]:
         findings = []
@@ -433,6 +444,15 @@ class Manifest(Resource):
 
     def reacts_to(self, state, changed: set[str], installing: set[str]) -> str:
         return "the list of what this deploy manages changed" if self.needs_write(state) else ""
+
+    def interruption(self, state) -> Interruption:
+        """Removing what a dropped control managed: its packages, and its files' units."""
+        cost = Interruption.NOTHING
+        for entry in self.stale(state):
+            if entry.kind == "package":
+                cost = max(cost, package_change(entry.key, installed=True))
+            cost = max(cost, *(unit_restart(unit) for unit in entry.reload), Interruption.NOTHING)
+        return cost
 
     def needs_write(self, state) -> bool:
         return state is None or state[1] != self.content()

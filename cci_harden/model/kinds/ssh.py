@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ..control import Finding
 from ..hostinfo import HostInfo
+from ..interruption import Interruption
 from ..resource import Resource, blocks
 
 
@@ -83,6 +84,9 @@ class HostCertificate(Resource):
 
     def describe(self) -> str:
         return f"host certificate {self.path} from CA {self.ca_fingerprint}"
+
+    def interruption(self, state) -> Interruption:
+        return Interruption.RELOAD  # sshd presents a new certificate to new connections
 
     @classmethod
     def gather(cls, resources: Sequence[HostCertificate]) -> str:

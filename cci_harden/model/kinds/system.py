@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from ..control import Finding
 from ..hostinfo import HostInfo
+from ..interruption import Interruption, package_change, unit_restart
 from ..resource import Resource
 from .files import quoted
 
@@ -59,6 +60,12 @@ class Package(Resource):
             if status.startswith("ii") or status.startswith("hi"):
                 installed[name.split(":")[0]] = version.strip()
         return {r.name: installed.get(r.name) for r in resources}
+
+    def interruption(self, state: str | None) -> Interruption:
+        cost = package_change(self.name, installed=state is not None)
+        if state is not None and self.reload:
+            cost = max(cost, *(unit_restart(unit) for unit in self.reload))
+        return cost
 
     def compare(self, state: str | None, info: HostInfo) -> list[Finding]:
         what = f"package {self.name}"
