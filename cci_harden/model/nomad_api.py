@@ -45,7 +45,8 @@ def status_command() -> str:
     curl = _curl()
     return (
         # no agent running: no build runs through it (and nothing to ask)
-        f"systemctl is-active --quiet nomad.service || {{ echo {STATUS_MARK} @@noagent; exit 0; }}; "
+        "systemctl is-active --quiet nomad.service || "
+        f"{{ echo {STATUS_MARK} @@noagent; exit 0; }}; "
         "command -v curl >/dev/null || { echo '@@nocurl'; exit 0; }; "
         + _prelude()
         + f"echo {STATUS_MARK}; echo @@self; printf '%s\\n' \"$self\"; "
