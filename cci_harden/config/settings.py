@@ -593,7 +593,7 @@ class RolloutSettings(_Section):
 
     drain_deadline_seconds: int = Field(
         3600,
-        ge=60,
+        ge=10,
         le=7 * 24 * 3600,
         description="How long a drain waits for running builds to finish; it must exceed the "
         "longest build the fleet runs",

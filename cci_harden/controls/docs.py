@@ -14,6 +14,12 @@ from pathlib import Path
 from ..model.control import Control
 from ..model.errors import CciHardenError
 from ..model.hostinfo import STAND_IN
+from ..model.interruption import (
+    DOCKERD_RELOADABLE_KEYS,
+    RUNTIME_PACKAGES,
+    Interruption,
+    unit_classes,
+)
 from ..model.plan import LIFECYCLE, RECOVERY
 from ..model.resource import REGISTRY, Resource
 from . import ALL_CONTROLS, PROFILES
@@ -46,6 +52,44 @@ def _summary(resources: list[Resource] | None) -> str:
         return "built from settings"
     counts = Counter(r.kind for r in resources)
     return ", ".join(f"{kind} x{n}" if n > 1 else kind for kind, n in counts.items()) or "manifest"
+
+
+def interruptions_markdown() -> list[str]:
+    """What applying a change costs a running build: the classes, per kind, per unit."""
+    lines = [
+        "",
+        "## What a change interrupts",
+        "",
+        "Each difference the deploy would apply has a class; a host's plan needs the worst of its",
+        "differences. A plain deploy refuses a host whose plan kills builds while its Nomad agent",
+        "runs allocations; `cci-harden rollout` drains such a host first (operator guide,",
+        '"Changing a live fleet").',
+        "",
+        "| class | what a running build sees |",
+        "|---|---|",
+    ]
+    meaning = {
+        Interruption.NOTHING: "nothing: a file no daemon reads live, a live sysctl, a start",
+        Interruption.RELOAD: "nothing: the daemon rereads its configuration in place",
+        Interruption.RESTART_KEEPS_BUILDS: "nothing: Nomad restarts with KillMode=process and "
+        "its task executors carry on",
+        Interruption.RESTART_KILLS_BUILDS: "killed: dockerd, containerd or runc go away under "
+        "its containers; drained first",
+        Interruption.REBOOT: "killed: the host reboots; drained first",
+    }
+    lines += [f"| {c.label} | {meaning[c]} |" for c in Interruption]
+    lines += ["", "| resource kind | a change costs |", "|---|---|"]
+    lines += [f"| `{kind}` | {cls.interrupts} |" for kind, cls in sorted(REGISTRY.items())]
+    lines += ["", "| unit restarted | costs |", "|---|---|"]
+    lines += [f"| `{unit}` | {cost.label} |" for unit, cost in unit_classes()]
+    lines += [
+        "| any other unit | a restart builds survive |",
+        "",
+        f"Packages whose change kills builds: {', '.join(sorted(RUNTIME_PACKAGES))}. daemon.json "
+        f"keys dockerd rereads on SIGHUP (a change to these alone is a reload): "
+        f"{', '.join(DOCKERD_RELOADABLE_KEYS)}.",
+    ]
+    return lines
 
 
 def controls_markdown() -> str:
@@ -92,6 +136,7 @@ def controls_markdown() -> str:
         if cls.needs_kernel:
             flags.append("needs a kernel of its own: not verifiable in a container")
         lines.append(f"- `{kind}`: {doc}" + (f" ({'; '.join(flags)})" if flags else ""))
+    lines += interruptions_markdown()
     lines += ["", "## Each control", ""]
     for control in ALL_CONTROLS:
         lines += [f"### {control.id}: {control.title}", "", control.rationale, ""]

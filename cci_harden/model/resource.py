@@ -52,6 +52,9 @@ class Resource:
     # belongs to one instance (its host key's certificate): an image bake leaves it to the
     # instance's first boot (model.plan, stage "image").
     runtime: ClassVar[bool] = False
+    # What applying a difference costs a running build, in words (the docs' table; the
+    # decision itself is ``interruption``)
+    interrupts: ClassVar[str] = "nothing"
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -22,6 +22,7 @@ class HostRecord:
     deployed: bool = False
     drain_started: str = ""
     drain_ended: str = ""
+    released: str = ""  # when it was made eligible again
     rebooted: bool = False
     verify: str = ""  # pass, fail, unreachable; "" when not verified in this run
     eligible_again: bool | None = None  # None: never made ineligible by this run

@@ -42,7 +42,7 @@ class Options:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -221,6 +221,7 @@ class Rollout:
             rec.fail(f"could not make it eligible again: {exc}")
             return
         rec.eligible_again = True
+        rec.released = _now()
         self.out_of_service.discard(entry.name)
 
     # -- steps -----------------------------------------------------------------------------------

@@ -100,6 +100,10 @@ class ManagedFile(Resource):
     """
 
     kind = "file"
+    interrupts = (
+        "what restarting its units costs (see below); a reload when its units reread it live "
+        "or only keys they reread on SIGHUP changed (daemon.json)"
+    )
     removable = True
 
     path: str

@@ -20,6 +20,7 @@ class NftTable(Resource):
     unchanged since (a rule deleted at runtime is drift). Repaired by reloading ``unit``."""
 
     kind = "nft-table"
+    interrupts = "a reload: the table is replaced in one nft transaction"
     runtime = True
 
     stem: str

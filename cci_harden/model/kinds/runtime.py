@@ -156,6 +156,7 @@ class DockerRuntime(Resource):
     still running an old configuration is drift, repaired by restarting docker."""
 
     kind = "docker-runtime"
+    interrupts = "a Docker restart, which kills builds (nothing when dockerd is down)"
     runtime = True
 
     seccomp_profile: str
@@ -236,6 +237,7 @@ class NomadRelease(Resource):
     checksum was verified at install. Converged by the signed-release installer."""
 
     kind = "nomad-release"
+    interrupts = "a Nomad restart builds survive (nothing on a first install)"
 
     version: str
     base_url: str
@@ -382,6 +384,7 @@ class Manifest(Resource):
     off) is removed from the host by the next deploy, which says so."""
 
     kind = "manifest"
+    interrupts = "what removing a dropped control's packages and files costs (as above)"
 
     path: str
     entries: tuple[ManifestEntry, ...] = field(default=())

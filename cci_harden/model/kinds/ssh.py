@@ -67,6 +67,7 @@ class HostCertificate(Resource):
     ``signer`` (the CA's private key on the operator's machine) when it can."""
 
     kind = "host-certificate"
+    interrupts = "a reload of sshd"
     # a certificate belongs to one instance's host key (made at its first boot): never baked
     runtime = True
 

@@ -23,6 +23,10 @@ class Package(Resource):
     """
 
     kind = "package"
+    interrupts = (
+        "an upgrade or removal of Docker, containerd or runc kills builds; of Nomad, a restart "
+        "builds survive; a first install nothing"
+    )
     removable = True  # only when the deploy installed it (see the lifecycle manifest)
 
     name: str
