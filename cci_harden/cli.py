@@ -20,7 +20,7 @@ from .model.outputs import require_writable
 def _cmd_config_check(args: argparse.Namespace) -> int:
     from .config.types import redact
     from .fleet.inventory import Inventory
-    from .fleet.preflight import require_ready
+    from .fleet.preflight import require_ready, warnings
 
     inventory = Inventory.load(args.inventory)  # every bad field at once, or exit 2
     settings = inventory.settings
@@ -36,6 +36,8 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
             f"{settings.server.version} (Server {line.name})",
             file=sys.stderr,
         )
+    for warning in warnings(settings):
+        print(f"# warning: {warning}", file=sys.stderr)
     print(f"# {len(inventory.hosts)} host(s); settings valid", file=sys.stderr)
     require_ready(settings, inventory.problems())  # every reason at once, exit 2
     print("# ready to deploy: keys, certificates and admin networks check out", file=sys.stderr)
@@ -136,7 +138,7 @@ def _cmd_testbed_job(args: argparse.Namespace) -> int:
 def _cmd_verify(args: argparse.Namespace) -> int:
     from . import controls as catalogue
     from .fleet.inventory import Inventory
-    from .fleet.preflight import require_ready
+    from .fleet.preflight import require_ready, warnings
     from .model.waivers import load_waivers, waivers_path
     from .verify.report import render_markdown, render_table
     from .verify.results import apply_history, build_run, load_previous, to_json
@@ -202,6 +204,9 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         progress=args.verbose or (sys.stderr.isatty() and not _QUIET),
     )
     run = build_run(inventory.name, reports, waivers, shard=f"{index}/{total}")
+    run.warnings = warnings(inventory.settings)
+    for warning in run.warnings:
+        _info(f"warning: {warning}")
     if previous is not None:
         apply_history(run, previous)
     if outputs["json"]:

@@ -1,4 +1,4 @@
-"""Turn a Debian 12 / Ubuntu 22.04 host into a hardened CircleCI Server Nomad client.
+"""Turn a Debian 12 host into a hardened CircleCI Server Nomad client (other hosts are refused).
 
     pyinfra inventories/prod deploys/nomad.py
 

@@ -5,6 +5,7 @@ and the deploy, the rollout and its --dry read the same decision."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -240,3 +241,29 @@ def test_the_api_token_file_exists_only_with_a_token_and_is_secret(tmp_path):
     assert token.secret and token.mode == 0o600
     assert token.content == "X-Nomad-Token: 0b2c4d6e-aaaa-bbbb\n"
     assert "0b2c4d6e" not in repr(with_token)
+
+
+# -- the platform gate ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("os_id", "version", "codename"),
+    [("ubuntu", "22.04", "jammy"), ("debian", "11", "bullseye"), ("rocky", "9.3", "unknown")],
+)
+def test_an_untested_distribution_is_refused_naming_what_was_found(os_id, version, codename):
+    from cci_harden.controls.platform import OS_GATE
+
+    info = dataclasses.replace(STAND_IN, os_id=os_id, os_version=version, codename=codename)
+    (gate,) = OS_GATE.resources(None, info)
+    (finding,) = gate.compare(None, info)
+    assert f"{os_id} {version} ({codename}) is not a release" in finding.found
+    assert "Debian 12 (bookworm)" in finding.found and "Ubuntu clients are not supported" in (
+        finding.found
+    )
+    (ok,) = OS_GATE.resources(None, STAND_IN)
+    assert ok.compare(None, STAND_IN) == []
+
+
+def test_the_gates_come_first_in_every_profile():
+    for name, profile in catalogue.PROFILES.items():
+        assert profile[0].id == "CCI-TK-03", name

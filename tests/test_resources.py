@@ -71,7 +71,7 @@ def findings(resource, output: str | None = None, info: HostInfo = HOST) -> list
 
 
 def test_every_kind_has_a_recording_or_needs_no_gather():
-    needs_none = {"host-size", "cert-expiry"}
+    needs_none = {"host-size", "cert-expiry", "supported-os"}
     artifact_server = {"nginx-config"}  # not on a Nomad client; tested on its own output below
     assert set(REGISTRY) - needs_none - artifact_server <= set(RECORDED), "record its output"
 
@@ -591,8 +591,8 @@ def test_recovery_comes_after_the_gates_and_covers_every_managed_directory(examp
     controls = buildable(settings)
     plans = plan_host(controls, settings, HOST, "nomad")
     ids = [p.control.id for p in plans]
-    assert ids[:2] == ["CCI-NMD-01", "CCI-TK-02"] and ids[-1] == "CCI-TK-01"
-    staged = next(r for r in plans[1].resources if isinstance(r, StagedFiles))
+    assert ids[:3] == ["CCI-TK-03", "CCI-NMD-01", "CCI-TK-02"] and ids[-1] == "CCI-TK-01"
+    staged = next(r for r in plans[2].resources if isinstance(r, StagedFiles))
     managed = {
         r.path.rsplit("/", 1)[0] for p in plans for r in p.resources if isinstance(r, ManagedFile)
     }

@@ -3,6 +3,7 @@ without, every missing field named at once; an explicit setting always wins."""
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import sys
 
@@ -56,6 +57,42 @@ def test_a_client_newer_than_its_servers_is_refused():
     assert settings_for("4.8", nomad={"server_version": "1.11.1"}).nomad.version == "1.7.7"
 
 
+def test_4_10_is_the_default_line_with_its_servers_and_dates():
+    settings = FleetSettings.model_validate(HOSTLESS)
+    line = settings.server.line
+    assert (settings.server.version, line.name) == ("4.10", "4.10")
+    assert (settings.nomad.version, settings.nomad.server_version) == ("1.7.7", "1.11.3")
+    assert settings.nomad.cgroup_version == "v1"
+    assert (str(line.released), str(line.support_ends)) == ("2026-05-13", "2027-05-13")
+    nine = settings_for("4.9").server.line
+    assert (str(nine.released), str(nine.support_ends)) == ("2025-12-09", "2026-12-09")
+
+
+def test_a_line_past_its_support_is_a_warning_not_a_refusal():
+    from cci_harden.fleet.preflight import warnings
+
+    old = settings_for("4.8")
+    (warning,) = warnings(old, dt.date(2026, 12, 3))
+    assert "4.8 went out of support on 2026-07-24" in warning and "4.10" in warning
+    assert warnings(settings_for("4.9"), dt.date(2026, 12, 3)) == []
+    assert "went out of support" in warnings(settings_for("4.9"), dt.date(2026, 12, 10))[0]
+    assert warnings(settings_for("4.10"), dt.date(2026, 12, 3)) == []
+    v2 = settings_for("4.10", nomad={"cgroup_version": "v2"})
+    assert "unsupported" in warnings(v2, dt.date(2026, 12, 3))[0]
+
+
+def test_config_check_warns_of_a_line_past_support_and_still_passes_settings(tmp_path):
+    inventory = write_inventory(tmp_path, BASE + '[server]\nversion = "4.8"\n')
+    proc = run_cli("config", "check", str(inventory))
+    assert "# warning: CircleCI Server 4.8 went out of support on 2026-07-24" in proc.stderr
+    assert "settings valid" in proc.stderr
+
+
+def test_a_line_newer_than_the_toolkit_knows_is_refused():
+    with pytest.raises(ValidationError, match=r"server\.version[\s\S]*newest: 4\.10"):
+        settings_for("4.11")
+
+
 @pytest.mark.parametrize("version", ["5.0", "4", "4.8.1", "v4.8", "4.8\n", "４.8"])
 def test_an_unknown_line_is_refused_naming_the_field(version):
     with pytest.raises(ValidationError, match="server.version"):
@@ -86,7 +123,7 @@ def test_config_check_names_every_missing_4x_field_at_once(tmp_path):
     ):
         assert field in proc.stderr, (field, proc.stderr)
     # what came from the line is said, not hidden
-    assert '# nomad.version = "1.7.7": default of server.version 4.8' in proc.stderr
+    assert '# nomad.version = "1.7.7": default of server.version 4.10' in proc.stderr
 
 
 def test_a_3x_install_needs_no_servers_or_tls(tmp_path):

@@ -22,7 +22,7 @@ import pytest
 from cci_harden.controls.seccomp import ENGINE_DEFAULTS, docker_default
 from cci_harden.testbed.layout import Layout
 
-from .conftest import INVENTORIES, TESTBED_HOSTS, pyinfra_json, run_cli, ssh
+from .conftest import INVENTORIES, TESTBED_HOSTS, pyinfra_json, run_cli, run_pyinfra, ssh
 from .log_collector import running_collector
 
 pytestmark = pytest.mark.testbed
@@ -309,3 +309,59 @@ def test_job_egress_is_blocked_and_survives_docker_restart_and_reboot(job_image)
     assert _egress(inventory) == EGRESS_EXPECTED
     # and the kernel settings came back from /etc/sysctl.d
     assert on_vm(inventory, "sysctl -n kernel.kptr_restrict").stdout.strip() == "2"
+
+
+# -- changing the VM while a real container runs -------------------------------------------------
+
+QUICK_ROLLOUT = {"CCI_ROLLOUT__POLL_SECONDS": "2", "CCI_ROLLOUT__MAX_UNAVAILABLE": "1"}
+
+
+def _job(image: str, seconds: int) -> str:
+    proc = run_cli("testbed", "job", VM, "--image", image, "--seconds", str(seconds))
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)["unit"]
+
+
+def _job_status(unit: str) -> str:
+    proc = run_cli("testbed", "job", "--status")
+    assert proc.returncode == 0, proc.stderr
+    return next(job["status"] for job in json.loads(proc.stdout) if job["unit"] == unit)
+
+
+def _started_at(inventory, container: str) -> str:
+    return on_vm(inventory, f"docker inspect -f '{{{{.State.StartedAt}}}}' {container}").stdout
+
+
+def test_a_container_survives_a_reload_and_a_rollout_waits_for_it_before_a_restart(
+    job_image, tmp_path
+):
+    inventory = job_image
+    container = _job(JOB_IMAGE, 90)
+    started = _started_at(inventory, container)
+    mirror = {"CCI_DOCKER__REGISTRY_MIRRORS": f'["http://{Layout().service_address}:5000/"]'}
+    # a key dockerd rereads on SIGHUP: the plain deploy applies it on a busy host, by a reload
+    deploy = run_pyinfra(inventory.path, "deploys/nomad.py", "--limit", VM, env=mirror)
+    assert deploy.returncode == 0, deploy.stderr[-3000:]
+    assert "reload docker" in deploy.stdout + deploy.stderr
+    mirrors = on_vm(inventory, "docker info -f '{{json .RegistryConfig.Mirrors}}'").stdout
+    assert str(Layout().service_address) in mirrors
+    assert _job_status(container) == "running" and _started_at(inventory, container) == started
+
+    # a key that needs a restart: refused while the container runs, then drained by the rollout
+    restart = {**mirror, "CCI_DOCKER__LOG_MAX_SIZE": "14m"}
+    refused = run_pyinfra(inventory.path, "deploys/nomad.py", "--limit", VM, env=restart)
+    assert refused.returncode != 0 and f"refusing host {VM}" in refused.stdout + refused.stderr
+    report = tmp_path / "rollout.json"
+    proc = run_cli(
+        "rollout", str(inventory.path), "--limit", VM, "--report", str(report),
+        env={**QUICK_ROLLOUT, **restart}, timeout=1200,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    (entry,) = json.loads(report.read_text())["hosts"]
+    assert entry["outcome"] == "applied" and entry["eligible_again"] and entry["drain_started"]
+    assert _job_status(container) == "finished"  # it ran to its end before Docker restarted
+    daemon = json.loads(on_vm(inventory, "cat /etc/docker/daemon.json").stdout)
+    assert daemon["log-opts"]["max-size"] == "14m"
+    # back to the inventory's settings, nothing running: the plain deploy may restart Docker
+    back = run_pyinfra(inventory.path, "deploys/nomad.py", "--limit", VM)
+    assert back.returncode == 0, back.stderr[-3000:]

@@ -29,6 +29,7 @@ from ..model.kinds import (
     NoSetuid,
     Package,
     Service,
+    SupportedOs,
     Sysctl,
     SystemAccounts,
 )
@@ -348,6 +349,11 @@ def _release(resource: NomadRelease, state, run: Run) -> None:
 @converge.register
 def _host_size(resource: HostSize, state, run: Run) -> None:
     refuse(name=run.tag("host size fits a Nomad client"), reason=resource.problem)
+
+
+@converge.register
+def _supported_os(resource: SupportedOs, state, run: Run) -> None:
+    refuse(name=run.tag("a distribution the toolkit is tested on"), reason=resource.problem)
 
 
 @converge.register

@@ -44,7 +44,7 @@ from .cloud import (
     GcpSettings,
     ObjectStorageSettings,
 )
-from .server import VERSION_FIELDS, ServerLine, line_of, parse_version, version_tuple
+from .server import LATEST, VERSION_FIELDS, ServerLine, line_of, version_tuple
 from .types import (
     DataDirectory,
     DebianVersion,
@@ -320,16 +320,16 @@ class ServerSettings(_Section):
     """The CircleCI Server release line the clients belong to: it sets documented defaults."""
 
     version: str = Field(
-        "4.8",
-        description="Server release line, e.g. 4.8 or 3.4; drives the Nomad client version and "
-        "install source, the provisioner's cloud tag, mTLS and the server ports "
-        "(see the version table)",
+        LATEST,
+        description="Server release line, e.g. 4.10 or 3.4; drives the Nomad client and server "
+        "versions, install source, cgroup mode, the provisioner's cloud tag, mTLS and the server "
+        "ports (see the version table)",
     )
 
     @field_validator("version")
     @classmethod
     def _line(cls, value: str) -> str:
-        parse_version(value)
+        line_of(value)
         return value
 
     @property
@@ -380,6 +380,16 @@ class NomadSettings(_Section):
         False, description="Allow hosts above 64 CPUs / 128 GB (ask CircleCI first)"
     )
     tls: NomadTLS = Field(default_factory=NomadTLS)
+    cgroup_version: Literal["v1", "v2"] | None = Field(
+        None,
+        description="The kernel's cgroup mode, set on the kernel command line (a reboot): v1 for "
+        "the Docker runtime, as CircleCI documents (default from server.version)",
+    )
+    force_cgroup_v1: Flag = Field(
+        False,
+        description="Accept cgroup v1 on systemd 256 and later (Debian 13), where it needs "
+        "SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1 and is deprecated; refused there otherwise",
+    )
 
     @field_validator("servers")
     @classmethod

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from ..model.control import Control, Finding, Outcome, Source, Status
 from ..model.plan import LIFECYCLE, RECOVERY
-from . import apt, artifacts, baseline, central_logging, docker, network, nomad, ssh
+from . import apt, artifacts, baseline, central_logging, docker, network, nomad, platform, ssh
 
 # Deploy order: what a later control needs (a package, a directory, the binary its validator
-# runs) comes from an earlier one. Capacity is first, so a host that cannot serve is left untouched.
+# runs) comes from an earlier one. The gates are first (the platform, then capacity), so a host
+# that cannot serve is left untouched.
 CATALOGUE: tuple[Control, ...] = (
+    platform.OS_GATE,
     nomad.CAPACITY,
     *apt.CONTROLS,
     *ssh.CONTROLS,
@@ -20,10 +22,11 @@ CATALOGUE: tuple[Control, ...] = (
 )
 
 # The host that serves artifacts through nginx (deploys/artifacts.py).
-ARTIFACT_SERVER: tuple[Control, ...] = (*apt.CONTROLS, *artifacts.CONTROLS)
+ARTIFACT_SERVER: tuple[Control, ...] = (platform.OS_GATE, *apt.CONTROLS, *artifacts.CONTROLS)
 
 # The OS baseline alone (deploys/baseline.py): every host class gets it, Nomad clients included.
 BASELINE: tuple[Control, ...] = (
+    platform.OS_GATE,
     *apt.CONTROLS,
     *ssh.CONTROLS,
     *baseline.CONTROLS,

@@ -7,6 +7,8 @@ will still admit the operator.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from ..config.materials import (
     PreflightError,
     load_host_ca,
@@ -16,6 +18,22 @@ from ..config.materials import (
     tls_configured,
 )
 from ..config.settings import FleetSettings
+
+
+def warnings(settings: FleetSettings, today: dt.date | None = None) -> list[str]:
+    """What deserves the operator's attention but does not stop a deploy, one line each."""
+    today = today or dt.datetime.now(dt.UTC).date()
+    found = []
+    past = settings.server.line.support_warning(today)
+    if past:
+        found.append(past)
+    if settings.nomad.cgroup_version == "v2" and settings.server.line.cgroup_version == "v1":
+        found.append(
+            "nomad.cgroup_version = v2: CircleCI documents cgroup v2 as unsupported for Nomad "
+            "clients with the Docker runtime (Server 4.x installation docs); keep v1 unless "
+            "CircleCI told you otherwise"
+        )
+    return found
 
 
 def problems(settings: FleetSettings) -> list[str]:

@@ -88,6 +88,8 @@ def render_markdown(run: VerifyRun) -> str:
         f"{run.generated_at}, shard {run.shard}: **{verdict}** (exit {run.exit_code()}).",
         "",
     ]
+    if run.warnings:
+        lines += ["## Warnings", ""] + [f"- {w}" for w in run.warnings] + [""]
     problems = _failure_lines(run)
     if problems:
         lines += ["## Problems", ""] + [f"- {line}" for line in problems] + [""]

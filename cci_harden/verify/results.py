@@ -46,6 +46,7 @@ class VerifyRun:
     cells: list[Cell]
     expired_waivers: list[Waiver]
     drift: Drift | None = None
+    warnings: list[str] = field(default_factory=list)  # the inventory's, not a host's
 
     @property
     def unreachable(self) -> list[HostReport]:
@@ -197,6 +198,7 @@ def to_json(run: VerifyRun) -> dict:
             "statuses": dict(sorted(counts.items())),
             "expired_waivers": [w.describe() for w in run.expired_waivers],
         },
+        "warnings": run.warnings,
         "hosts": hosts,
     }
     if run.drift is not None:

@@ -14,6 +14,7 @@ from .runtime import (
     NomadHealth,
     NomadRelease,
     SshdEffective,
+    SupportedOs,
 )
 from .ssh import HostCertificate
 from .system import ConfigLine, Package, Service, SystemAccounts
@@ -40,6 +41,7 @@ __all__ = [
     "PackageSystem",
     "Service",
     "SshdEffective",
+    "SupportedOs",
     "StagedFiles",
     "Sysctl",
     "SystemAccounts",

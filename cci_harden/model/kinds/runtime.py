@@ -64,6 +64,41 @@ class HostSize(Resource):
 
 
 @dataclass(frozen=True)
+class SupportedOs(Resource):
+    """The host runs a distribution and release the toolkit is tested on.
+
+    ``problem`` is worked out from the host's facts when the control is declared; the deploy
+    refuses the host (and touches nothing on it) when there is one."""
+
+    kind = "supported-os"
+    runtime = True
+    repairable = False
+
+    problem: str | None
+    supported: str
+
+    @property
+    def key(self) -> str:
+        return "os"
+
+    def describe(self) -> str:
+        return f"the host runs {self.supported}"
+
+    @classmethod
+    def gather(cls, resources: Sequence[SupportedOs]) -> str:
+        return "true"  # the host's facts are in every snapshot already
+
+    @classmethod
+    def parse(cls, output: str, resources: Sequence[SupportedOs]) -> dict[str, None]:
+        return {r.key: None for r in resources}
+
+    def compare(self, state, info: HostInfo) -> list[Finding]:
+        if not self.problem:
+            return []
+        return [self.finding("distribution", self.supported, self.problem)]
+
+
+@dataclass(frozen=True)
 class CertificateExpiry(Resource):
     """A certificate the deploy installs stays valid beyond a margin (read on this machine)."""
 
