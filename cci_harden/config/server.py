@@ -38,7 +38,7 @@ class ServerLine:
     cgroup_version: str = "v1"
 
     def support_warning(self, today: dt.date) -> str:
-        """"" while CircleCI supports the line; else what to do about it."""
+        """ "" while CircleCI supports the line; else what to do about it."""
         if self.support_ends is None or today <= self.support_ends:
             return ""
         return (

@@ -356,9 +356,7 @@ HELD_UNITS = ("docker", "containerd", "nomad")
 
 def _unattended_hold() -> str:
     # apt's strings take no escapes: a dot is written as a class
-    names = "".join(
-        f'    "^{name.replace(".", "[.]")}$";\n' for name in (*HELD_PACKAGES, "nomad")
-    )
+    names = "".join(f'    "^{name.replace(".", "[.]")}$";\n' for name in (*HELD_PACKAGES, "nomad"))
     return (
         "// Managed by cci-harden (CCI-NMD-07): the container runtime and Nomad change only "
         "through\n// a drained rollout (cci-harden rollout), never under running builds.\n"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import subprocess
 import sys
 import time
@@ -22,8 +23,6 @@ from ..controls import known_control_ids
 from ..fleet.inventory import Inventory
 from ..fleet.preflight import require_ready
 from ..model.waivers import load_waivers, waivers_path
-from ..verify.results import build_run
-from ..verify.runner import verify_inventory
 from .batches import amount, split
 from .drain import Drainer, DrainError
 from .record import HostRecord, RolloutRecord
@@ -72,9 +71,7 @@ class Rollout:
             self.shell.close()
 
     def _run(self) -> RolloutRecord:
-        hosts = sorted(
-            self.inventory.select(list(self.options.limit) or None), key=lambda h: h.name
-        )
+        hosts = sorted(self.inventory.select(list(self.options.limit) or None), key=_natural)
         sizes = list(self.options.sizes or self.settings.batches)
         fleet = len(self.inventory.hosts)
         cap = amount(self.settings.max_unavailable, fleet, at_least=1)
@@ -128,6 +125,7 @@ class Rollout:
     def _survey(self, hosts: Sequence[HostEntry]) -> dict[str, Survey]:
         """Every host of the fleet: the selected ones for their plan, the others for the cap."""
         everyone = self.inventory.hosts
+        self.surveyor.plan()
         with ThreadPoolExecutor(max_workers=max(1, min(16, len(everyone)))) as pool:
             found = list(pool.map(self.surveyor.survey, everyone))
         return {s.host: s for s in found}
@@ -269,6 +267,9 @@ class Rollout:
         released when it was drained, one that fails stays ineligible and is named."""
         if not entries:
             return 0
+        from ..verify.results import build_run  # pytest and testinfra: only when needed
+        from ..verify.runner import verify_inventory
+
         reports = verify_inventory(
             self.inventory,
             entries,
@@ -299,6 +300,11 @@ class Rollout:
             if rec.failed and release:
                 rec.note = (rec.note + "; " if rec.note else "") + "left ineligible"
         return failed
+
+
+def _natural(host: HostEntry) -> list:
+    """tb2 before tb10: the order an operator reads the inventory in."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", host.name)]
 
 
 def _tail(text: str, lines: int = 15) -> str:

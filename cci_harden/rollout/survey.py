@@ -16,6 +16,8 @@ from ..model.interruption import Disruption, Interruption, worst
 from ..model.nomad_api import NodeWork, parse_status, status_command
 from .shell import FleetShell
 
+_NODE_MARK = "@@cci-rollout-node"
+
 
 class HostUnreachable(Exception):
     pass
@@ -64,20 +66,35 @@ class Surveyor:
             raise HostUnreachable(result.reason())
         return result.stdout
 
-    def survey(self, host: HostEntry) -> Survey:
+    def plan(self) -> GatherPlan:
+        """The first gather script, planned once for every host (before any thread asks)."""
         if self._first is None:
             self._first = first_gather(PROFILES[self.profile], self.settings, self.profile)
+        return self._first
+
+    def survey(self, host: HostEntry) -> Survey:
+        node_output: list[str] = []
+
+        def run(script: str) -> str:
+            # the first script also asks the agent: one round trip per host for both
+            if node_output:
+                return self._run(host, script)
+            text = self._run(host, f"{script}\necho {_NODE_MARK}\n{status_command()}\n")
+            text, _, node = text.partition(f"{_NODE_MARK}\n")
+            node_output.append(node)
+            return text
+
         try:
             state = gather_host(
-                lambda script: self._run(host, script),
+                run,
                 PROFILES[self.profile],
                 self.settings,
                 self.profile,
                 host.name,
-                self._first,
+                self.plan(),
                 host.address,
             )
-            work = self.node(host)
+            work = parse_status(node_output[0])
         except (HostUnreachable, RuntimeError) as exc:
             return Survey(host.name, error=str(exc) or "unreachable")
         today = dt.datetime.now(dt.UTC).date()
