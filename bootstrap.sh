@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 
 APT_PACKAGES=(
   debootstrap systemd-container apt-cacher-ng iproute2 openssh-client mount gnupg
-  chromium fonts-dejavu-core qemu-system-x86 qemu-utils
+  chromium fonts-dejavu-core qemu-system-x86 qemu-utils fdisk
 )
 
 if [ "$(id -u)" -ne 0 ]; then

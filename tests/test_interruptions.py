@@ -267,3 +267,74 @@ def test_an_untested_distribution_is_refused_naming_what_was_found(os_id, versio
 def test_the_gates_come_first_in_every_profile():
     for name, profile in catalogue.PROFILES.items():
         assert profile[0].id == "CCI-TK-03", name
+
+
+# -- the kernel command line (cgroup mode) ---------------------------------------------------------
+
+V1 = "systemd.unified_cgroup_hierarchy=0"
+
+
+def _cmdline(output_dropin: str | None, cmdline: str, cgroup_fs: str, container: str = "none"):
+    from cci_harden.model.kinds import KernelCmdline
+
+    wanted = KernelCmdline(
+        "/etc/default/grub.d/50-cci-harden-cgroup.cfg",
+        f'GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX {V1}"\n',
+        (V1,),
+        ("systemd.unified_cgroup_hierarchy=1",),
+        "v1",
+    )
+    dropin = "" if output_dropin is None else f"@@{wanted.dropin}\n{output_dropin}"
+    output = (
+        f"{dropin}@@cmdline\n{cmdline}\n@@cgroup\n{cgroup_fs}\n"
+        f"@@grub\n/usr/sbin/update-grub\n@@container\n{container}\n"
+    )
+    state = wanted.parse(output, [wanted])[wanted.key]
+    return wanted, state
+
+
+def test_a_cgroup_change_is_configured_then_needs_a_reboot():
+    info = dataclasses.replace(STAND_IN, container="none")
+    fresh, state = _cmdline(None, "BOOT_IMAGE=/vmlinuz root=LABEL=x ro console=ttyS0", "cgroup2fs")
+    assert state.update_grub and state.dropin is None
+    assert fresh.interruption(state) is Interruption.REBOOT
+    found = {f.what: f for f in fresh.compare(state, info)}
+    assert found[fresh.dropin].found == "absent"
+    assert found["running kernel command line and cgroup mode"].found == "cgroup v2"
+    # configured, not rebooted yet: still a reboot, and verify says so
+    waiting, state = _cmdline(fresh.content, "root=LABEL=x ro", "cgroup2fs")
+    (finding,) = waiting.compare(state, info)
+    assert finding.found == "cgroup v2; reboot needed" and finding.verifiable
+    assert waiting.interruption(state) is Interruption.REBOOT
+    # rebooted: v1 runs
+    done, state = _cmdline(fresh.content, f"root=LABEL=x ro {V1}", "tmpfs")
+    assert done.compare(state, info) == [] and done.interruption(state) is Interruption.NOTHING
+
+
+def test_in_a_container_the_kernel_is_the_machines_and_nothing_reboots():
+    info = dataclasses.replace(STAND_IN, container="systemd-nspawn")
+    wanted, state = _cmdline(None, "quiet", "cgroup2fs", container="systemd-nspawn")
+    assert wanted.interruption(state) is Interruption.NOTHING
+    verifiable = {f.what: f.verifiable for f in wanted.compare(state, info)}
+    assert verifiable == {wanted.dropin: True, "running kernel command line and cgroup mode": False}
+
+
+def test_docker_reports_its_cgroup_version():
+    runtime = DockerRuntime("/p.json", cgroup="1")
+    info = json.dumps(
+        {
+            "SecurityOptions": ["name=seccomp,profile=/p.json", "name=userns"],
+            "LiveRestoreEnabled": True,
+            "CgroupVersion": "2",
+        }
+    )
+    vm = dataclasses.replace(STAND_IN, container="none")
+    (finding,) = runtime.compare((info, 0), vm)
+    assert (finding.expected, finding.found) == ("1", "2")
+    assert runtime.compare((info, 0), dataclasses.replace(STAND_IN, container="nspawn")) == []
+
+
+def test_v2_removes_the_dropin_and_config_check_warns(tmp_path):
+    settings = load_settings(write_inventory(tmp_path, VALID + 'cgroup_version = "v2"\n'))
+    (cmdline,) = nomad_controls._cgroup_resources(settings, STAND_IN)
+    assert cmdline.content == "" and cmdline.unwanted == (V1,)

@@ -28,6 +28,8 @@ from .log_collector import running_collector
 pytestmark = pytest.mark.testbed
 
 VM = "tbv1"
+QUICK_ROLLOUT = {"CCI_ROLLOUT__POLL_SECONDS": "2", "CCI_ROLLOUT__MAX_UNAVAILABLE": "1"}
+CGROUP_V1 = "systemd.unified_cgroup_hierarchy=0"
 FIXTURES = Path(__file__).parent / "fixtures" / "vm"
 JOB_IMAGE = "cci-job:test"
 PYTHON_IMAGE = "cci-job:test-python"
@@ -60,10 +62,43 @@ def log_collector(vm_bed, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def converged(vm_bed, log_collector):
-    """The VM after one run of the main deploy (shared by every test here)."""
+def converged(vm_bed, log_collector, tmp_path_factory):
+    """The VM after one run of the main deploy, then the rollout that reboots it into cgroup v1
+    (CCI-NMD-08), draining it first while a real container runs (shared by every test here)."""
     first = pyinfra_json(vm_bed.path, "deploys/nomad.py", "--limit", "vm")
+    build = with_stdin(
+        vm_bed, f"sh -s -- {JOB_IMAGE}", (FIXTURES / "build-job-image.sh").read_text()
+    )
+    assert build.returncode == 0, build.stderr
+    container = _job(JOB_IMAGE, 25)  # a build running while the rollout starts
+    report = tmp_path_factory.mktemp("vm-rollout") / "rollout.json"
+    proc = run_cli(
+        "rollout", str(vm_bed.path), "--limit", VM, "--report", str(report),
+        env=QUICK_ROLLOUT, timeout=1800,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    ROLLOUT.update(json.loads(report.read_text()), job=_job_status(container))
     return vm_bed, first
+
+
+ROLLOUT: dict = {}  # the record of the rollout that brought the VM to cgroup v1
+
+
+def test_the_rollout_drained_rebooted_through_grub_and_verified_the_vm(converged):
+    """cgroup v1 is a reboot-class change: drain, reboot (the VM's own GRUB reads the drop-in),
+    verify, eligible again; Docker runs on cgroup v1."""
+    inventory, _ = converged
+    (entry,) = ROLLOUT["hosts"]
+    assert entry["interruption"] == "a reboot" and "CCI-NMD-08" in entry["why"], entry
+    assert entry["drain_started"] and entry["rebooted"] and entry["verify"] == "pass"
+    assert entry["eligible_again"] is True and entry["outcome"] == "applied"
+    assert ROLLOUT["job"] == "finished"  # the drain waited for it; the reboot came after
+    out = on_vm(
+        inventory,
+        "cat /proc/cmdline; stat -fc %T /sys/fs/cgroup/; docker info -f '{{.CgroupVersion}}'",
+    ).stdout.splitlines()
+    assert out[0].startswith("BOOT_IMAGE=") and CGROUP_V1 in out[0].split()  # GRUB booted it
+    assert out[1:] == ["tmpfs", "1"]
 
 
 def test_the_vm_group_reaches_exactly_the_vm(converged):
@@ -312,9 +347,6 @@ def test_job_egress_is_blocked_and_survives_docker_restart_and_reboot(job_image)
 
 
 # -- changing the VM while a real container runs -------------------------------------------------
-
-QUICK_ROLLOUT = {"CCI_ROLLOUT__POLL_SECONDS": "2", "CCI_ROLLOUT__MAX_UNAVAILABLE": "1"}
-
 
 def _job(image: str, seconds: int) -> str:
     proc = run_cli("testbed", "job", VM, "--image", image, "--seconds", str(seconds))

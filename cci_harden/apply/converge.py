@@ -11,7 +11,7 @@ import shlex
 from dataclasses import dataclass, field
 from functools import singledispatch
 
-from pyinfra import host
+from pyinfra import host, logger
 from pyinfra.operations import apt, files, server, systemd
 
 from ..model.hostinfo import HostInfo
@@ -21,6 +21,7 @@ from ..model.kinds import (
     DockerRuntime,
     HostCertificate,
     HostSize,
+    KernelCmdline,
     ManagedFile,
     Manifest,
     Mode,
@@ -344,6 +345,30 @@ def _release(resource: NomadRelease, state, run: Run) -> None:
         fingerprint=resource.fingerprint,
     )
     run.restart("nomad", "its binary changed")
+
+
+@converge.register
+def _kernel_cmdline(resource: KernelCmdline, state, run: Run) -> None:
+    """The GRUB drop-in, then update-grub; the new command line runs from the next boot, which
+    the rollout makes after draining the host (the plain deploy never reboots)."""
+    if resource.configured(state):
+        return  # only the running command line differs: the reboot is the rollout's
+    run.changed_paths.add(resource.dropin)
+    if resource.content:
+        managed_file(
+            name=run.tag(f"{resource.dropin} ({' '.join(resource.wanted)})"),
+            desired=ManagedFile(resource.dropin, resource.content, dir_mode=0o755),
+            current=None,
+        )
+    else:
+        remove_path(name=run.tag(f"{resource.dropin} absent"), path=resource.dropin)
+    if state.update_grub:
+        server.shell(name=run.tag("update-grub (kernel command line)"), commands=["update-grub"])
+    if not run.info.in_container:
+        logger.warning(
+            f"{host.print_prefix}{run.tag('')}the kernel command line changes at the next boot "
+            f"(cgroup {resource.cgroup}): `cci-harden rollout` drains the host and reboots it"
+        )
 
 
 @converge.register

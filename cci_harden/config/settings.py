@@ -385,11 +385,6 @@ class NomadSettings(_Section):
         description="The kernel's cgroup mode, set on the kernel command line (a reboot): v1 for "
         "the Docker runtime, as CircleCI documents (default from server.version)",
     )
-    force_cgroup_v1: Flag = Field(
-        False,
-        description="Accept cgroup v1 on systemd 256 and later (Debian 13), where it needs "
-        "SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1 and is deprecated; refused there otherwise",
-    )
 
     @field_validator("servers")
     @classmethod

@@ -137,7 +137,7 @@ def _daemon_resources(settings, info):
             mode=0o644,
             reloadable_keys=DOCKERD_RELOADABLE_KEYS,
         ),
-        DockerRuntime(PROFILE_PATH),
+        DockerRuntime(PROFILE_PATH, cgroup="1" if settings.nomad.cgroup_version == "v1" else "2"),
     ]
 
 

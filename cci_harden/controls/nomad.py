@@ -16,6 +16,7 @@ from ..model.kinds import (
     CertificateExpiry,
     Directory,
     HostSize,
+    KernelCmdline,
     ManagedFile,
     NomadHealth,
     NomadRelease,
@@ -416,4 +417,47 @@ BUILD_SAFETY = Control(
     tags=("nomad",),
 )
 
-CONTROLS = (CAPACITY, INSTALL, TLS, CONFIG_CONTROL, SERVICE, AGENT, BUILD_SAFETY)
+# -- the kernel's cgroup mode ----------------------------------------------------------------------
+
+CGROUP_DROPIN = "/etc/default/grub.d/50-cci-harden-cgroup.cfg"
+LEGACY_HIERARCHY = "systemd.unified_cgroup_hierarchy=0"
+UNIFIED_HIERARCHY = "systemd.unified_cgroup_hierarchy=1"
+
+
+def _cgroup_resources(settings, info):
+    if settings.nomad.cgroup_version == "v1":
+        content = (
+            "# Managed by cci-harden (CCI-NMD-08): cgroup v1, as CircleCI's Docker runtime needs\n"
+            f'GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX {LEGACY_HIERARCHY}"\n'
+        )
+        return [
+            KernelCmdline(CGROUP_DROPIN, content, (LEGACY_HIERARCHY,), (UNIFIED_HIERARCHY,), "v1")
+        ]
+    return [KernelCmdline(CGROUP_DROPIN, "", (), (LEGACY_HIERARCHY,), "v2")]
+
+
+CGROUP = Control(
+    id="CCI-NMD-08",
+    title="The kernel's cgroup mode is the one CircleCI's runtime needs (v1 for Docker)",
+    sources=(
+        Source("circleci", "Server 4.x installation docs, Nomad clients: CgroupsV2 unsupported"),
+        Source(
+            "circleci", "server-terraform nomad-gcp startup: systemd.unified_cgroup_hierarchy=0"
+        ),
+    ),
+    rationale="nomad.cgroup_version (default from server.version: v1) goes on the kernel command "
+    f"line through a GRUB drop-in ({CGROUP_DROPIN}) and update-grub. It runs from the next boot: "
+    "a reboot-class change, which the plain deploy never makes and `cci-harden rollout` makes "
+    "after draining the host. Verify reports the configured mode and the running one (stat -f "
+    "/sys/fs/cgroup); CCI-DKR-02 reports Docker's (docker info CgroupVersion). v2 removes the "
+    "drop-in; "
+    "`config check` warns that CircleCI documents it as unsupported for the Docker runtime.",
+    resources=_cgroup_resources,
+    circleci_impact="The mode CircleCI's Docker-runtime clients are documented to run; on Debian "
+    "12, systemd 252 still offers it.",
+    testbed="configured on container hosts (their kernel is the machine's); on a VM host booting "
+    "through its own GRUB, applied by the rollout's reboot",
+    tags=("nomad",),
+)
+
+CONTROLS = (CAPACITY, INSTALL, TLS, CONFIG_CONTROL, SERVICE, AGENT, BUILD_SAFETY, CGROUP)

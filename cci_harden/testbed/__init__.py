@@ -120,7 +120,7 @@ def up(
     vm_count = len(state.vms) if vms is None else vms
     vm_image_seconds, accel = 0.0, ""
     if vm_count:
-        require_programs(("qemu-system-x86_64", "qemu-img", "mkfs.ext4"))
+        require_programs(("qemu-system-x86_64", "qemu-img", "mkfs.ext4", "sfdisk"))
         vm_image_seconds = vmimage.build(layout, log=log)
         accel = vm.probe_kvm(layout, log=log)
         cores = os.cpu_count() or 1
@@ -180,13 +180,21 @@ def _wait_for_vm(layout, state, record, client_key, accel, timeout, log) -> None
 
     try:
         vm.wait_for_ssh(record, timeout)
-        return
     except TestbedError as exc:
         if vm.running(record):
             raise
         log(f"{exc}; booting {record.name} once more")
-    with _STATE_LOCK:  # VMs are waited for side by side; the record is saved by one at a time
-        _boot_vm(layout, state, record, client_key, accel)
+        with _STATE_LOCK:  # VMs are waited for side by side; the record is saved by one at a time
+            _boot_vm(layout, state, record, client_key, accel)
+        vm.wait_for_ssh(record, timeout)
+    if record.bootloader:
+        return
+    # first boot done (direct kernel): GRUB on its own disk, then every boot goes through it
+    vm.install_bootloader(layout, record, client_key, timeout)
+    with _STATE_LOCK:
+        record.bootloader = True
+        record.pid = vm.boot(layout, record, accel)
+        state.save(layout.state_file)
     vm.wait_for_ssh(record, timeout)
 
 
@@ -195,6 +203,7 @@ def _boot_vm(layout, state, record, client_key, accel) -> None:
     state.save(layout.state_file)
     Path(record.directory).mkdir(parents=True, exist_ok=True, mode=0o700)
     vm.create_disk(layout, record)
+    record.bootloader = False  # a fresh disk: its first boot is direct
     vm.write_seed(layout, record, client_key)
     vm.ensure_tap(layout, record)
     record.pid = vm.boot(layout, record, accel)

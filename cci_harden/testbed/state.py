@@ -32,6 +32,9 @@ class VmRecord:
     mac: str
     directory: str
     pid: int | None = None
+    # GRUB is installed on its disk: it boots through its own bootloader, not the test bed's
+    # direct kernel boot (only its very first boot is direct)
+    bootloader: bool = False
 
 
 @dataclass

@@ -119,8 +119,19 @@ def _accel_arguments(accel: str) -> list[str]:
 
 
 def boot(layout: Layout, record: VmRecord, accel: str) -> int:
+    """The VM's first boot loads the image's kernel directly; once GRUB is on its disk
+    (``record.bootloader``) it boots from the disk, as a cloud instance does, so the kernel
+    command line is the one its own GRUB configuration gives (and a reboot reads it again)."""
     image = vmimage.image_dir(layout)
     directory = Path(record.directory)
+    direct = [
+        "-kernel",
+        str(image / "vmlinuz"),
+        "-initrd",
+        str(image / "initrd.img"),
+        "-append",
+        f"root=LABEL={vmimage.ROOT_LABEL} rw console=ttyS0 systemd.hostname={record.name}",
+    ]
     cmd = [
         QEMU,
         "-name",
@@ -137,12 +148,7 @@ def boot(layout: Layout, record: VmRecord, accel: str) -> int:
         "none",
         "-serial",
         f"file:{directory / 'console.log'}",
-        "-kernel",
-        str(image / "vmlinuz"),
-        "-initrd",
-        str(image / "initrd.img"),
-        "-append",
-        f"root=/dev/vda rw console=ttyS0 systemd.hostname={record.name}",
+        *([] if record.bootloader else direct),
         "-drive",
         f"file={marker(record)},if=virtio,format=qcow2",
         "-drive",
@@ -177,6 +183,39 @@ def wait_for_ssh(record: VmRecord, timeout: float) -> None:
         f"VM {record.name} ({record.address}) did not answer on SSH in {timeout:.0f}s; "
         f"see {record.directory}/console.log"
     )
+
+
+INSTALL_BOOTLOADER = (
+    "set -e; grub-install --target=i386-pc /dev/vda >/dev/null 2>&1 || grub-install "
+    "--target=i386-pc /dev/vda; update-grub >/dev/null 2>&1; sync; systemctl poweroff"
+)
+
+
+def install_bootloader(layout: Layout, record: VmRecord, client_key: Path, timeout: float) -> None:
+    """GRUB on the VM's own disk, its configuration made by the guest's update-grub; the VM is
+    powered off for the test bed to boot it from the disk."""
+    from .hosts import known_hosts_line
+
+    known = Path(record.directory) / "known_hosts"
+    known.write_text(known_hosts_line(layout, record))
+    proc = subprocess.run(
+        [
+            "ssh", "-i", str(client_key), "-o", f"UserKnownHostsFile={known}",
+            "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes",
+            "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-l", "root",
+            "--", record.address, INSTALL_BOOTLOADER,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )  # fmt: skip
+    if proc.returncode not in (0, 255):  # 255: the connection closed as the VM powered off
+        raise TestbedError(f"VM {record.name}: installing GRUB failed: {proc.stderr.strip()}")
+    deadline = time.monotonic() + timeout
+    while running(record) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if running(record):
+        raise TestbedError(f"VM {record.name} did not power off after installing GRUB")
 
 
 def _last_words(record: VmRecord) -> str:

@@ -42,10 +42,29 @@ VM_PACKAGES = (
     "docker.io",
     "busybox-static",
     "lynis",
+    # GRUB for BIOS, without grub-pc's install-device questions: the test bed installs it on
+    # the VM's own disk at its first boot, and every boot after goes through it
+    "grub-pc-bin",
+    "grub2-common",
 )
 # Bump when _customise changes: the kept tree is customised and packed again, no debootstrap.
-REVISION = "1"
+REVISION = "2"
 DISK_SIZE = "8G"
+DISK_MIB = 8192
+PARTITION_START_MIB = 1  # room before the partition for GRUB's core image
+ROOT_LABEL = "cci-testbed"
+GRUB_DEFAULTS = """\
+# The test bed's VM: GRUB on the serial console, no menu wait. The operator's (and cci-harden's)
+# kernel arguments come from /etc/default/grub.d/*.cfg.
+GRUB_DEFAULT=0
+GRUB_TIMEOUT=0
+GRUB_DISTRIBUTOR=Debian
+GRUB_CMDLINE_LINUX_DEFAULT="console=ttyS0"
+GRUB_CMDLINE_LINUX=""
+GRUB_TERMINAL=serial
+GRUB_SERIAL_COMMAND="serial --unit=0 --speed=115200"
+GRUB_DISABLE_OS_PROBER=true
+"""
 MARKER = "etc/cci-testbed-vm-image"
 SEED_LABEL = "ccitbseed"
 
@@ -118,7 +137,9 @@ def _customise(root: Path, sources: list[mirror.AptSource]) -> None:
     (root / "etc/apt/sources.list").unlink(missing_ok=True)
     (root / "etc/apt/sources.list.d").mkdir(parents=True, exist_ok=True)
     (root / "etc/apt/sources.list.d/debian.sources").write_text(mirror.render_deb822(sources))
-    (root / "etc/fstab").write_text("/dev/vda / ext4 defaults,errors=remount-ro 0 1\n")
+    (root / "etc/fstab").write_text(f"LABEL={ROOT_LABEL} / ext4 defaults,errors=remount-ro 0 1\n")
+    (root / "etc/default").mkdir(parents=True, exist_ok=True)
+    (root / "etc/default/grub").write_text(GRUB_DEFAULTS)
     (root / "etc/hostname").write_text("localhost\n")
     script = root / "usr/local/sbin/cci-testbed-seed"
     script.parent.mkdir(parents=True, exist_ok=True)
@@ -151,7 +172,20 @@ def _pack(directory: Path) -> None:
     partial = directory / "disk.raw.partial"
     partial.unlink(missing_ok=True)
     run(["truncate", "-s", DISK_SIZE, str(partial)])
-    run(["mkfs.ext4", "-q", "-F", "-L", "cci-testbed", "-d", str(tree), str(partial)])
+    # an MBR with one partition from 1 MiB (GRUB's core image goes in the gap before it), then
+    # the file system written at that offset: no loop device, no mount
+    run(
+        ["sfdisk", "--quiet", "--wipe", "never", str(partial)],
+        input=f"label: dos\nstart={PARTITION_START_MIB}MiB, type=83, bootable\n",
+    )
+    size_kib = (DISK_MIB - PARTITION_START_MIB) * 1024
+    run(
+        [
+            "mkfs.ext4", "-q", "-F", "-L", ROOT_LABEL,
+            "-E", f"offset={PARTITION_START_MIB * 1024 * 1024}",
+            "-d", str(tree), str(partial), f"{size_kib}k",
+        ]
+    )  # fmt: skip
     kernel, initrd = _kernel_files(tree)
     shutil.copyfile(kernel, directory / "vmlinuz")
     shutil.copyfile(initrd, directory / "initrd.img")

@@ -1,7 +1,7 @@
 """Every resource kind; importing this package registers them all."""
 
 from .files import Directory, ManagedFile, Mode, NoSetuid
-from .kernel import AuditRules, Sysctl
+from .kernel import AuditRules, KernelCmdline, Sysctl
 from .network import Listeners, NftTable
 from .recovery import PackageSystem, StagedFiles
 from .runtime import (
@@ -27,6 +27,7 @@ __all__ = [
     "DockerRuntime",
     "HostCertificate",
     "HostSize",
+    "KernelCmdline",
     "Listeners",
     "ManagedFile",
     "Manifest",

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ..control import Finding
 from ..hostinfo import HostInfo
+from ..interruption import Interruption
 from ..resource import Resource, blocks
 
 # systemd-sysctl's directories, highest priority first: a file name in an earlier directory hides
@@ -260,6 +261,113 @@ class AuditRules(Resource):
             findings.append(
                 self.finding(
                     "audit watches loaded", "every watched path present", ", ".join(missing)
+                )
+            )
+        return findings
+
+
+@dataclass(frozen=True)
+class BootState:
+    dropin: str | None  # the drop-in's content; None when it is absent
+    running: tuple[str, ...]  # /proc/cmdline, split
+    cgroup_fs: str  # stat -f of /sys/fs/cgroup: tmpfs (v1) or cgroup2fs (v2)
+    update_grub: bool  # the host has update-grub
+    in_container: bool = False  # its kernel is the machine's: nothing to reboot for
+
+
+def cgroup_mode(cgroup_fs: str) -> str:
+    return {"cgroup2fs": "v2", "tmpfs": "v1"}.get(cgroup_fs, cgroup_fs or "unknown")
+
+
+@dataclass(frozen=True)
+class KernelCmdline(Resource):
+    """Arguments on the kernel command line, through a GRUB drop-in (``update-grub`` after it
+    changes): the drop-in is what is configured, /proc/cmdline what runs. Running differs until
+    the host reboots, which is a reboot-class change (the rollout drains the host first).
+
+    ``cgroup``: the cgroup mode these arguments give; verify reports the running one."""
+
+    kind = "kernel-cmdline"
+    needs_kernel = True  # a container's /proc/cmdline is the machine's
+    interrupts = "a reboot, when the running command line differs (writing the drop-in: nothing)"
+
+    dropin: str
+    content: str  # "" when the drop-in must be absent
+    wanted: tuple[str, ...] = ()
+    unwanted: tuple[str, ...] = ()
+    cgroup: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.dropin
+
+    def describe(self) -> str:
+        args = " ".join(self.wanted) or "no argument of ours"
+        return f"kernel command line {args} (GRUB drop-in {self.dropin}), cgroup {self.cgroup}"
+
+    @classmethod
+    def gather(cls, resources: Sequence[KernelCmdline]) -> str:
+        parts = []
+        for r in resources:
+            path = shlex.quote(r.dropin)
+            # a missing drop-in prints no header of its own
+            parts.append(
+                f"if [ -e {path} ]; then echo {shlex.quote('@@' + r.dropin)}; cat -- {path}; fi"
+            )
+        return "; ".join(
+            [
+                *parts,
+                "echo @@cmdline; cat /proc/cmdline",
+                "echo @@cgroup; stat -fc %T /sys/fs/cgroup/",
+                "echo @@grub; command -v update-grub || true",
+                "echo @@container; systemd-detect-virt --container 2>/dev/null || true",
+            ]
+        )
+
+    @classmethod
+    def parse(cls, output: str, resources: Sequence[KernelCmdline]) -> dict[str, BootState]:
+        found = blocks(output)
+        running = tuple(" ".join(found.get("cmdline", [])).split())
+        cgroup_fs = " ".join(found.get("cgroup", [])).strip()
+        grub = bool(" ".join(found.get("grub", [])).strip())
+        container = " ".join(found.get("container", [])).strip() not in ("", "none")
+        states = {}
+        for r in resources:
+            lines = found.get(r.dropin)
+            text = None if lines is None else "".join(f"{line}\n" for line in lines)
+            states[r.key] = BootState(text, running, cgroup_fs, grub, container)
+        return states
+
+    def configured(self, state: BootState) -> bool:
+        return (state.dropin or "") == self.content
+
+    def running_ok(self, state: BootState) -> bool:
+        return all(a in state.running for a in self.wanted) and not any(
+            a in state.running for a in self.unwanted
+        )
+
+    def interruption(self, state: BootState) -> Interruption:
+        if state.in_container or self.running_ok(state):
+            return Interruption.NOTHING
+        return Interruption.REBOOT
+
+    def compare(self, state: BootState, info: HostInfo) -> list[Finding]:
+        findings = []
+        if not self.configured(state):
+            found = "absent" if state.dropin is None else "other content"
+            expected = "absent" if not self.content else " ".join(self.wanted)
+            findings.append(self.finding(f"{self.dropin}", expected, found))
+        if not self.running_ok(state) or (
+            self.cgroup and cgroup_mode(state.cgroup_fs) != self.cgroup
+        ):
+            findings.append(
+                self.finding(
+                    "running kernel command line and cgroup mode",
+                    f"cgroup {self.cgroup} ({' '.join(self.wanted) or 'the default'})",
+                    f"cgroup {cgroup_mode(state.cgroup_fs)}; reboot needed"
+                    if self.configured(state)
+                    else f"cgroup {cgroup_mode(state.cgroup_fs)}",
+                    verifiable=not info.in_container,
                 )
             )
         return findings

@@ -197,6 +197,7 @@ class DockerRuntime(Resource):
     seccomp_profile: str
     userns: bool = True
     live_restore: bool = True
+    cgroup: str = ""  # docker info's CgroupVersion ("1", "2"); "" when not checked
 
     @property
     def key(self) -> str:
@@ -239,6 +240,12 @@ class DockerRuntime(Resource):
             findings.append(self.finding("dockerd userns-remap", "active", "not active"))
         if self.live_restore and live_restore is not True:
             findings.append(self.finding("dockerd live-restore", "true", str(live_restore)))
+        cgroup = str(daemon.get("CgroupVersion", ""))
+        # in a container the cgroup mode is the machine's: the kernel-cmdline kind says so
+        if self.cgroup and cgroup != self.cgroup and not info.in_container:
+            findings.append(
+                self.finding("dockerd cgroup version", self.cgroup, cgroup or "not reported")
+            )
         return findings
 
 
