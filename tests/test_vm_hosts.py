@@ -348,6 +348,7 @@ def test_job_egress_is_blocked_and_survives_docker_restart_and_reboot(job_image)
 
 # -- changing the VM while a real container runs -------------------------------------------------
 
+
 def _job(image: str, seconds: int) -> str:
     proc = run_cli("testbed", "job", VM, "--image", image, "--seconds", str(seconds))
     assert proc.returncode == 0, proc.stderr

@@ -28,19 +28,43 @@ def split_rc(output: str) -> tuple[str, int]:
     return text, int(rc.strip() or 1) if rc.strip().lstrip("-").isdigit() else 1
 
 
-@dataclass(frozen=True)
-class HostSize(Resource):
-    """The host can hold the coordination reservation plus one job, within CircleCI's maximum.
+class _Gate(Resource):
+    """A fact about the whole host that rules the deploy out (``problem``), worked out from the
+    host's facts when the control is declared; the deploy refuses the host, touching nothing on
+    it, when there is one. Nothing to gather: the facts are in every snapshot already."""
 
-    ``problem`` is worked out from the host's facts when the control is declared; the deploy
-    refuses the host (and touches nothing on it) when there is one."""
-
-    kind = "host-size"
     runtime = True
     repairable = False
+    problem: str | None
+    what: str = ""  # what the finding is about ("host size")
+
+    @property
+    def key(self) -> str:
+        return self.kind
+
+    @classmethod
+    def gather(cls, resources) -> str:
+        return "true"
+
+    @classmethod
+    def parse(cls, output: str, resources) -> dict[str, None]:
+        return {r.key: None for r in resources}
+
+    def compare(self, state, info: HostInfo) -> list[Finding]:
+        if not self.problem:
+            return []
+        return [self.finding(self.what, self.describe(), self.problem)]
+
+
+@dataclass(frozen=True)
+class HostSize(_Gate):
+    """The host can hold the coordination reservation plus one job, within CircleCI's maximum."""
+
+    kind = "host-size"
 
     problem: str | None
     capacity: str
+    what: str = "host size"
 
     @property
     def key(self) -> str:
@@ -49,33 +73,16 @@ class HostSize(Resource):
     def describe(self) -> str:
         return "host size fits the reservation plus one job"
 
-    @classmethod
-    def gather(cls, resources: Sequence[HostSize]) -> str:
-        return "true"  # the host's facts are in every snapshot already
-
-    @classmethod
-    def parse(cls, output: str, resources: Sequence[HostSize]) -> dict[str, None]:
-        return {r.key: None for r in resources}
-
-    def compare(self, state, info: HostInfo) -> list[Finding]:
-        if not self.problem:
-            return []
-        return [self.finding("host size", "fits the reservation plus one job", self.problem)]
-
 
 @dataclass(frozen=True)
-class SupportedOs(Resource):
-    """The host runs a distribution and release the toolkit is tested on.
-
-    ``problem`` is worked out from the host's facts when the control is declared; the deploy
-    refuses the host (and touches nothing on it) when there is one."""
+class SupportedOs(_Gate):
+    """The host runs a distribution and release the toolkit is tested on."""
 
     kind = "supported-os"
-    runtime = True
-    repairable = False
 
     problem: str | None
     supported: str
+    what: str = "distribution"
 
     @property
     def key(self) -> str:
@@ -83,19 +90,6 @@ class SupportedOs(Resource):
 
     def describe(self) -> str:
         return f"the host runs {self.supported}"
-
-    @classmethod
-    def gather(cls, resources: Sequence[SupportedOs]) -> str:
-        return "true"  # the host's facts are in every snapshot already
-
-    @classmethod
-    def parse(cls, output: str, resources: Sequence[SupportedOs]) -> dict[str, None]:
-        return {r.key: None for r in resources}
-
-    def compare(self, state, info: HostInfo) -> list[Finding]:
-        if not self.problem:
-            return []
-        return [self.finding("distribution", self.supported, self.problem)]
 
 
 @dataclass(frozen=True)
