@@ -255,12 +255,39 @@ def audit_rules(settings) -> str:
     return "".join(lines)
 
 
+AUDIT_AFTER_RUNTIME = "/etc/systemd/system/cci-harden-audit-runtime.service"
+# auditd loads its rules early at boot, before containerd makes its socket: a watch on a path that
+# does not exist yet is not loaded. This loads the rules again once the runtime has started.
+AUDIT_AFTER_RUNTIME_UNIT = """\
+# Managed by cci-harden (CCI-OS-06).
+[Unit]
+Description=cci-harden: audit watches on what the container runtime makes as it starts
+ConditionVirtualization=!container
+After=auditd.service containerd.service docker.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/sbin/augenrules --load
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
 def _audit_resources(settings, info):
     rules = ManagedFile(AUDIT_RULES_FILE, audit_rules(settings), mode=0o640, dir_mode=0o750)
     loaded = AuditRules(AUDIT_RULES_FILE, tuple(path for path, *_ in audit_watches(settings)))
     if info.in_container:  # auditd cannot run in a container: the rules wait for a real host
         return [rules, loaded]
-    return [Package("auditd"), rules, Service("auditd", container_ok=False), loaded]
+    return [
+        Package("auditd"),
+        rules,
+        Service("auditd", container_ok=False),
+        ManagedFile(AUDIT_AFTER_RUNTIME, AUDIT_AFTER_RUNTIME_UNIT, daemon_reload=True),
+        Service("cci-harden-audit-runtime", container_ok=False),
+        loaded,
+    ]
 
 
 AUDIT = Control(
@@ -273,7 +300,9 @@ AUDIT = Control(
     ),
     rationale="After an incident the first question is who changed the daemon, its "
     "configuration or the TLS key, and when; auditd answers it. Nomad's data directory is "
-    "watched for attribute changes only, as jobs write there all the time.",
+    "watched for attribute changes only, as jobs write there all the time. A unit loads the "
+    "rules again once containerd and Docker have started at boot: auditd starts first, and a "
+    "watch on a socket not made yet would be missing after every reboot.",
     resources=_audit_resources,
     testbed="VM host: watches loaded, auditing on, a change to /etc/docker recorded; container "
     "host: rules file verified, loaded rules not verifiable (auditd cannot run there)",
