@@ -68,13 +68,13 @@ LINES = (
         gcp_role_id="circleciVmService",
         mtls_required=False,
         server_ports=(4647,),
-        source="seed 002 (Server 3.x operations guide): Nomad Clients, VM Service",
+        source="CircleCI Server 3.x Operations Guide: Nomad Clients, VM Service",
     ),
     ServerLine(
         name="4.0-4.7",
         nomad_version=None,  # CircleCI's own patched 1.4.x build, from CircleCI
         nomad_install_source="release-zip",
-        source="notes/server-4x.md: Nomad version on clients, mTLS, Ports",
+        source="CircleCI server-terraform modules and Server 4.x docs: Nomad clients, mTLS, ports",
         **_MACHINE_PROVISIONER,
     ),
     ServerLine(

@@ -108,22 +108,30 @@ def settings_markdown() -> str:
         "",
         "## Server release lines",
         "",
-        "`server.version` names the CircleCI Server release line (`4.8`, `3.4`, ...). Each line",
+        "`server.version` names the CircleCI Server release line (`4.10`, the default, `4.9`,",
+        "`3.4`, ...). Each line",
         "sets the defaults below; a value you set yourself always wins, and `cci-harden config",
         "check` lists which values came from the line.",
         "",
-        "| line | Nomad client | install source | provisioner (AWS ManagedBy tag) | mTLS | "
-        "server ports | source |",
-        "|---|---|---|---|---|---|---|",
+        "| line | released | supported until | Nomad client | Nomad servers | install source | "
+        "cgroup | provisioner (AWS ManagedBy tag) | mTLS | server ports | source |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for line in LINES:
         lines.append(
-            f"| {line.name} | {line.nomad_version or 'required (CircleCI build)'} | "
-            f"{line.nomad_install_source} | {line.provisioner} (`{line.managed_by_tag}`) | "
+            f"| {line.name} | {line.released or '-'} | {line.support_ends or '-'} | "
+            f"{line.nomad_version or 'required (CircleCI build)'} | "
+            f"{line.nomad_server_version or '-'} | {line.nomad_install_source} | "
+            f"{line.cgroup_version} | {line.provisioner} (`{line.managed_by_tag}`) | "
             f"{'required' if line.mtls_required else 'optional'} | "
             f"{', '.join(map(str, line.server_ports))} | {line.source} |"
         )
     lines += [
+        "",
+        "CircleCI supports the two most recent lines; a line past its support date is a warning",
+        "in `config check` and in verify's reports, not a refusal. A line newer than this table is",
+        "refused: upgrade the toolkit. The cgroup column is the mode the Docker runtime needs",
+        "(CCI-NMD-08).",
         "",
         "With a 4.x line the deploy and `config check` refuse without `nomad.servers`, all of",
         "`nomad.tls` and `network.nomad_server_cidrs`; a client newer than `nomad.server_version`",
