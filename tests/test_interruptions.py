@@ -338,3 +338,14 @@ def test_v2_removes_the_dropin_and_config_check_warns(tmp_path):
     settings = load_settings(write_inventory(tmp_path, VALID + 'cgroup_version = "v2"\n'))
     (cmdline,) = nomad_controls._cgroup_resources(settings, STAND_IN)
     assert cmdline.content == "" and cmdline.unwanted == (V1,)
+
+
+def test_a_vms_clock_jitter_between_boots_does_not_move_the_reservation():
+    from cci_harden.model.hostinfo import HostInfo
+
+    def mhz(khz: str) -> int:
+        lines = ["2", "8000000", "debian 12 bookworm", "h", "amd64", khz, "", "", "none"]
+        return HostInfo.parse(lines).cpu_mhz
+
+    assert mhz("2600412") == mhz("2599992") == 2600
+    assert mhz("2200000") == 2200 and mhz("0") == 0

@@ -68,7 +68,9 @@ class HostInfo:
             hostname=hostname,
             codename=codename or "unknown",
             arch={"x86_64": "amd64", "aarch64": "arm64"}.get(arch, arch),
-            cpu_mhz=int(khz or 0) // 1000,
+            # to the nearest 100 MHz: a VM's measured clock moves a little at every boot
+            # (2600.4, then 2599.9), and the reservation (cores x clock) must not move with it
+            cpu_mhz=round(int(khz or 0) / 100_000) * 100,
             nameservers=tuple(resolvers.split()),
             primary_ipv4=address,
             container=container or "none",
