@@ -59,7 +59,9 @@ def _cmd_apply(args: argparse.Namespace) -> int:
 def _cmd_testbed_up(args: argparse.Namespace) -> int:
     from . import testbed
 
-    report = testbed.up(args.hosts, Path(args.inventory_dir), log=_info, vms=args.vms)
+    report = testbed.up(
+        args.hosts, Path(args.inventory_dir), log=_info, vms=args.vms, release=args.release
+    )
     for record in report.hosts:
         print(f"{record.name}\t{record.address}\tpid {record.pid}")
     for vm_record in report.vms:
@@ -400,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_rollout_parser(commands)
 
-    bed = commands.add_parser("testbed", help="local Debian 12 test hosts (needs root)")
+    bed = commands.add_parser("testbed", help="local Debian 12 or 13 test hosts (needs root)")
     bed_commands = bed.add_subparsers(dest="testbed_command", required=True)
     bed_up = bed_commands.add_parser("up", help="boot test hosts and write inventories/testbed")
     bed_up.add_argument(
@@ -412,6 +414,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="number of VM hosts with their own kernel, in host group 'vm' (QEMU, 1 GiB and "
         "about a minute to boot each; default: keep those running)",
+    )
+    bed_up.add_argument(
+        "--release",
+        default="bookworm",
+        choices=("bookworm", "trixie"),
+        help="the Debian release of the hosts and VMs (bookworm: 12, the default; trixie: 13); "
+        "a running host of the other release is made again",
     )
     bed_up.add_argument(
         "--inventory-dir", default="inventories", help="where to write the testbed inventory"

@@ -150,7 +150,9 @@ def test_init_writes_a_documented_inventory_and_refuses_to_overwrite(tmp_path):
     proc = run_cli("init", "eu-install", "--inventory-dir", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     settings = (tmp_path / "eu-install.toml").read_text()
-    assert "# Cores kept for coordination (seed: 2)\nreserved_cpu_cores = 2" in settings
+    assert (
+        "# Cores kept for coordination (CircleCI documents 2)\nreserved_cpu_cores = 2" in settings
+    )
     assert 'node_class = "linux-64bit"' in settings
     assert "[x] Each Nomad client keeps 2 vCPU and 4 GB" in proc.stdout
     assert "[ ] Two-factor authentication on the VCS" in proc.stdout

@@ -372,7 +372,9 @@ class NomadSettings(_Section):
     data_dir: DataDirectory = Field(
         "/opt/nomad", description="Nomad's state directory (its own, never a system directory)"
     )
-    reserved_cpu_cores: int = Field(2, ge=0, description="Cores kept for coordination (seed: 2)")
+    reserved_cpu_cores: int = Field(
+        2, ge=0, description="Cores kept for coordination (CircleCI documents 2)"
+    )
     reserved_memory_mb: int = Field(4096, ge=0, description="Memory kept for coordination (4 GB)")
     min_job_cpus: int = Field(1, ge=1, description="A host must fit one job of this size ...")
     min_job_memory_mb: int = Field(2048, ge=256, description="... and this much memory")
@@ -384,6 +386,12 @@ class NomadSettings(_Section):
         None,
         description="The kernel's cgroup mode, set on the kernel command line (a reboot): v1 for "
         "the Docker runtime, as CircleCI documents (default from server.version)",
+    )
+    allow_deprecated_cgroup_v1: Flag = Field(
+        False,
+        description="Debian 13's systemd (257) boots cgroup v1 only with "
+        "SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1 and is removing it: a Debian 13 host in v1 is "
+        "refused unless this is true (the force flag is then added to the kernel command line)",
     )
 
     @field_validator("servers")

@@ -20,6 +20,7 @@ from ..model.kinds import (
     Sysctl,
     SystemAccounts,
 )
+from ..model.releases import release_for
 from .baseline_data import (
     BLACKLISTED_MODULES,
     FILE_MODES,
@@ -54,7 +55,10 @@ def _sysctl_resources(settings, info):
         lines.append(f"# {source}\n{key} = {value}\n")
     return [
         ManagedFile(SYSCTL_FILE, "".join(lines)),
-        *(Sysctl(key, value, SYSCTL_FILE) for key, value, _source in SYSCTL),
+        *(
+            Sysctl(key, value, SYSCTL_FILE, release_for(info).reads_sysctl_conf)
+            for key, value, _source in SYSCTL
+        ),
     ]
 
 

@@ -162,7 +162,8 @@ DAEMON = Control(
 
 
 def _seccomp_resources(settings, info):
-    return [ManagedFile(PROFILE_PATH, render_profile(engine_major(settings)), reload=("docker",))]
+    profile = render_profile(engine_major(settings, info))
+    return [ManagedFile(PROFILE_PATH, profile, reload=("docker",))]
 
 
 SECCOMP = Control(

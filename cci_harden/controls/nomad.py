@@ -26,6 +26,7 @@ from ..model.kinds import (
 from ..model.kinds.runtime import NOMAD_BINARY as BINARY
 from ..model.kinds.runtime import NOMAD_KEY_PATH as KEY_PATH
 from ..model.nomad_api import TOKEN_HEADER_FILE
+from ..model.releases import CGROUP_V1_FORCE, release_for
 from ..model.render import render
 from .sources import notes, seed
 
@@ -426,13 +427,14 @@ UNIFIED_HIERARCHY = "systemd.unified_cgroup_hierarchy=1"
 
 def _cgroup_resources(settings, info):
     if settings.nomad.cgroup_version == "v1":
+        wanted: tuple[str, ...] = (LEGACY_HIERARCHY,)
+        if release_for(info).cgroup_v1_forced and settings.nomad.allow_deprecated_cgroup_v1:
+            wanted += (CGROUP_V1_FORCE,)  # systemd 256+: v1 only when forced
         content = (
             "# Managed by cci-harden (CCI-NMD-08): cgroup v1, as CircleCI's Docker runtime needs\n"
-            f'GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX {LEGACY_HIERARCHY}"\n'
+            f'GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX {" ".join(wanted)}"\n'
         )
-        return [
-            KernelCmdline(CGROUP_DROPIN, content, (LEGACY_HIERARCHY,), (UNIFIED_HIERARCHY,), "v1")
-        ]
+        return [KernelCmdline(CGROUP_DROPIN, content, wanted, (UNIFIED_HIERARCHY,), "v1")]
     return [KernelCmdline(CGROUP_DROPIN, "", (), (LEGACY_HIERARCHY,), "v2")]
 
 
@@ -454,7 +456,9 @@ CGROUP = Control(
     "`config check` warns that CircleCI documents it as unsupported for the Docker runtime.",
     resources=_cgroup_resources,
     circleci_impact="The mode CircleCI's Docker-runtime clients are documented to run; on Debian "
-    "12, systemd 252 still offers it.",
+    "12, systemd 252 still offers it. On Debian 13, systemd 257 boots v1 only with "
+    f"{CGROUP_V1_FORCE} and is removing it: such a host is refused (CCI-TK-03) unless "
+    "nomad.allow_deprecated_cgroup_v1 is set, which adds the force flag.",
     testbed="configured on container hosts (their kernel is the machine's); on a VM host booting "
     "through its own GRUB, applied by the rollout's reboot",
     tags=("nomad",),

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+from ..model.releases import release_for
+
 PROFILE_PATH = "/etc/docker/seccomp/circleci.json"
 
 # The seed's addition, exactly as the security page gives it.
@@ -67,16 +69,15 @@ ENGINE_DEFAULTS = (
         "01536f1d1df938ae611eba20d6349e0de7a99b6ecdee1549427a0b01b8301e28",
     ),
 )
-# Debian 12's docker.io package, what install_source "docker.io" installs
-DEBIAN_DOCKER_IO_MAJOR = 20
 
 
-def engine_major(settings) -> int:
-    """The Docker engine major version the settings install (docker-ce pinned: its version;
-    Debian's docker.io: 20; docker-ce unpinned: the newest line vendored)."""
+def engine_major(settings, info=None) -> int:
+    """The Docker engine major version the settings install on the host (docker-ce pinned: its
+    version; Debian's docker.io: the release's own, 20 on Debian 12 and 26 on 13, Debian 12's
+    without a host; docker-ce unpinned: the newest line vendored)."""
     docker = settings.docker
     if docker.install_source == "docker.io":
-        return DEBIAN_DOCKER_IO_MAJOR
+        return release_for(info).docker_io_major
     match = re.match(r"(?:[0-9]+:)?([0-9]+)\.", docker.version or "")
     return int(match.group(1)) if match else ENGINE_DEFAULTS[-1].major
 

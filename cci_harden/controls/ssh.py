@@ -1,10 +1,11 @@
 """sshd on a Nomad client: keys only, modern algorithms, small limits, verbose logs, no lockout.
 
 Algorithms are what ssh-audit rates well *and* what the deploy's own SSH client (paramiko, through
-pyinfra) can still speak: the post-quantum ``sntrup761x25519-sha512`` key exchange comes first for
-OpenSSH clients, and ``curve25519-sha256`` stays for paramiko, which has no post-quantum key
-exchange yet. ssh-audit warns about the two curve25519 names for that reason alone (documented in
-docs/ssh-audit.md and asserted by the tests); everything else it flags on a stock host is gone.
+pyinfra) can still speak: the release's post-quantum key exchanges come first for OpenSSH clients
+(``mlkem768x25519-sha256`` where OpenSSH 10 has it, then ``sntrup761x25519-sha512``), and
+``curve25519-sha256`` stays for paramiko, which has no post-quantum key exchange yet. ssh-audit
+warns about the two curve25519 names for that reason alone (documented in docs/ssh-audit.md and
+asserted by the tests); everything else it flags on a stock host is gone.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from ..config.materials import PreflightError, load_host_ca
 from ..model.control import Control, Source
 from ..model.kinds import HostCertificate, ManagedFile, SshdEffective
+from ..model.releases import release_for
 from ..model.render import render
 from .sources import hardening_page
 
@@ -19,7 +21,6 @@ DROPIN = "/etc/ssh/sshd_config.d/00-cci-harden.conf"
 HOST_KEY = "/etc/ssh/ssh_host_ed25519_key.pub"
 HOST_CERT = "/etc/ssh/ssh_host_ed25519_key-cert.pub"
 CERT_ALGORITHM = "ssh-ed25519-cert-v01@openssh.com"
-KEX = ["sntrup761x25519-sha512@openssh.com", "curve25519-sha256", "curve25519-sha256@libssh.org"]
 CIPHERS = [
     "chacha20-poly1305@openssh.com",
     "aes256-gcm@openssh.com",
@@ -55,7 +56,7 @@ def permit_root_login(settings) -> str:
     return "prohibit-password" if "root" in users else "no"
 
 
-def sshd_dropin(settings) -> str:
+def sshd_dropin(settings, info=None) -> str:
     ssh = settings.ssh
     host_keys = [f"/etc/ssh/ssh_host_{kind}_key" for kind in ssh.host_key_types]
     host_key_algorithms = []
@@ -76,7 +77,7 @@ def sshd_dropin(settings) -> str:
         host_keys=host_keys,
         host_certificates=[HOST_CERT] if certified else [],
         host_key_algorithms=host_key_algorithms,
-        kex=KEX,
+        kex=release_for(info).kex,
         ciphers=CIPHERS,
         macs=MACS,
         pubkey_algorithms=PUBKEY_ALGORITHMS,
@@ -88,14 +89,14 @@ def sshd_dropin(settings) -> str:
 
 def _resources(settings, info):
     return [
-        ManagedFile(DROPIN, sshd_dropin(settings), mode=0o600, guard="sshd"),
+        ManagedFile(DROPIN, sshd_dropin(settings, info), mode=0o600, guard="sshd"),
         ManagedFile("/etc/issue", BANNER),
         ManagedFile("/etc/issue.net", BANNER),
-        SshdEffective(tuple(effective(settings).items())),
+        SshdEffective(tuple(effective(settings, info).items())),
     ]
 
 
-def effective(settings) -> dict[str, str]:
+def effective(settings, info=None) -> dict[str, str]:
     """What ``sshd -T`` must print, whatever other files say."""
     root = permit_root_login(settings)
     return {
@@ -114,7 +115,7 @@ def effective(settings) -> dict[str, str]:
         "permittunnel": "no",
         "permituserenvironment": "no",
         "loglevel": "VERBOSE",
-        "kexalgorithms": ",".join(KEX),
+        "kexalgorithms": ",".join(release_for(info).kex),
         "ciphers": ",".join(CIPHERS),
         "macs": ",".join(MACS),
     }

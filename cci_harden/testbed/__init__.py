@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import hosts, image, limits, network, pki, process, proxy, release, servicenet, vm, vmimage
-from .layout import Layout
+from .layout import DEFAULT_RELEASE, RELEASES, Layout
 from .state import HostRecord, TestbedState, VmRecord
 from .system import require_programs, require_root
 from .writer import write_inventory
@@ -43,9 +43,10 @@ class UpReport:
     accel: str = ""
 
 
-def _record(layout: Layout, index: int) -> HostRecord:
+def _record(layout: Layout, index: int, release: str) -> HostRecord:
     name = layout.host_name(index)
     return HostRecord(
+        release=release,
         name=name,
         index=index,
         address=str(layout.host_address(index)),
@@ -61,9 +62,11 @@ def up(
     layout: Layout | None = None,
     log=print,
     vms: int | None = None,
+    release: str = DEFAULT_RELEASE,
 ) -> UpReport:
-    """Bring ``count`` container hosts and ``vms`` VM hosts up (``None``: keep the VMs running),
-    keeping those already running, and write the inventory."""
+    """Bring ``count`` container hosts and ``vms`` VM hosts of Debian ``release`` up (``None``:
+    keep the VMs running), keeping those already running that run it (a host of another
+    release is made again), and write the inventory."""
     from ..model.errors import TestbedError
 
     layout = layout or Layout()
@@ -73,8 +76,11 @@ def up(
         raise TestbedError("--hosts must be between 1 and 200")
     if vms is not None and not 0 <= vms <= MAX_VMS:
         raise TestbedError(f"--vms must be between 0 and {MAX_VMS} (each VM takes 1 GiB)")
+    if release not in RELEASES:
+        known = ", ".join(f"{name} (Debian {version})" for name, version in RELEASES.items())
+        raise TestbedError(f"--release {release}: the test bed boots {known}")
     started = time.monotonic()
-    image_seconds = image.build_image(layout, log=log)
+    image_seconds = image.build_image(layout, release, log=log)
     state = TestbedState.load(layout.state_file)
     client_key = hosts.ensure_client_key(layout)
 
@@ -95,10 +101,15 @@ def up(
         state.save(layout.state_file)
 
     limits.ensure_inotify_for(count, state, lambda: state.save(layout.state_file))
-    wanted = [_record(layout, i) for i in range(1, count + 1)]
+    wanted = [_record(layout, i, release) for i in range(1, count + 1)]
     for name in sorted(set(state.hosts) - {r.name for r in wanted}):
         _remove_host(layout, state.hosts.pop(name))
         state.save(layout.state_file)
+    for fresh in wanted:
+        kept = state.hosts.get(fresh.name)
+        if kept is not None and kept.release != release:  # made again from the other image
+            _remove_host(layout, state.hosts.pop(fresh.name))
+            state.save(layout.state_file)
 
     for fresh in wanted:
         record = state.hosts.setdefault(fresh.name, fresh)
@@ -121,8 +132,8 @@ def up(
     vm_image_seconds, accel = 0.0, ""
     if vm_count:
         require_programs(("qemu-system-x86_64", "qemu-img", "mkfs.ext4", "sfdisk"))
-        vm_image_seconds = vmimage.build(layout, log=log)
-        accel = vm.probe_kvm(layout, log=log)
+        vm_image_seconds = vmimage.build(layout, release, log=log)
+        accel = vm.probe_kvm(layout, release, log=log)
         cores = os.cpu_count() or 1
         if accel == "tcg" and vm_count * vm.CPUS > cores:
             # measured: two VMs on two cores stall (RCU stalls, no SSH within minutes)
@@ -130,7 +141,7 @@ def up(
                 f"--vms {vm_count} needs {vm_count * vm.CPUS} cores under software emulation "
                 f"({vm.CPUS} vCPUs each); this machine has {cores}"
             )
-    vm_records = _bring_vms_up(layout, state, vm_count, client_key, accel)
+    vm_records = _bring_vms_up(layout, state, vm_count, client_key, accel, release)
 
     records = [state.hosts[r.name] for r in wanted]
     with ThreadPoolExecutor(max_workers=len(records) + len(vm_records)) as pool:
@@ -211,13 +222,15 @@ def _boot_vm(layout, state, record, client_key, accel) -> None:
 
 
 def _bring_vms_up(
-    layout: Layout, state: TestbedState, count: int, client_key: Path, accel: str
+    layout: Layout, state: TestbedState, count: int, client_key: Path, accel: str, release: str
 ) -> list[VmRecord]:
-    """Keep or boot VMs 1..count; remove the rest. Each is recorded before it is made."""
-    wanted = [vm.record_for(layout, i) for i in range(1, count + 1)]
-    for name in sorted(set(state.vms) - {r.name for r in wanted}):
-        vm.remove(state.vms.pop(name))
-        state.save(layout.state_file)
+    """Keep or boot VMs 1..count of ``release``; remove the rest. Each is recorded before it is
+    made."""
+    wanted = [vm.record_for(layout, i, release) for i in range(1, count + 1)]
+    for name, kept in sorted(state.vms.items()):
+        if name not in {r.name for r in wanted} or kept.release != release:
+            vm.remove(state.vms.pop(name))
+            state.save(layout.state_file)
     for fresh in wanted:
         record = state.vms.setdefault(fresh.name, fresh)
         if not vm.running(record):

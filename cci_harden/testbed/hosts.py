@@ -60,7 +60,7 @@ def mount_overlay(layout: Layout, record: HostRecord) -> None:
         (host_dir / sub).mkdir(parents=True, exist_ok=True)
     if not is_mounted(merged):
         options = (
-            f"lowerdir={layout.base_image},"
+            f"lowerdir={layout.base_image(record.release)},"
             f"upperdir={host_dir / 'upper'},workdir={host_dir / 'work'}"
         )
         run(["mount", "-t", "overlay", "overlay", "-o", options, str(merged)])

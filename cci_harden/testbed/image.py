@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from . import mirror
-from .layout import BASE_PACKAGES, SUITE, Layout
+from .layout import BASE_PACKAGES, DEFAULT_RELEASE, Layout
 from .system import run
 
 MARKER = "etc/cci-testbed-image"
@@ -33,21 +33,21 @@ def _lock(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _marker_text() -> str:
-    return f"suite={SUITE}\npackages={','.join(BASE_PACKAGES)}\nrevision={REVISION}\n"
+def _marker_text(release: str) -> str:
+    return f"suite={release}\npackages={','.join(BASE_PACKAGES)}\nrevision={REVISION}\n"
 
 
-def image_ready(layout: Layout) -> bool:
-    marker = layout.base_image / MARKER
-    return marker.is_file() and marker.read_text() == _marker_text()
+def image_ready(layout: Layout, release: str = DEFAULT_RELEASE) -> bool:
+    marker = layout.base_image(release) / MARKER
+    return marker.is_file() and marker.read_text() == _marker_text(release)
 
 
-def _debootstrapped(layout: Layout) -> bool:
-    marker = layout.base_image / MARKER
+def _debootstrapped(layout: Layout, release: str) -> bool:
+    marker = layout.base_image(release) / MARKER
     return marker.is_file() and f"packages={','.join(BASE_PACKAGES)}\n" in marker.read_text()
 
 
-def _customise(root: Path, sources: list[mirror.AptSource]) -> None:
+def _customise(root: Path, sources: list[mirror.AptSource], release: str) -> None:
     """Make the image a template: no per-host identity, the machine's own apt sources."""
     for key in (root / "etc/ssh").glob("ssh_host_*"):
         key.unlink()
@@ -65,36 +65,40 @@ def _customise(root: Path, sources: list[mirror.AptSource]) -> None:
     # revision 2 retried one unit after the cgroup race; hosts.wait_for_boot now handles any unit
     shutil.rmtree(root / "etc/systemd/system/systemd-user-sessions.service.d", ignore_errors=True)
     (root / "root/.ssh").mkdir(mode=0o700, exist_ok=True)
-    (root / MARKER).write_text(_marker_text())
+    (root / MARKER).write_text(_marker_text(release))
 
 
-def build_image(layout: Layout, *, force: bool = False, log=print) -> float:
-    """Build the base image if it is missing; return the seconds it took (0 when cached)."""
-    with _lock(layout.cache_dir / "base.lock"):
-        if image_ready(layout) and not force:
+def build_image(
+    layout: Layout, release: str = DEFAULT_RELEASE, *, force: bool = False, log=print
+) -> float:
+    """Build the release's base image if it is missing; return the seconds it took (0 when
+    cached)."""
+    image = layout.base_image(release)
+    with _lock(layout.cache_dir / f"base-{release}.lock"):
+        if image_ready(layout, release) and not force:
             return 0.0
-        if _debootstrapped(layout) and not force:
-            _customise(layout.base_image, mirror.debian_sources(SUITE))
+        if _debootstrapped(layout, release) and not force:
+            _customise(image, mirror.debian_sources(release), release)
             return 0.0
-        sources = mirror.debian_sources(SUITE)
-        main_mirror = mirror.debian_mirror(SUITE, sources)
-        staging = layout.cache_dir / f"base-{SUITE}.partial"
+        sources = mirror.debian_sources(release)
+        main_mirror = mirror.debian_mirror(release, sources)
+        staging = layout.cache_dir / f"base-{release}.partial"
         if staging.exists():
             shutil.rmtree(staging)
-        log(f"building the base image with debootstrap ({SUITE}); this takes about a minute")
+        log(f"building the base image with debootstrap ({release}); this takes about a minute")
         started = time.monotonic()
         run(
             [
                 "debootstrap",
                 "--variant=minbase",
                 f"--include={','.join(BASE_PACKAGES)}",
-                SUITE,
+                release,
                 str(staging),
                 main_mirror,
             ]
         )
-        _customise(staging, sources)
-        if layout.base_image.exists():
-            shutil.rmtree(layout.base_image)
-        staging.rename(layout.base_image)
+        _customise(staging, sources, release)
+        if image.exists():
+            shutil.rmtree(image)
+        staging.rename(image)
         return time.monotonic() - started

@@ -12,7 +12,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SUITE = "bookworm"
+# Debian releases the test bed boots (codename -> version); hosts run the default unless
+# `testbed up --release` names another. Every one comes from this machine's own mirror.
+RELEASES = {"bookworm": "12", "trixie": "13"}
+DEFAULT_RELEASE = "bookworm"
 # Packages the base image carries: an init, sshd, and what pyinfra and testinfra use on a host.
 BASE_PACKAGES = (
     "systemd",
@@ -42,9 +45,8 @@ class Layout:
     # the cloud metadata address, held by the service namespace; VM hosts route it on the bridge
     metadata_address: ipaddress.IPv4Address = ipaddress.IPv4Address("169.254.169.254")
 
-    @property
-    def base_image(self) -> Path:
-        return self.cache_dir / f"base-{SUITE}"
+    def base_image(self, release: str = DEFAULT_RELEASE) -> Path:
+        return self.cache_dir / f"base-{release}"
 
     @property
     def proxy_cache(self) -> Path:

@@ -76,18 +76,34 @@ def machine_apt_sources(
     return sources
 
 
-def debian_sources(suite: str, sources: list[AptSource] | None = None) -> list[AptSource]:
-    """The machine's sources that serve ``suite`` (and its -updates and -security companions)."""
-    sources = machine_apt_sources() if sources is None else sources
+def _serving(suite: str, sources: list[AptSource]) -> list[AptSource]:
     wanted = {suite, f"{suite}-updates", f"{suite}-security"}
     chosen = []
     for source in sources:
         suites = tuple(s for s in source.suites if s in wanted)
         if suites:
             chosen.append(AptSource(source.uri, suites, source.components))
-    if not any(suite in s.suites for s in chosen):
+    return chosen if any(suite in s.suites for s in chosen) else []
+
+
+def debian_sources(suite: str, sources: list[AptSource] | None = None) -> list[AptSource]:
+    """The machine's sources that serve ``suite`` (and its -updates and -security companions).
+
+    A machine lists only its own release; its mirror serves the others too, so for a release it
+    does not list, its own release's sources are taken with the suite names changed."""
+    sources = machine_apt_sources() if sources is None else sources
+    chosen = _serving(suite, sources)
+    own_releases = [s for source in sources for s in source.suites if "-" not in s]
+    for own in dict.fromkeys(own_releases):
+        if chosen:
+            break
+        chosen = [
+            AptSource(s.uri, tuple(suite + name[len(own) :] for name in s.suites), s.components)
+            for s in _serving(own, sources)
+        ]
+    if not chosen:
         raise TestbedError(
-            f"this machine's apt configuration has no source for Debian '{suite}' "
+            f"this machine's apt configuration has no Debian source to take '{suite}' from "
             f"(looked in {APT_SOURCES_LIST} and {APT_SOURCES_DIR}/*.sources)"
         )
     return chosen

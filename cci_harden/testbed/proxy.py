@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from . import mirror, process
-from .layout import SUITE, Layout
+from .layout import DEFAULT_RELEASE, RELEASES, Layout
 
 SYSTEM_CONFIG = Path("/etc/apt-cacher-ng")
 
@@ -27,7 +27,7 @@ def _write_config(layout: Layout) -> Path:
     if conf.exists():
         shutil.rmtree(conf)
     shutil.copytree(SYSTEM_CONFIG, conf)
-    (conf / "backends_debian").write_text(mirror.debian_mirror(SUITE) + "/\n")
+    (conf / "backends_debian").write_text(mirror.debian_mirror(DEFAULT_RELEASE) + "/\n")
     return conf
 
 
@@ -64,12 +64,11 @@ def prewarm(layout: Layout) -> list[str]:
     """Fetch each suite's InRelease once, one at a time, before hosts ask for them together."""
     import urllib.request
 
-    sources_file = layout.base_image / "etc/apt/sources.list.d/debian.sources"
-    if not sources_file.is_file():
-        return []
+    files = [layout.base_image(r) / "etc/apt/sources.list.d/debian.sources" for r in RELEASES]
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": layout.proxy_url}))
     failed = []
-    for source in mirror._parse_deb822(sources_file.read_text()):
+    sources = [s for f in files if f.is_file() for s in mirror._parse_deb822(f.read_text())]
+    for source in sources:
         for suite in source.suites:
             url = f"{source.uri}/dists/{suite}/InRelease"
             try:

@@ -11,6 +11,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .layout import DEFAULT_RELEASE
+
 
 @dataclass
 class HostRecord:
@@ -21,6 +23,7 @@ class HostRecord:
     veth: str
     merged: str
     pid: int | None = None
+    release: str = DEFAULT_RELEASE  # the Debian codename its base image is
 
 
 @dataclass
@@ -32,6 +35,7 @@ class VmRecord:
     mac: str
     directory: str
     pid: int | None = None
+    release: str = DEFAULT_RELEASE
     # GRUB is installed on its disk: it boots through its own bootloader, not the test bed's
     # direct kernel boot (only its very first boot is direct)
     bootloader: bool = False

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..model.errors import TestbedError
 from . import network, process, vmimage
-from .layout import Layout
+from .layout import DEFAULT_RELEASE, Layout
 from .state import VmRecord
 from .system import run
 
@@ -30,9 +30,10 @@ MEMORY_MIB = 6656
 CPUS = 2
 
 
-def record_for(layout: Layout, index: int) -> VmRecord:
+def record_for(layout: Layout, index: int, release: str = DEFAULT_RELEASE) -> VmRecord:
     name = layout.vm_name(index)
     return VmRecord(
+        release=release,
         name=name,
         index=index,
         address=str(layout.vm_address(index)),
@@ -101,7 +102,7 @@ def write_seed(layout: Layout, record: VmRecord, client_key: Path) -> Path:
 def create_disk(layout: Layout, record: VmRecord) -> None:
     disk = Path(marker(record))
     disk.unlink(missing_ok=True)
-    base = vmimage.image_dir(layout) / "disk.raw"
+    base = vmimage.image_dir(layout, record.release) / "disk.raw"
     run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", "raw", str(disk)])
     disk.chmod(0o600)  # the VM writes its host key and everything else into it
 
@@ -122,7 +123,7 @@ def boot(layout: Layout, record: VmRecord, accel: str) -> int:
     """The VM's first boot loads the image's kernel directly; once GRUB is on its disk
     (``record.bootloader``) it boots from the disk, as a cloud instance does, so the kernel
     command line is the one its own GRUB configuration gives (and a reboot reads it again)."""
-    image = vmimage.image_dir(layout)
+    image = vmimage.image_dir(layout, record.release)
     directory = Path(record.directory)
     direct = [
         "-kernel",
@@ -245,7 +246,7 @@ def memory_bytes(record: VmRecord) -> int:
     return process.pss_bytes([record.pid]) if running(record) and record.pid else 0
 
 
-def probe_kvm(layout: Layout, log=print) -> str:
+def probe_kvm(layout: Layout, release: str = DEFAULT_RELEASE, log=print) -> str:
     """ "kvm" when /dev/kvm boots this kernel fast, else "tcg"; the verdict is cached per kernel.
 
     Some machines expose /dev/kvm without hardware virtualisation (a nested PVM module): there a
@@ -254,7 +255,7 @@ def probe_kvm(layout: Layout, log=print) -> str:
     """
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return "tcg"
-    image = vmimage.image_dir(layout)
+    image = vmimage.image_dir(layout, release)
     kernel = image / "vmlinuz"
     verdict_file = image / "kvm-probe"
     stamp = f"{kernel.stat().st_size}:{kernel.stat().st_mtime_ns}"

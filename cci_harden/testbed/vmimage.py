@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import mirror
 from .image import _lock
-from .layout import SUITE, Layout
+from .layout import DEFAULT_RELEASE, Layout
 from .system import run
 
 # What a CircleCI Nomad client VM needs to boot and be reached, plus what the deploy would
@@ -100,12 +100,12 @@ WantedBy=sysinit.target
 """
 
 
-def image_dir(layout: Layout) -> Path:
-    return layout.cache_dir / f"vm-{SUITE}"
+def image_dir(layout: Layout, release: str = DEFAULT_RELEASE) -> Path:
+    return layout.cache_dir / f"vm-{release}"
 
 
-def _marker_text() -> str:
-    return f"suite={SUITE}\npackages={','.join(VM_PACKAGES)}\nrevision={REVISION}\n"
+def _marker_text(release: str) -> str:
+    return f"suite={release}\npackages={','.join(VM_PACKAGES)}\nrevision={REVISION}\n"
 
 
 def _tree_marker(tree: Path) -> str:
@@ -113,10 +113,10 @@ def _tree_marker(tree: Path) -> str:
     return marker.read_text() if marker.is_file() else ""
 
 
-def ready(layout: Layout) -> bool:
-    directory = image_dir(layout)
+def ready(layout: Layout, release: str = DEFAULT_RELEASE) -> bool:
+    directory = image_dir(layout, release)
     return all((directory / f).is_file() for f in ("disk.raw", "vmlinuz", "initrd.img")) and (
-        _tree_marker(directory / "root") == _marker_text()
+        _tree_marker(directory / "root") == _marker_text(release)
     )
 
 
@@ -128,7 +128,7 @@ def _enable(root: Path, unit: str, target: str) -> None:
     link.symlink_to(unit)
 
 
-def _customise(root: Path, sources: list[mirror.AptSource]) -> None:
+def _customise(root: Path, sources: list[mirror.AptSource], release: str) -> None:
     """A template: no identity, the machine's own apt sources, networkd, the seed unit."""
     for key in (root / "etc/ssh").glob("ssh_host_*"):
         key.unlink()
@@ -153,7 +153,7 @@ def _customise(root: Path, sources: list[mirror.AptSource]) -> None:
     link.unlink(missing_ok=True)
     link.symlink_to("/dev/null")
     (root / "root/.ssh").mkdir(mode=0o700, exist_ok=True)
-    (root / MARKER).write_text(_marker_text())
+    (root / MARKER).write_text(_marker_text(release))
 
 
 def _kernel_files(root: Path) -> tuple[Path, Path]:
@@ -192,14 +192,15 @@ def _pack(directory: Path) -> None:
     partial.rename(directory / "disk.raw")
 
 
-def build(layout: Layout, *, log=print) -> float:
-    """Build the VM image if missing or stale; return the seconds it took (0 when cached)."""
-    directory = image_dir(layout)
-    with _lock(layout.cache_dir / "vm.lock"):
-        if ready(layout):
+def build(layout: Layout, release: str = DEFAULT_RELEASE, *, log=print) -> float:
+    """Build the release's VM image if missing or stale; return the seconds it took (0 when
+    cached)."""
+    directory = image_dir(layout, release)
+    with _lock(layout.cache_dir / f"vm-{release}.lock"):
+        if ready(layout, release):
             return 0.0
         started = time.monotonic()
-        sources = mirror.debian_sources(SUITE)
+        sources = mirror.debian_sources(release)
         tree = directory / "root"
         debootstrapped = f"packages={','.join(VM_PACKAGES)}\n" in _tree_marker(tree)
         if not debootstrapped:
@@ -207,21 +208,21 @@ def build(layout: Layout, *, log=print) -> float:
             if staging.exists():
                 shutil.rmtree(staging)
             directory.mkdir(parents=True, exist_ok=True)
-            log(f"building the VM image with debootstrap ({SUITE}, with a kernel): 2 minutes")
+            log(f"building the VM image with debootstrap ({release}, with a kernel): 2 minutes")
             run(
                 [
                     "debootstrap",
                     "--variant=minbase",
                     f"--include={','.join(VM_PACKAGES)}",
-                    SUITE,
+                    release,
                     str(staging),
-                    mirror.debian_mirror(SUITE, sources),
+                    mirror.debian_mirror(release, sources),
                 ]
             )
             if tree.exists():
                 shutil.rmtree(tree)
             staging.rename(tree)
         (directory / "disk.raw").unlink(missing_ok=True)
-        _customise(tree, sources)
+        _customise(tree, sources, release)
         _pack(directory)
         return time.monotonic() - started

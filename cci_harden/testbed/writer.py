@@ -10,7 +10,7 @@ from pathlib import Path
 from ..fleet.inventory import Inventory
 from ..fleet.sshconfig import render_ssh_config
 from . import hosts
-from .layout import Layout
+from .layout import DEFAULT_RELEASE, RELEASES, Layout
 from .pki import Pki
 from .release import Release
 from .state import HostRecord, VmRecord
@@ -48,14 +48,22 @@ def render_settings(
     standin: Release,
     tls: Pki,
 ) -> str:
-    host_lines = ",\n".join(
-        [f"  {{ name = {_q(r.name)}, address = {_q(r.address)} }}" for r in records]
-        + [
-            f"  {{ name = {_q(v.name)}, address = {_q(v.address)}, groups = [{_q(VM_GROUP)}] }}"
-            for v in vms
-        ]
-    )
+    def line(record: HostRecord | VmRecord, *groups: str) -> str:
+        # a group per Debian release (debian12, debian13), for --limit and the tests
+        names = ", ".join(_q(g) for g in (*groups, f"debian{RELEASES[record.release]}"))
+        address = _q(record.address)
+        return f"  {{ name = {_q(record.name)}, address = {address}, groups = [{names}] }}"
+
+    host_lines = ",\n".join([line(r) for r in records] + [line(v, VM_GROUP) for v in vms])
     subnet = _q(str(layout.subnet))
+    newer = sorted({r.release for r in [*records, *vms]} - {DEFAULT_RELEASE})
+    cgroup = (
+        "# Debian 13's systemd boots cgroup v1 (the mode CircleCI documents for Docker) only when\n"
+        "# forced, and is removing it: the test bed says so explicitly, as an operator must\n"
+        "allow_deprecated_cgroup_v1 = true\n"
+        if newer
+        else ""
+    )
     return f"""\
 # Settings of the local test bed, written by `cci-harden testbed up`.
 name = "testbed"
@@ -95,9 +103,10 @@ gpg_fingerprint = {_q(standin.fingerprint)}
 gpg_key_file = {_q(str(standin.public_key))}
 servers = [{_q(f"{layout.bridge_address}:4647")}]
 # Test-bed deviation: its hosts share this machine's {os.cpu_count()} CPUs, so one core is
-# reserved instead of the seed's two (the capacity check refuses two here, as it should).
+# reserved instead of the two CircleCI documents (the capacity check refuses two here, as it
+# should).
 reserved_cpu_cores = 1
-
+{cgroup}
 [nomad.tls]
 ca_file = {_q(str(tls.ca_file))}
 cert_file = {_q(str(tls.cert_file))}

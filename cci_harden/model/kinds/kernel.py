@@ -89,6 +89,8 @@ class Sysctl(Resource):
     name: str
     value: str
     file: str
+    # Debian 13's systemd no longer reads /etc/sysctl.conf: a line there overrides nothing
+    reads_sysctl_conf: bool = True
 
     @property
     def key(self) -> str:
@@ -137,7 +139,11 @@ class Sysctl(Resource):
     def overriding(self, state: SysctlState) -> list[tuple[str, str]]:
         """Other files whose differing value for this key is applied after ours."""
         ours = max((i for i, (f, _) in enumerate(state.settings) if f == self.file), default=-1)
-        return [(f, v) for f, v in state.settings[ours + 1 :] if f != self.file and v != self.value]
+        return [
+            (f, v)
+            for f, v in state.settings[ours + 1 :]
+            if f != self.file and v != self.value and (self.reads_sysctl_conf or f != SYSCTL_CONF)
+        ]
 
     def compare(self, state: SysctlState, info: HostInfo) -> list[Finding]:
         findings = []
