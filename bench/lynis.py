@@ -1,4 +1,4 @@
-"""External judge for issue 4: Lynis's hardening index on a test-bed host.
+"""External judge: Lynis's hardening index on a test-bed host.
 
     .venv/bin/python bench/lynis.py [--inventory inventories/testbed] [--host tb1] [--fresh HOST]
 

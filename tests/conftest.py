@@ -86,3 +86,16 @@ def ssh(inventory, host: str, command: str, check: bool = True) -> subprocess.Co
     if check:
         assert proc.returncode == 0, f"{host}: {command}: {proc.stderr}"
     return proc
+
+
+# Modules that replace the container hosts (Debian 13) or boot a VM run last, in this order,
+# so no other module's shared converge is lost under them.
+LAST_MODULES = ("test_debian13.py", "test_vm_hosts.py")
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item) -> int:
+        name = item.path.name
+        return LAST_MODULES.index(name) + 1 if name in LAST_MODULES else 0
+
+    items.sort(key=rank)  # stable: every other test keeps its place
