@@ -135,7 +135,9 @@ def scratch_layout(tmp_path):
 
 
 def test_down_leaves_nothing(scratch_layout, tmp_path):
-    report = testbed.up(1, tmp_path / "inv", scratch_layout, log=lambda _m: None, vms=1)
+    report = testbed.up(
+        1, tmp_path / "inv", scratch_layout, log=lambda _m: None, vms=1, vm_bootloader=False
+    )
     assert report.hosts[0].pid and report.vms[0].pid
     found = _leftovers(scratch_layout)  # the detector sees a running bed, its VM and tap
     assert any(f.startswith("qemu ") for f in found) and "veth ccidn-tbv1" in found
@@ -145,7 +147,7 @@ def test_down_leaves_nothing(scratch_layout, tmp_path):
 
 
 def test_down_after_a_crashed_up_leaves_nothing(scratch_layout, tmp_path):
-    testbed.up(1, tmp_path / "inv", scratch_layout, log=lambda _m: None, vms=1)
+    testbed.up(1, tmp_path / "inv", scratch_layout, log=lambda _m: None, vms=1, vm_bootloader=False)
     scratch_layout.state_file.unlink()  # the record is lost, as if `up` died mid-way
     testbed.down(scratch_layout)
     assert _leftovers(scratch_layout) == []

@@ -63,10 +63,12 @@ def up(
     log=print,
     vms: int | None = None,
     release: str = DEFAULT_RELEASE,
+    vm_bootloader: bool = True,
 ) -> UpReport:
     """Bring ``count`` container hosts and ``vms`` VM hosts of Debian ``release`` up (``None``:
     keep the VMs running), keeping those already running that run it (a host of another
-    release is made again), and write the inventory."""
+    release is made again), and write the inventory. ``vm_bootloader=False`` leaves new VMs on
+    the direct kernel boot (the test bed's own tests of up and down need no GRUB)."""
     from ..model.errors import TestbedError
 
     layout = layout or Layout()
@@ -150,7 +152,10 @@ def up(
         vm_timeout = 120.0 + 60.0 * len(vm_records)
         waits = [pool.submit(hosts.wait_for_ssh, record, timeout) for record in records]
         waits += [
-            pool.submit(_wait_for_vm, layout, state, record, client_key, accel, vm_timeout, log)
+            pool.submit(
+                _wait_for_vm,
+                layout, state, record, client_key, accel, vm_timeout, log, vm_bootloader,
+            )  # fmt: skip
             for record in vm_records
         ]
         for wait in waits:
@@ -184,7 +189,7 @@ def up(
     )
 
 
-def _wait_for_vm(layout, state, record, client_key, accel, timeout, log) -> None:
+def _wait_for_vm(layout, state, record, client_key, accel, timeout, log, bootloader) -> None:
     """Wait for the VM's SSH; a VM that exits while booting is booted once more from a fresh
     overlay (an emulated boot can die early), with what qemu said the first time."""
     from ..model.errors import TestbedError
@@ -198,7 +203,7 @@ def _wait_for_vm(layout, state, record, client_key, accel, timeout, log) -> None
         with _STATE_LOCK:  # VMs are waited for side by side; the record is saved by one at a time
             _boot_vm(layout, state, record, client_key, accel)
         vm.wait_for_ssh(record, timeout)
-    if record.bootloader:
+    if record.bootloader or not bootloader:
         return
     # first boot done (direct kernel): GRUB on its own disk, then every boot goes through it
     vm.install_bootloader(layout, record, client_key, timeout)
