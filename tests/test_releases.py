@@ -133,3 +133,15 @@ def test_the_testbed_cli_offers_exactly_the_releases_it_boots():
     up = bed._subparsers._group_actions[0].choices["up"]
     (release,) = [a for a in up._actions if a.dest == "release"]
     assert set(release.choices) == set(RELEASES)
+
+
+def test_debian_13s_docker_io_brings_its_client_which_moved_to_docker_cli(tmp_path):
+    from cci_harden.controls.docker import engine_packages
+
+    settings = _settings(tmp_path)
+    docker_io = settings.docker.model_copy(update={"install_source": "docker.io"})
+    settings = settings.model_copy(update={"docker": docker_io})
+    on_12 = [p.name for p in engine_packages(settings, BOOKWORM)]
+    on_13 = [p.name for p in engine_packages(settings, TRIXIE)]
+    assert "docker-cli" in on_13 and "docker-cli" not in on_12
+    assert {"docker.io", "containerd", "runc", "apparmor"} <= set(on_12) & set(on_13)

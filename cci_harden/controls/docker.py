@@ -12,6 +12,7 @@ import json
 from ..model.control import Control, Source
 from ..model.interruption import DOCKERD_RELOADABLE_KEYS
 from ..model.kinds import DockerRuntime, ManagedFile, Mode, Package, Service
+from ..model.releases import release_for
 from .seccomp import PROFILE_PATH, engine_major, render_profile
 from .sources import hardening_page, notes, seed
 
@@ -28,14 +29,14 @@ VALIDATE_DAEMON_JSON = (
 )
 
 
-def engine_packages(settings) -> list[Package]:
+def engine_packages(settings, info=None) -> list[Package]:
     docker = settings.docker
     # Debian's kernel has AppArmor on: without apparmor_parser every `docker run` fails
     # (found on the test bed's VM hosts); both engines only recommend it, and apt here
     # installs no recommends.
     apparmor = Package("apparmor")
     if docker.install_source == "docker.io":
-        return [Package("docker.io"), Package("containerd"), Package("runc"), apparmor]
+        return [*(Package(n) for n in release_for(info).docker_io_packages), apparmor]
     return [
         Package("docker-ce", docker.version, fresh_lists=True),
         Package("docker-ce-cli", docker.version, fresh_lists=True),
@@ -46,7 +47,7 @@ def engine_packages(settings) -> list[Package]:
 
 def _engine_resources(settings, info):
     """The repository files (docker-ce) before the packages, the service after everything."""
-    engine = [*engine_packages(settings), Service("docker")]
+    engine = [*engine_packages(settings, info), Service("docker")]
     docker = settings.docker
     if docker.install_source != "docker-ce":
         return engine

@@ -31,6 +31,9 @@ class Release:
     kex: tuple[str, ...]
     # the engine major version of the release's own docker.io package (its seccomp default)
     docker_io_major: int
+    # what install_source "docker.io" installs: Debian 13 moved the client to docker-cli,
+    # which docker.io only recommends (and apt here installs no recommends)
+    docker_io_packages: tuple[str, ...]
     # systemd 256 and later boot cgroup v1 only with CGROUP_V1_FORCE on the kernel command
     # line, and are removing it
     cgroup_v1_forced: bool
@@ -51,6 +54,7 @@ BOOKWORM = Release(
     systemd=252,
     kex=(SNTRUP, *CURVE25519),
     docker_io_major=20,
+    docker_io_packages=("docker.io", "containerd", "runc"),
     cgroup_v1_forced=False,
     reads_sysctl_conf=True,
     tmp_on_tmpfs=False,
@@ -63,6 +67,7 @@ TRIXIE = Release(
     systemd=257,
     kex=(MLKEM, SNTRUP, *CURVE25519),
     docker_io_major=26,
+    docker_io_packages=("docker.io", "docker-cli", "containerd", "runc"),
     cgroup_v1_forced=True,
     reads_sysctl_conf=False,
     tmp_on_tmpfs=True,

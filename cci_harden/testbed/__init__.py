@@ -19,7 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import hosts, image, limits, network, pki, process, proxy, release, servicenet, vm, vmimage
+from . import hosts, image, limits, network, pki, process, proxy, servicenet, vm, vmimage
+from . import release as standin_release
 from .layout import DEFAULT_RELEASE, RELEASES, Layout
 from .state import HostRecord, TestbedState, VmRecord
 from .system import require_programs, require_root
@@ -93,9 +94,9 @@ def up(
     if not proxy.running(layout, state.proxy_pid):
         state.proxy_pid = proxy.start(layout)
         state.save(layout.state_file)
-    standin = release.prepare(layout)
-    if not release.mirror_running(layout, state.mirror_pid):
-        state.mirror_pid = release.start_mirror(layout)
+    standin = standin_release.prepare(layout)
+    if not standin_release.mirror_running(layout, state.mirror_pid):
+        state.mirror_pid = standin_release.start_mirror(layout)
         state.save(layout.state_file)
     tls = pki.ensure_pki(layout)
     if not servicenet.running(layout, state.services_pid):
@@ -154,7 +155,14 @@ def up(
         waits += [
             pool.submit(
                 _wait_for_vm,
-                layout, state, record, client_key, accel, vm_timeout, log, vm_bootloader,
+                layout,
+                state,
+                record,
+                client_key,
+                accel,
+                vm_timeout,
+                log,
+                vm_bootloader,
             )  # fmt: skip
             for record in vm_records
         ]
@@ -309,9 +317,9 @@ def down(layout: Layout | None = None, log=print) -> list[str]:
     ):
         removed.append("apt-cacher-ng")
     proxy.stop(layout, state.proxy_pid)
-    if release.mirror_running(layout, state.mirror_pid):
+    if standin_release.mirror_running(layout, state.mirror_pid):
         removed.append("release mirror")
-    release.stop_mirror(layout, state.mirror_pid)
+    standin_release.stop_mirror(layout, state.mirror_pid)
     if network.link_exists(layout.bridge):
         network.delete_link(layout.bridge)
         removed.append(f"bridge {layout.bridge}")
