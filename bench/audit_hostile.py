@@ -1,8 +1,8 @@
-"""Benchmark: issue 15's hostile audit exports, read with bounded memory and every row counted.
+"""Benchmark: hostile audit exports, read with bounded memory and every row counted.
 
     .venv/bin/python bench/audit_hostile.py [--scale 1.0] [--cache DIR]
 
-Writes the files issue 15 measured (300 MB of malformed rows; one 200 MB row; one 100 MB line
+Writes the hostile files (300 MB of malformed rows; one 200 MB row; one 100 MB line
 among valid rows; a quote never closed, 200 MB long), then hunts each with ``--jobs 1`` and
 ``--jobs 2`` in a child process. For each it prints the time, the peak memory of the process tree
 (sampled PSS, as bench/audit_ingest.py does) and the row accounting, and says whether both job

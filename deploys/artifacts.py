@@ -1,4 +1,4 @@
-"""Serve CircleCI artifacts through nginx with the seed's content-type rules.
+"""Serve CircleCI artifacts through nginx with CircleCI's content-type rules.
 
     pyinfra inventories/artifacts deploys/artifacts.py
     cci-harden verify --profile artifacts inventories/artifacts

@@ -1,7 +1,8 @@
-"""Issue 16: every control's citation can be followed to a section that exists.
+"""Every control's citation can be followed to a section that exists.
 
-The seeds and notes live beside the checkout (``../shared``); CCI_SEEDS_DIR and CCI_NOTES_DIR
-point elsewhere, and ``.ci/run`` sets them on this machine.
+Local copies of CircleCI's pages, and of the Server 4.x facts the controls cite by topic, live in
+the folders CCI_SOURCE_DOCS_DIR and CCI_SERVER_4X_FILE name (``.ci/run`` sets them from the
+shared folder beside the checkout); without them these tests are skipped.
 """
 
 from __future__ import annotations
@@ -13,17 +14,34 @@ from pathlib import Path
 import pytest
 
 from cci_harden.controls import ALL_CONTROLS
-from cci_harden.controls.sources import NOTES_FILE, SEED_FILES, parse_notes, parse_seed
+from cci_harden.controls.sources import PAGES, parse_ref
 
-ROOT = Path(__file__).resolve().parents[1]
-KINDS = {"seed", "notes", "circleci", "nomad", "cis-docker", "cis-debian", "dev-sec", "toolkit"}
+KINDS = {
+    "circleci-page", "server-4x", "circleci", "nomad", "cis-docker", "cis-debian", "dev-sec",
+    "toolkit",
+}  # fmt: skip
+# the local copy of each page
+COPIES = {
+    "security-ja": "000_39f4a41c94cbc5c1.txt",
+    "security": "001_5ac908e8a65ccd2b.txt",
+    "server-3x-operations": "002_4e6aa3bc563a6c31.txt",
+    "audit-log-ja": "003_d65408c1d30b4d48.txt",
+    "incident-hunting": "004_41de0c39afd264e0.txt",
+}
 
 
-def _folder(variable: str, name: str) -> Path:
-    folder = Path(os.environ.get(variable) or ROOT.parent / "shared" / name)
+def _copies() -> Path:
+    folder = Path(os.environ.get("CCI_SOURCE_DOCS_DIR", "/nonexistent"))
     if not folder.is_dir():
-        pytest.skip(f"{name} not found at {folder}; set {variable}")
+        pytest.skip("no local copies of CircleCI's pages: set CCI_SOURCE_DOCS_DIR")
     return folder
+
+
+def _server_4x() -> str:
+    path = Path(os.environ.get("CCI_SERVER_4X_FILE", "/nonexistent"))
+    if not path.is_file():
+        pytest.skip("no local Server 4.x facts: set CCI_SERVER_4X_FILE")
+    return path.read_text()
 
 
 def _cited(kind: str) -> list[tuple[str, str]]:
@@ -34,44 +52,46 @@ def _headings(text: str) -> set[str]:
     return {line.strip().lstrip("#").strip() for line in text.splitlines() if line.strip()}
 
 
-def test_every_source_has_a_known_kind_and_seed_refs_parse():
+def _has_topic(facts: str, topic: str) -> bool:
+    return re.search(rf"^- {re.escape(topic)}", facts, re.MULTILINE) is not None
+
+
+def test_every_source_has_a_known_kind_and_page_refs_parse():
+    assert set(COPIES) == set(PAGES)
     kinds = {s.kind for c in ALL_CONTROLS for s in c.sources}
     assert kinds <= KINDS, kinds - KINDS
-    for control_id, ref in _cited("seed"):
-        file, section = parse_seed(ref)
-        assert file in SEED_FILES.values() and section, (control_id, ref)
-        assert section != "Hardening", f"{control_id}: seed 002 has no Hardening section"
+    for kind in ("circleci-page", "server-4x"):
+        for control_id, ref in _cited(kind):
+            doc, section = parse_ref(ref)
+            assert (doc == "server-4x") == (kind == "server-4x") and section, (control_id, ref)
+            assert section != "Hardening", f"{control_id}: the v3.x guide has no Hardening section"
 
 
-def test_every_seed_section_cited_is_a_heading_of_that_seed():
-    seeds = _folder("CCI_SEEDS_DIR", "seeds")
-    cited = _cited("seed")
+def test_every_page_section_cited_is_a_heading_of_that_page():
+    copies = _copies()
+    cited = _cited("circleci-page")
     assert cited
     for control_id, ref in cited:
-        file, section = parse_seed(ref)
-        assert section in _headings((seeds / file).read_text()), (control_id, file, section)
+        doc, section = parse_ref(ref)
+        assert section in _headings((copies / COPIES[doc]).read_text()), (control_id, doc, section)
 
 
-def test_every_notes_bullet_cited_exists():
-    notes = (_folder("CCI_NOTES_DIR", "notes") / NOTES_FILE).read_text()
-    cited = _cited("notes")
+def test_every_server_4x_topic_cited_exists():
+    facts = _server_4x()
+    cited = _cited("server-4x")
     assert cited
     for control_id, ref in cited:
-        lead = parse_notes(ref)
-        assert re.search(rf"^- {re.escape(lead)}", notes, re.MULTILINE), (control_id, lead)
+        assert _has_topic(facts, parse_ref(ref)[1]), (control_id, ref)
 
 
 def test_the_init_checklist_cites_sections_that_exist():
     from cci_harden.fleet.onboard import CHECKLIST
 
-    seeds = _folder("CCI_SEEDS_DIR", "seeds")
-    notes = (_folder("CCI_NOTES_DIR", "notes") / NOTES_FILE).read_text()
+    copies = _copies()
+    facts = _server_4x()
     for entry in CHECKLIST:
-        kind, where = entry.source.split(" ", 1)
-        if kind == "seed":
-            doc, section = where.split(" ", 1)
-            assert section in _headings((seeds / SEED_FILES[doc]).read_text()), entry
+        doc, section = parse_ref(entry.source)
+        if doc == "server-4x":
+            assert _has_topic(facts, section), entry
         else:
-            assert kind == "notes", entry
-            lead = where.split(": ", 1)[1]
-            assert re.search(rf"^- {re.escape(lead)}", notes, re.MULTILINE), entry
+            assert section in _headings((copies / COPIES[doc]).read_text()), entry

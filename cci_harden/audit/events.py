@@ -25,7 +25,8 @@ COLUMNS = (
     "request",
 )
 
-# Every event the seeds list (the English page and the newer, longer Japanese one).
+# Every event CircleCI's pages list (the Security Features page and the newer, longer
+# Japanese Audit Logs page).
 KNOWN_ACTIONS = frozenset(
     {
         "context.create",

@@ -47,9 +47,10 @@ SUPPRESSIONS: tuple[Suppression, ...] = (
         PROVISIONER_POLICY,
         "RESOURCE_STAR",
         "DescribeHasNoResourceLevelPermissions",
-        'the seed\'s ec2:Describe* on "*": the VM service lists instances, volumes, images and '
-        'subnets, which EC2 only allows on "*". The few Describe*Attribute actions parliament '
-        "names read attributes of resources the VM service can already see; no write is granted.",
+        'the Operations Guide\'s ec2:Describe* on "*": the VM service lists instances, volumes, '
+        'images and subnets, which EC2 only allows on "*". The few Describe*Attribute actions '
+        "parliament names read attributes of resources the VM service can already see; no write "
+        "is granted.",
     ),
 )
 

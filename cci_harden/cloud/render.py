@@ -21,7 +21,7 @@ from ..model.errors import SettingsError
 from ..model.render import environment
 
 MANAGED_BY_TAG_KEY = "ManagedBy"
-# 4.x on EKS: the provisioner's Kubernetes service account (notes/server-4x.md)
+# 4.x on EKS: the provisioner's Kubernetes service account (CircleCI Server 4.x docs)
 PROVISIONER_SERVICE_ACCOUNT = "machine-provisioner"
 
 # What the VM service does in GCP: create VMs from images into a subnet, with their boot and data

@@ -285,8 +285,8 @@ class ObjectStorageSettings(_Section):
     )
 
 
-# The seed's artifact tables (Server operations guide, Build Artifacts). Extensions map each type
-# to the names nginx sees on a request; the MIME types are the seed's.
+# The artifact tables of the CircleCI Server v3.x Operations Guide (Build Artifacts). Extensions
+# map each type to the names nginx sees on a request; the MIME types are the guide's.
 SEED_SERVED_TYPES: dict[str, list[str]] = {
     "text/plain": ["txt", "log", "text"],
     "application/json": ["json"],
@@ -318,8 +318,8 @@ SEED_TEXT_TYPES: dict[str, list[str]] = {
 class ArtifactSettings(_Section):
     """Which artifact types are served as themselves and which as plain text; the rest download.
 
-    Defaults are the seed's two tables. SVG is listed with the rendered-as-text types because an
-    SVG image can carry script, exactly like the HTML the seed lists there.
+    Defaults are the guide's two tables. SVG is listed with the rendered-as-text types because an
+    SVG image can carry script, exactly like the HTML the guide lists there.
     """
 
     served_types: dict[MimeType, list[Extension]] = Field(

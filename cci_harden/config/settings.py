@@ -268,8 +268,9 @@ class NetworkSettings(_Section):
     restrict_egress: bool = Field(
         False,
         description="Drop the host's own outbound traffic except what a Nomad client needs (the "
-        "seed's port tables, DNS, NTP, the apt proxy, the release mirror, egress_cidrs). Off by "
-        "default: the host's Docker pulls job images from registries anywhere.",
+        "Operations Guide's port tables, DNS, NTP, the apt proxy, the release mirror, "
+        "egress_cidrs). Off by default: the host's Docker pulls job images from registries "
+        "anywhere.",
     )
     allowed_listeners: list[ListenerPorts] = Field(
         default_factory=lambda: ["udp/68", "udp/546"],

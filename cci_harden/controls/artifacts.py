@@ -1,11 +1,11 @@
-"""The artifact server: nginx in front of the object store, enforcing the seed's content types."""
+"""The artifact server: nginx in front of the object store, enforcing CircleCI's content types."""
 
 from __future__ import annotations
 
 from ..model.control import Control
 from ..model.kinds import ManagedFile, NginxConfig, Package, Service
 from .nginx_site import CONTROL_ID, SITE_PATH, nginx_site
-from .sources import seed
+from .sources import circleci_page
 
 DEFAULT_SITE = "/etc/nginx/sites-enabled/default"
 
@@ -38,7 +38,11 @@ ARTIFACT_TYPES = Control(
     id=CONTROL_ID,
     title="Artifacts are served only as allowlisted types, as text, or as downloads",
     sources=(
-        seed("002", "CircleCI Server v3.x Build Artifacts", "safe and rendered-as-text types"),
+        circleci_page(
+            "server-3x-operations",
+            "CircleCI Server v3.x Build Artifacts",
+            "safe and rendered-as-text types",
+        ),
     ),
     rationale="An artifact is whatever a job uploaded; served with the type its uploader chose, "
     "HTML or SVG would run script in the viewer's session. nginx decides the type from the name "

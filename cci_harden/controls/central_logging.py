@@ -13,7 +13,7 @@ from ..config.materials import load_log_material
 from ..model.control import Control, Source
 from ..model.kinds import Directory, ManagedFile, Package, Service
 from ..model.render import render
-from .sources import seed
+from .sources import circleci_page
 
 FORWARD_FILE = "/etc/rsyslog.d/60-cci-harden-forward.conf"
 TLS_DIR = "/etc/ssl/cci-harden"
@@ -105,8 +105,15 @@ CENTRAL_LOGGING = Control(
     id="CCI-OS-08",
     title="Logs forwarded to the operator's collector over TLS, queued on disk while it is away",
     sources=(
-        seed("004", "Logs to use", "review logs for unauthorized access after an incident"),
-        Source("toolkit", "Lynis LOGG-2154 (remote logging); issue 19: short-lived hosts"),
+        circleci_page(
+            "incident-hunting",
+            "Logs to use",
+            "review logs for unauthorized access after an incident",
+        ),
+        Source(
+            "toolkit",
+            "Lynis LOGG-2154 (remote logging); short-lived hosts take their logs with them",
+        ),
     ),
     rationale="An instance replaced by its autoscaling group takes its logs with it. rsyslog "
     "sends every record (logins, sudo, the journal with Docker and Nomad, auditd through "

@@ -14,7 +14,7 @@ from ..model.interruption import DOCKERD_RELOADABLE_KEYS
 from ..model.kinds import DockerRuntime, ManagedFile, Mode, Package, Service
 from ..model.releases import release_for
 from .seccomp import PROFILE_PATH, engine_major, render_profile
-from .sources import hardening_page, notes, seed
+from .sources import circleci_page, hardening_page, server_4x
 
 DAEMON_JSON = "/etc/docker/daemon.json"
 DOCKER_KEYRING = "/etc/apt/keyrings/docker.asc"
@@ -147,7 +147,7 @@ DAEMON = Control(
     title="Docker daemon.json: userns-remap, address pools, seccomp, live-restore, log rotation",
     sources=(
         Source("circleci", "nomad-startup: userns-remap default, default-address-pools"),
-        notes("Docker on clients", "userns-remap: default, default-address-pools"),
+        server_4x("Docker on clients", "userns-remap: default, default-address-pools"),
         hardening_page("job networks 10.10.0.0/16"),
         Source("cis-docker", "2.1 2.8 2.12 2.13 2.14 2.15 2.17 5.21"),
     ),
@@ -171,12 +171,14 @@ SECCOMP = Control(
     id="CCI-DKR-03",
     title="Seccomp profile: Docker's default plus CircleCI's user-namespace addition",
     sources=(
-        seed("001", "Integrations", "Docker: clone, setns, unshare appended to the default"),
+        circleci_page(
+            "security", "Integrations", "Docker: clone, setns, unshare appended to the default"
+        ),
         Source("cis-docker", "5.21 (do not disable the default seccomp profile)"),
     ),
     rationale="Docker's default profile of the engine being installed (vendored per engine "
     "line: 20.10, 26.1, 28.5; an older base would refuse newer syscalls such as fchmodat2 to "
-    "every job), with exactly the seed's rule appended; `cci-harden render seccomp INVENTORY` "
+    "every job), with exactly CircleCI's rule appended; `cci-harden render seccomp INVENTORY` "
     "writes the same bytes for use elsewhere.",
     resources=_seccomp_resources,
     circleci_impact="Jobs may create user namespaces (rootless tools, buildkit), as on CircleCI "

@@ -122,8 +122,8 @@ def controls_markdown() -> str:
     lines += [f"- `{kind}`: {meaning}" for kind, meaning in LEGEND]
     lines += [
         "",
-        "A `seed` or `notes` citation names a section that exists in that document, word for "
-        "word; `tests/test_sources.py` checks each one against the documents.",
+        "A `circleci-page` or `server-4x` citation names a section that exists in that "
+        "document, word for word; `tests/test_sources.py` checks each one against the documents.",
     ]
     lines += ["", "## Resource kinds", ""]
     for kind, cls in REGISTRY.items():

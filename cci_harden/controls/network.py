@@ -14,7 +14,7 @@ from ..model.control import Control, Source
 from ..model.firewall_state import FIREWALL_DIR, STATE_DIR
 from ..model.kinds import Listeners, ManagedFile, NftTable, Package, Service
 from ..model.render import render
-from .sources import hardening_page, notes, seed
+from .sources import circleci_page, hardening_page, server_4x
 
 LOADER = "/usr/local/sbin/cci-harden-firewall"
 FIREWALL_UNIT_NAME = "cci-harden-firewall"
@@ -186,9 +186,13 @@ INGRESS = Control(
     title="Host ingress: 22 from admins, 4647 from Nomad servers/cluster, 64535-65535 for rerun "
     "with SSH, all else dropped",
     sources=(
-        seed("002", "Nomad Clients", "Nomad port requirements: see Hardening Your Cluster"),
+        circleci_page(
+            "server-3x-operations",
+            "Nomad Clients",
+            "Nomad port requirements: see Hardening Your Cluster",
+        ),
         hardening_page("Nomad client ports 22, 4647, 64535-65535"),
-        notes("Ports (4.x hardening docs)", "in: 4647 from the Kubernetes nodes, 64535-65535"),
+        server_4x("Ports (4.x hardening docs)", "in: 4647 from the Kubernetes nodes, 64535-65535"),
         Source("dev-sec", "os-hardening: host firewall"),
     ),
     rationale="A default-drop input chain in its own nftables table, validated with `nft -c` "
@@ -196,9 +200,9 @@ INGRESS = Control(
     "0.0.0.0/0 (settings refuse it), and an empty admin list is refused before any host is "
     "touched, so the operator cannot lock themselves out. Verify compares the kernel's rules "
     "with what was loaded, so a rule deleted at runtime is drift. With "
-    "network.restrict_egress the host's own egress is limited to the seed's tables (22/2376 "
-    "to VM subnets, 4647 to servers, 22/80/443 to the VCS) plus DNS, NTP, egress_cidrs and "
-    "the log collector (CCI-OS-08).",
+    "network.restrict_egress the host's own egress is limited to the Operations Guide's "
+    "tables (22/2376 to VM subnets, 4647 to servers, 22/80/443 to the VCS) plus DNS, NTP, "
+    "egress_cidrs and the log collector (CCI-OS-08).",
     resources=_ingress_resources,
     circleci_impact="Docker's published ports and job traffic take the forward path, untouched "
     "here; only the host's own services are filtered.",
@@ -231,7 +235,7 @@ JOBS = Control(
     "stays open",
     sources=(
         Source("circleci", "nomad-startup: DOCKER-USER drops for docker+/br+ interfaces"),
-        notes("Job egress", "DOCKER-USER drops 169.254.0.0/16 and the blocked CIDRs"),
+        server_4x("Job egress", "DOCKER-USER drops 169.254.0.0/16 and the blocked CIDRs"),
     ),
     rationale="CircleCI inserts these rules into DOCKER-USER once at boot, where a reboot loses "
     "them. Here they sit in a forward-hook table of our own, ahead of Docker's chains, loaded by "

@@ -1,8 +1,8 @@
 """The nginx site that serves CircleCI artifacts with safe content types.
 
-One table, from the settings (whose defaults are the seed's two tables), drives both nginx's own
-type lookup (serving from disk) and the ``$uri`` map (proxying an object store), so the two modes
-cannot disagree.
+One table, from the settings (whose defaults are the Operations Guide's two tables), drives both
+nginx's own type lookup (serving from disk) and the ``$uri`` map (proxying an object store), so
+the two modes cannot disagree.
 """
 
 from __future__ import annotations

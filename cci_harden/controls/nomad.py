@@ -1,8 +1,8 @@
 """The Nomad client: host capacity, a verified binary, mTLS material, client HCL, its service.
 
 Everything CircleCI's own provisioning writes (server-terraform's nomad-startup script), plus what
-it leaves out: the seed's reservation for coordination, a signature check on the binary, a private
-key nobody else can read, a configuration validated before it goes live.
+it leaves out: the Operations Guide's reservation for coordination, a signature check on the
+binary, a private key nobody else can read, a configuration validated before it goes live.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from ..model.kinds.runtime import NOMAD_KEY_PATH as KEY_PATH
 from ..model.nomad_api import TOKEN_HEADER_FILE
 from ..model.releases import CGROUP_V1_FORCE, release_for
 from ..model.render import render
-from .sources import notes, seed
+from .sources import circleci_page, server_4x
 
 CONFIG_DIR = "/etc/nomad.d"
 CONFIG = f"{CONFIG_DIR}/client.hcl"
@@ -90,7 +90,11 @@ def _capacity_resources(settings, info):
 CAPACITY = Control(
     id="CCI-NMD-01",
     title="Host size fits the coordination reservation plus a job, within CircleCI's maximum",
-    sources=(seed("002", "Nomad Clients", "2 vCPU + 4 GB reserved; max 64 CPU / 128 GB"),),
+    sources=(
+        circleci_page(
+            "server-3x-operations", "Nomad Clients", "2 vCPU + 4 GB reserved; max 64 CPU / 128 GB"
+        ),
+    ),
     rationale="Checked before anything is installed: a host too small for the reservation plus "
     "one job, or above the maximum CircleCI supports without asking, is refused and left "
     "untouched while the other hosts go on. The deploy log reports each host's job capacity.",
@@ -180,7 +184,7 @@ TLS = Control(
     title="Nomad mTLS material: CA, client certificate, private key root-only (0600 in 0700)",
     sources=(
         Source("circleci", "nomad-startup: /etc/ssl/nomad, key left world-readable"),
-        notes("mTLS between clients and servers is mandatory", "rpc, verify_server_hostname"),
+        server_4x("mTLS between clients and servers is mandatory", "rpc, verify_server_hostname"),
     ),
     rationale="Checked on the operator's machine before any host is touched: the key must match "
     "the certificate, the CA must have signed it, and it must not expire within "
@@ -269,12 +273,14 @@ CONFIG_CONTROL = Control(
     title="Nomad client HCL: node class, server join, raw_exec, telemetry, TLS, reservation",
     sources=(
         Source("circleci", "nomad-startup: client.hcl (linux-64bit, raw_exec, telemetry, tls)"),
-        seed("002", "Nomad Clients", "2 vCPU and 4 GB reserved for coordination"),
+        circleci_page(
+            "server-3x-operations", "Nomad Clients", "2 vCPU and 4 GB reserved for coordination"
+        ),
     ),
     rationale="Rendered from settings and the host's facts, parsed locally, then checked with "
     "`nomad config validate` on the host before it replaces the old file. client.reserved "
-    "carries the seed's reservation (CircleCI's own HCL omits it), cores x the host's clock in "
-    "MHz. The HTTP API stays on loopback unless network.nomad_http_api is set.",
+    "carries the Operations Guide's reservation (CircleCI's own HCL omits it), cores x the "
+    "host's clock in MHz. The HTTP API stays on loopback unless network.nomad_http_api is set.",
     resources=_config_resources,
     circleci_impact="raw_exec stays enabled: CircleCI's build agent runs through it.",
     tags=("nomad",),
@@ -334,8 +340,8 @@ AGENT = Control(
     id="CCI-NMD-06",
     title="Nomad agent answers healthy on its local API",
     sources=(
-        seed(
-            "002",
+        circleci_page(
+            "server-3x-operations",
             "CircleCI Server v3.x Operations Overview",
             "the Nomad clients need access to the Nomad control plane",
         ),

@@ -1,11 +1,12 @@
 """The seccomp profile CircleCI's Nomad clients give Docker: Docker's default, plus user namespaces.
 
 CircleCI appends one rule to Docker's default profile so that jobs can create user namespaces
-(``clone``, ``setns``, ``unshare``; seed 001, Integrations: Docker). Docker's default grows with
-each engine (fchmodat2, cachestat, map_shadow_stack, mseal, ...): a base older than the engine
-would refuse those to every job. So the base is the default of the engine being installed, one
-vendored file per engine line (``data/README.md`` says where each came from), chosen from the
-settings; the rendered bytes depend only on this package's version and the settings.
+(``clone``, ``setns``, ``unshare``; CircleCI Security Features page, Integrations: Docker).
+Docker's default grows with each engine (fchmodat2, cachestat, map_shadow_stack, mseal, ...): a
+base older than the engine would refuse those to every job. So the base is the default of the
+engine being installed, one vendored file per engine line (``data/README.md`` says where each came
+from), chosen from the settings and the host's release; the rendered bytes depend only on this
+package's version, the settings and the release.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ..model.releases import release_for
 
 PROFILE_PATH = "/etc/docker/seccomp/circleci.json"
 
-# The seed's addition, exactly as the security page gives it.
+# CircleCI's addition, exactly as the Security Features page gives it.
 CIRCLECI_ADDITION = {
     "comment": "Allow create user namespaces",
     "names": ["clone", "setns", "unshare"],

@@ -1,41 +1,46 @@
-"""Citations a reader can follow: each names a document and a section that exists in it.
+"""Citations a reader can follow: each names a public document by its title and a section that
+exists in it.
 
-``seed(doc, section, point)``: a file of ``../shared/seeds`` and a section title exactly as the
-file spells it; ``notes(section, point)``: a bullet of ``../shared/notes/server-4x.md`` by its
-lead words; ``hardening_page(point)``: CircleCI's "Hardening Your Cluster" page, which seed 002
-links to for the Nomad ports but does not contain. ``tests/test_sources.py`` checks every
-seed and notes citation against the documents themselves.
+``circleci_page(doc, section, point)``: one of CircleCI's pages below and a section title exactly
+as the page spells it; ``server_4x(topic, point)``: what CircleCI's Server 4.x docs and its
+server-terraform modules say on a topic; ``hardening_page(point)``: CircleCI's "Hardening Your
+Cluster" page, which the Server v3.x Operations Guide links to for the Nomad ports but does not
+contain. ``tests/test_sources.py`` checks every section against local copies of the documents.
 """
 
 from __future__ import annotations
 
+import re
+
 from ..model.control import Source
 
-SEED_FILES = {
-    "000": "000_39f4a41c94cbc5c1.txt",
-    "001": "001_5ac908e8a65ccd2b.txt",
-    "002": "002_4e6aa3bc563a6c31.txt",
-    "003": "003_d65408c1d30b4d48.txt",
-    "004": "004_41de0c39afd264e0.txt",
+# CircleCI's public documents the controls and the onboarding checklist cite, by public title
+PAGES = {
+    "security": "CircleCI Security Features page",
+    "security-ja": "CircleCI Security Features page (Japanese edition)",
+    "server-3x-operations": "CircleCI Server v3.x Operations Guide",
+    "audit-log-ja": "CircleCI Audit Logs page (Japanese edition)",
+    "incident-hunting": "CircleCI Cybersecurity Incident Hunting Guide",
 }
-NOTES_FILE = "server-4x.md"
+SERVER_4X = "CircleCI Server 4.x docs and server-terraform"
+_REF = re.compile(r'(?P<title>.+?), (?:section|topic) "(?P<section>[^"]+)"')
 
 # What each kind of source means, for the legend of docs/controls.md
 LEGEND = (
     (
-        "seed",
-        "a source document in `../shared/seeds/` (`001` = `001_*.txt`) and the section "
-        "title as that file spells it; `../shared/seeds/README.md` says what each file is",
+        "circleci-page",
+        "one of CircleCI's public pages by its title (" + "; ".join(PAGES.values()) + "), "
+        'then the section title as that page spells it (`, section "Nomad Clients"`)',
     ),
     (
-        "notes",
-        "`../shared/notes/server-4x.md`, by the lead words of its bullet: what changed for "
-        "Nomad clients in Server 4.x (CircleCI's server-terraform modules and the 4.x docs)",
+        "server-4x",
+        "CircleCI's Server 4.x documentation and its public server-terraform modules (nomad-aws, "
+        "nomad-gcp): what changed for Nomad clients since the v3.x guide, by topic",
     ),
     (
         "circleci",
-        "CircleCI's own material outside the seeds: the server-terraform "
-        "`nomad-startup` script, or the Server docs page named",
+        "other CircleCI material: the server-terraform `nomad-startup` script, or the Server "
+        "docs page named",
     ),
     ("nomad", "HashiCorp's Nomad documentation: the configuration block or command named"),
     ("cis-docker", "CIS Docker Benchmark v1.6.0, item numbers"),
@@ -49,28 +54,37 @@ LEGEND = (
 )
 
 
-def seed(doc: str, section: str, point: str) -> Source:
-    if doc not in SEED_FILES:
-        raise ValueError(f"no seed {doc}")
-    return Source("seed", f"{doc} {section}: {point}")
+def page_ref(doc: str, section: str) -> str:
+    """``Title, section "Section"``: how controls and the checklist name a place in a page."""
+    if doc not in PAGES:
+        raise ValueError(f"no CircleCI page {doc!r}")
+    return f'{PAGES[doc]}, section "{section}"'
 
 
-def notes(section: str, point: str) -> Source:
-    return Source("notes", f"{NOTES_FILE} {section}: {point}")
+def circleci_page(doc: str, section: str, point: str) -> Source:
+    return Source("circleci-page", f"{page_ref(doc, section)}: {point}")
+
+
+def server_4x_ref(topic: str) -> str:
+    return f'{SERVER_4X}, topic "{topic}"'
+
+
+def server_4x(topic: str, point: str) -> Source:
+    return Source("server-4x", f"{server_4x_ref(topic)}: {point}")
 
 
 def hardening_page(point: str) -> Source:
     return Source(
-        "circleci", f"Server docs, Hardening Your Cluster (linked from seed 002): {point}"
+        "circleci",
+        "Server docs, Hardening Your Cluster (linked from the Server v3.x Operations Guide): "
+        + point,
     )
 
 
-def parse_seed(ref: str) -> tuple[str, str]:
-    """(seed file name, section title) of a ``seed`` source's ref."""
-    doc, rest = ref.split(" ", 1)
-    return SEED_FILES[doc], rest.split(": ", 1)[0]
-
-
-def parse_notes(ref: str) -> str:
-    """The bullet lead words a ``notes`` source cites."""
-    return ref.split(" ", 1)[1].split(": ", 1)[0]
+def parse_ref(ref: str) -> tuple[str, str]:
+    """(page key or ``server-4x``, section or topic) of a page or Server 4.x reference."""
+    match = _REF.match(ref)
+    keys = {t: k for k, t in PAGES.items()} | {SERVER_4X: "server-4x"}
+    if not match or match["title"] not in keys:
+        raise ValueError(f"not a page reference: {ref!r}")
+    return keys[match["title"]], match["section"]

@@ -155,7 +155,7 @@ HOST_CERTIFICATE = Control(
     id="CCI-SSH-02",
     title="The host key carries a certificate from the operator's SSH CA",
     sources=(
-        Source("toolkit", "issue 19: host keys at scale for autoscaled fleets"),
+        Source("toolkit", "host keys at scale for autoscaled fleets"),
         Source("dev-sec", "ssh-hardening ssh_host_certificates"),
     ),
     rationale="Instances of an autoscaling group come and go; a known_hosts line per instance "

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from ..config.materials import tls_configured
 from ..config.settings import FleetSettings, load_settings
+from ..controls.sources import page_ref, server_4x_ref
 from ..model.errors import CciHardenError
 
 INVENTORY_FILE = '''\
@@ -76,76 +77,77 @@ def _mtls(settings: FleetSettings) -> str | None:
 CHECKLIST: list[ChecklistItem] = [
     ChecklistItem(
         "Each Nomad client keeps 2 vCPU and 4 GB for coordinating builds",
-        "seed 002 Nomad Clients",
+        page_ref("server-3x-operations", "Nomad Clients"),
         "CCI-NMD-01, CCI-NMD-04",
     ),
     ChecklistItem(
         "Nomad clients no larger than 128 GB / 64 CPUs unless CircleCI agrees",
-        "seed 002 Nomad Clients",
+        page_ref("server-3x-operations", "Nomad Clients"),
         "CCI-NMD-01",
     ),
     ChecklistItem(
         "Nomad clients reach VM service machines on 22 (SSH) and 2376 (remote Docker)",
-        "seed 002 CircleCI Server v3.x Operations Overview",
+        page_ref("server-3x-operations", "CircleCI Server v3.x Operations Overview"),
         "CCI-NET-01",
         _restricted_egress,
     ),
     ChecklistItem(
         "Nomad clients reach the VCS on 22 (git) and 80/443 (API)",
-        "seed 002 GitHub",
+        page_ref("server-3x-operations", "GitHub"),
         "CCI-NET-01",
         _restricted_egress,
     ),
     ChecklistItem(
         "Nomad clients and the cluster reach object storage (artifacts, caches, audit logs)",
-        "seed 002 CircleCI Server v3.x Operations Overview",
+        page_ref("server-3x-operations", "CircleCI Server v3.x Operations Overview"),
     ),
     ChecklistItem(
         "mTLS between Nomad clients and the Nomad control plane",
-        "notes server-4x.md: mTLS between clients and servers is mandatory",
+        server_4x_ref("mTLS between clients and servers is mandatory"),
         "CCI-NMD-03, CCI-NMD-04",
         _mtls,
     ),
     ChecklistItem(
         "Job containers cannot reach the cloud metadata endpoint or internal ranges",
-        "notes server-4x.md: Job egress",
+        server_4x_ref("Job egress"),
         "CCI-NET-02",
     ),
     ChecklistItem(
         "Docker's default seccomp profile plus clone/setns/unshare for user namespaces",
-        "seed 001 Integrations",
+        page_ref("security", "Integrations"),
         "CCI-DKR-03",
     ),
     ChecklistItem(
         "Minimise the secrets builds need; rotate them regularly and as people leave",
-        "seed 001 Checklist To Using CircleCI Securely as a Customer",
+        page_ref("security", "Checklist To Using CircleCI Securely as a Customer"),
     ),
     ChecklistItem(
         "Keep secrets out of logs: no env/printenv, no echo, tools that print on error",
-        "seed 001 Checklist To Using CircleCI Securely as a Customer",
+        page_ref("security", "Checklist To Using CircleCI Securely as a Customer"),
     ),
     ChecklistItem(
         "Least privilege in the VCS organisation and for cloud credentials (IAM)",
-        "seed 001 Checklist To Using CircleCI Securely as a Customer",
+        page_ref("security", "Checklist To Using CircleCI Securely as a Customer"),
     ),
     ChecklistItem(
         "Restricted contexts shared only with the teams that need them",
-        "seed 001 Checklist To Using CircleCI Securely as a Customer",
+        page_ref("security", "Checklist To Using CircleCI Securely as a Customer"),
     ),
     ChecklistItem(
         "Audit who holds SSH keys (cci-harden audit hunt flags new ones)",
-        "seed 001 Checklist To Using CircleCI Securely as a Customer",
+        page_ref("security", "Checklist To Using CircleCI Securely as a Customer"),
     ),
     ChecklistItem(
         "Two-factor authentication on the VCS for every member",
-        "seed 001 Checklist To Using CircleCI Securely as a Customer",
+        page_ref("security", "Checklist To Using CircleCI Securely as a Customer"),
     ),
     ChecklistItem(
         "Decide whether forked pull requests may receive environment variables",
-        "seed 001 Checklist To Using CircleCI Securely as a Customer",
+        page_ref("security", "Checklist To Using CircleCI Securely as a Customer"),
     ),
     ChecklistItem(
-        "Choose the GitHub instance once: it cannot be changed after setup", "seed 002 GitHub"
+        "Choose the GitHub instance once: it cannot be changed after setup",
+        page_ref("server-3x-operations", "GitHub"),
     ),
 ]
 
@@ -222,7 +224,11 @@ def checklist_text(settings: FleetSettings) -> str:
     """What these settings make the deploy enforce and verify, and what they do not (yet)."""
     enforced = [c for c in CHECKLIST if c.controls and c.pending(settings) is None]
     pending = [c for c in CHECKLIST if c.controls and c.pending(settings) is not None]
-    lines = ["Pre-flight checklist (from the seeds)", "", "Enforced and verified by cci-harden:"]
+    lines = [
+        "Pre-flight checklist (from CircleCI's documentation)",
+        "",
+        "Enforced and verified by cci-harden:",
+    ]
     lines += [f"  [x] {c.item} ({c.source}; {c.controls})" for c in enforced]
     if pending:
         lines += ["", "Enforced once the settings say so:"]

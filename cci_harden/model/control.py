@@ -19,9 +19,9 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Source:
-    """Where a control comes from: a seed section, a CIS id, a dev-sec id, or CircleCI."""
+    """Where a control comes from: a section of CircleCI's documents, a CIS id, a dev-sec id."""
 
-    kind: str  # "seed", "cis-docker", "cis-debian", "dev-sec", "circleci", "toolkit"
+    kind: str  # circleci-page, server-4x, circleci, cis-docker, cis-debian, dev-sec, toolkit
     ref: str
 
     def __str__(self) -> str:
