@@ -1,4 +1,4 @@
-"""Issue 6: artifact content types, from the seed's tables to nginx responses and S3 metadata.
+"""Artifact content types, from the Operations Guide's tables to nginx responses and S3 metadata.
 
 The bucket audit runs against moto's standalone S3 server on loopback (a real HTTP S3 endpoint,
 started and stopped here by PID); the nginx matrix runs over real HTTP on a test-bed host.
@@ -20,7 +20,7 @@ from cci_harden.controls.nginx_site import expected_headers
 
 from .conftest import BIN, pyinfra_json, run_cli, ssh
 
-# The seed's two tables (Server operations guide, Build Artifacts), category and type as printed,
+# The Operations Guide's two tables (Build Artifacts), category and type as printed,
 # with the MIME type each row names.
 SEED_SAFE = {
     ("Text", "Plain"): "text/plain",
@@ -50,7 +50,7 @@ SEED_AS_TEXT = {
 }
 
 
-def test_default_allowlist_is_the_seeds_two_tables():
+def test_default_allowlist_is_the_guides_two_tables():
     settings = ArtifactSettings()
     assert set(settings.served_types) == set(SEED_SAFE.values())
     assert set(settings.text_types) == set(SEED_AS_TEXT.values())
@@ -208,7 +208,7 @@ def test_bucket_audit_names_a_missing_bucket(planted):
 
 ARTIFACT_HOST = "tb3"
 MATRIX_NAMES = [
-    # one name per row of the seed's tables ...
+    # one name per row of the guide's tables ...
     "notes.txt", "results.json", "shot.png", "photo.jpg", "photo.jpeg", "anim.gif", "scan.bmp",
     "clip.webm", "clip.ogv", "clip.mp4", "voice.weba", "voice.aac", "voice.m4a", "song.mp3",
     "song.ogg", "sound.wav",
@@ -261,7 +261,7 @@ def _assert_matrix(responses, settings):
 
 
 @pytest.mark.testbed
-def test_nginx_serves_every_seed_row_and_tricky_name_safely(testbed):
+def test_nginx_serves_every_guide_row_and_tricky_name_safely(testbed):
     files = " ".join(MATRIX_NAMES)
     ssh(testbed, ARTIFACT_HOST,
         "mkdir -p /srv/circleci-artifacts/dir/nested && cd /srv/circleci-artifacts && "

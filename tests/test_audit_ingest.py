@@ -171,7 +171,7 @@ NASTY = {
     "success upper": {"success": "TRUE"},
     "action with space": {"action": "user logged_in"},
     "huge number in payload": {"payload": '{"name": "X", "n": 100000000000000000000000000}'},
-    # issue 15: values that used to end the whole run
+    # values that used to end the whole run
     "empty actor": {"actor": ""},
     "empty target": {"target": ""},
     "payload nested a thousand deep": {"payload": '{"a":' * 1000 + "1" + "}" * 1000},
@@ -183,7 +183,7 @@ NASTY = {
 
 
 def test_hostile_field_values_are_malformed_rows_never_a_crash(tmp_path, small_ranges):
-    """Each value from issue 15 becomes one counted malformed row (or a valid event), the same
+    """Each hostile value becomes one counted malformed row (or a valid event), the same
     with one worker and with two; the run goes on."""
     path = tmp_path / "hostile.csv"
     out = io.StringIO()

@@ -1,4 +1,4 @@
-"""Issue 19: the Packer and cloud-init examples, rendered from settings, parse and say the same
+"""The Packer and cloud-init examples, rendered from settings, parse and say the same
 thing as the settings (docs/image-bake.md is generated from them)."""
 
 from __future__ import annotations

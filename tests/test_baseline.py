@@ -1,4 +1,4 @@
-"""Issue 4: the OS baseline on real test hosts: applied, honest about containers, drift repaired."""
+"""The OS baseline on real test hosts: applied, honest about containers, drift repaired."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 19, central logging (CCI-OS-08): a client's logs reach a real collector on another test
+"""Central logging (CCI-OS-08): a client's logs reach a real collector on another test
 host over TLS, nothing is lost while the collector is away, and any other peer is refused.
 
 tb3 runs rsyslog as the collector (tests/log_collector.py); tb2 forwards to it by RELP; tb1 is

@@ -1,4 +1,4 @@
-"""Issue 18: the command line behaves like its neighbours and every user error is one line."""
+"""The command line behaves like its neighbours and every user error is one line."""
 
 from __future__ import annotations
 

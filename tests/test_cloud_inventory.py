@@ -1,4 +1,4 @@
-"""Issue 19: an inventory that lists its hosts from AWS each run (moto's server as the API).
+"""An inventory that lists its hosts from AWS each run (moto's server as the API).
 
 The test bed's hosts stand for EC2 instances: each is registered in moto with the host's address
 as its private address, tagged, and attached to an autoscaling group. The inventory names the

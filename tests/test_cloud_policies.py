@@ -1,4 +1,4 @@
-"""Issue 6: rendered IAM policies mean what they should, pass parliament, and are reproducible."""
+"""Rendered IAM policies mean what they should, pass parliament, and are reproducible."""
 
 from __future__ import annotations
 
@@ -101,12 +101,12 @@ def test_render_iam_aws_writes_parliament_clean_reproducible_documents(example, 
     assert first.stderr.count("suppressed") == len(SUPPRESSIONS)
 
 
-def test_seed_typo_is_rendered_as_the_action_it_means(example):
+def test_the_guides_typo_is_rendered_as_the_action_it_means(example):
     policy = aws(example)["aws-vm-service-policy.json"]
     assert "ec2>" not in policy
     every_action = {a for s in statements(policy) for a in actions(s)}
     assert "ec2:DeleteVolume" in every_action
-    # And the linter would have caught the seed's spelling.
+    # And the linter would have caught the guide's spelling.
     broken = Rendered(
         "aws-vm-service-policy.json", policy.replace("ec2:DeleteVolume", "ec2>DeleteVolume")
     )

@@ -1,4 +1,4 @@
-"""Issue 20: a deploy survives what fails around it, and one more run always finishes the job.
+"""A deploy survives what fails around it, and one more run always finishes the job.
 
 Each test breaks something on the test bed while a deploy runs (a host killed mid-install, the
 apt proxy stopped, a full disk, the SSH connection cut, a second deploy, the apt lock held),

@@ -1,4 +1,4 @@
-"""Issue 19: a GCP inventory lists its hosts from Compute Engine (recorded API responses served
+"""A GCP inventory lists its hosts from Compute Engine (recorded API responses served
 over loopback: there is no local server of the real API)."""
 
 from __future__ import annotations

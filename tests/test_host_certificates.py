@@ -1,4 +1,4 @@
-"""Issue 19, host keys at scale (CCI-SSH-02): a host whose key the fleet's SSH CA certified is
+"""Host keys at scale (CCI-SSH-02): a host whose key the fleet's SSH CA certified is
 trusted without a known_hosts line, by verify (OpenSSH) and by the deploy (paramiko, through
 keys OpenSSH verified); a key certified by another CA, or not at all, is refused by both.
 

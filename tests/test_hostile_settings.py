@@ -1,4 +1,4 @@
-"""Issue 15: a setting can never change the meaning of what the toolkit renders.
+"""A setting can never change the meaning of what the toolkit renders.
 
 Each value is either refused when settings load (naming the field), or reaches its consumer as
 exactly the intended value: the HCL parser, a POSIX shell, OpenSSH's own reading of the

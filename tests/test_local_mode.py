@@ -1,4 +1,4 @@
-"""Issue 19, local mode: an image bake plus its first boot ends where an SSH deploy ends.
+"""Local mode: an image bake plus its first boot ends where an SSH deploy ends.
 
 A fresh test host (tb4) gets the toolkit installed as a Packer provisioner would (a virtualenv
 from wheels, no index), bakes itself with ``cci-harden apply --local --stage image``, and then

@@ -259,7 +259,7 @@ def test_bad_release_is_refused_and_nothing_is_installed(deployed, defect):
     assert run_cli("verify", str(inventory.path), "--limit", host).returncode == 0
 
 
-def test_host_too_small_for_the_seeds_reservation_is_refused_untouched(deployed):
+def test_host_too_small_for_the_documented_reservation_is_refused_untouched(deployed):
     inventory, _ = deployed
     host = inventory.hosts[1].name
     env = {"CCI_NOMAD__RESERVED_CPU_CORES": "2", "CCI_DOCKER__LOG_MAX_FILES": "7"}

@@ -1,4 +1,4 @@
-"""The seccomp profile: the installed engine's default, plus exactly the seed's addition."""
+"""The seccomp profile: the installed engine's default, plus exactly CircleCI's addition."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def test_the_debian_12_default_is_the_package_itself(debian_default):
 
 
 @pytest.mark.parametrize("entry", ENGINE_DEFAULTS, ids=lambda e: e.engine)
-def test_rendered_profile_is_the_engine_default_plus_exactly_the_seeds_rule(entry):
+def test_rendered_profile_is_the_engine_default_plus_exactly_circlecis_rule(entry):
     default = docker_default(entry.engine)
     rendered = json.loads(render_profile(entry.major))
     assert {k: v for k, v in rendered.items() if k != "syscalls"} == {

@@ -1,4 +1,4 @@
-"""Issue 16: the Server release line sets documented defaults; what it requires is refused
+"""The Server release line sets documented defaults; what it requires is refused
 without, every missing field named at once; an explicit setting always wins."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 18: the HTML fleet report, its content and escaping (fast), and in a real browser."""
+"""The HTML fleet report, its content and escaping (fast), and in a real browser."""
 
 from __future__ import annotations
 

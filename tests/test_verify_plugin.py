@@ -1,4 +1,4 @@
-"""Issue 21: verify as pytest tests, one per host and control, with operators' own checks beside.
+"""Verify as pytest tests, one per host and control, with operators' own checks beside.
 
 Run on the test bed through pytest itself (``pytest --cci-inventory``) and through the front door
 (``cci-harden verify``), which runs the same plugin in process: the outcomes must agree.

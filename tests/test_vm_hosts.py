@@ -1,4 +1,4 @@
-"""Issue 17: a VM host with its own kernel, converged once, then judged as a CircleCI job sees it.
+"""A VM host with its own kernel, converged once, then judged as a CircleCI job sees it.
 
 Container hosts share this machine's kernel, so kernel settings, auditd, containers and time sync
 are "not verifiable" there. Here they are real: a QEMU VM on the test bed's bridge, converged by
@@ -224,7 +224,7 @@ def test_job_namespaces_are_allowed_and_what_docker_refuses_stays_refused(job_im
         "setns": 0,
         "clone": 0,
     }
-    # the same probe under the engine's own default profile: the seed's addition is what allows
+    # the same probe under the engine's own default profile: CircleCI's addition is what allows
     engine = on_vm(inventory, "docker version -f '{{.Server.Version}}'").stdout.strip()
     default = next(p for p in ENGINE_DEFAULTS if engine.startswith(p.engine + "."))
     with_stdin(
