@@ -22,7 +22,7 @@ from .conftest import BIN, pyinfra_json, run_cli, ssh
 
 # The Operations Guide's two tables (Build Artifacts), category and type as printed,
 # with the MIME type each row names.
-SEED_SAFE = {
+GUIDE_SAFE = {
     ("Text", "Plain"): "text/plain",
     ("Application", "json"): "application/json",
     ("Image", "png"): "image/png",
@@ -39,7 +39,7 @@ SEED_SAFE = {
     ("Audio", "ogg"): "audio/ogg",
     ("Audio", "wav"): "audio/wav",
 }
-SEED_AS_TEXT = {
+GUIDE_AS_TEXT = {
     ("Text", "html"): "text/html",
     ("Text", "css"): "text/css",
     ("Text", "javascript"): "text/javascript",
@@ -52,11 +52,11 @@ SEED_AS_TEXT = {
 
 def test_default_allowlist_is_the_guides_two_tables():
     settings = ArtifactSettings()
-    assert set(settings.served_types) == set(SEED_SAFE.values())
-    assert set(settings.text_types) == set(SEED_AS_TEXT.values())
-    for mime in SEED_SAFE.values():
+    assert set(settings.served_types) == set(GUIDE_SAFE.values())
+    assert set(settings.text_types) == set(GUIDE_AS_TEXT.values())
+    for mime in GUIDE_SAFE.values():
         assert settings.safe_type(mime) == mime
-    for mime in SEED_AS_TEXT.values():
+    for mime in GUIDE_AS_TEXT.values():
         assert settings.safe_type(mime) == "text/plain"
     assert settings.safe_type("image/svg+xml") == "application/octet-stream"
     assert settings.safe_type("TEXT/HTML; charset=utf-8") == "text/plain"

@@ -287,7 +287,7 @@ class ObjectStorageSettings(_Section):
 
 # The artifact tables of the CircleCI Server v3.x Operations Guide (Build Artifacts). Extensions
 # map each type to the names nginx sees on a request; the MIME types are the guide's.
-SEED_SERVED_TYPES: dict[str, list[str]] = {
+GUIDE_SERVED_TYPES: dict[str, list[str]] = {
     "text/plain": ["txt", "log", "text"],
     "application/json": ["json"],
     "image/png": ["png"],
@@ -304,7 +304,7 @@ SEED_SERVED_TYPES: dict[str, list[str]] = {
     "audio/ogg": ["ogg", "oga", "opus"],
     "audio/wav": ["wav"],
 }
-SEED_TEXT_TYPES: dict[str, list[str]] = {
+GUIDE_TEXT_TYPES: dict[str, list[str]] = {
     "text/html": ["html", "htm", "xhtml"],
     "text/css": ["css"],
     "text/javascript": ["js", "mjs"],
@@ -323,11 +323,11 @@ class ArtifactSettings(_Section):
     """
 
     served_types: dict[MimeType, list[Extension]] = Field(
-        default_factory=lambda: {k: list(v) for k, v in SEED_SERVED_TYPES.items()},
+        default_factory=lambda: {k: list(v) for k, v in GUIDE_SERVED_TYPES.items()},
         description="Types served as themselves, with the file extensions that carry them",
     )
     text_types: dict[MimeType, list[Extension]] = Field(
-        default_factory=lambda: {k: list(v) for k, v in SEED_TEXT_TYPES.items()},
+        default_factory=lambda: {k: list(v) for k, v in GUIDE_TEXT_TYPES.items()},
         description="Types served as text/plain with nosniff, with their file extensions",
     )
     upstream: str | None = Field(
