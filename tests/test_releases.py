@@ -145,3 +145,13 @@ def test_debian_13s_docker_io_brings_its_client_which_moved_to_docker_cli(tmp_pa
     on_13 = [p.name for p in engine_packages(settings, TRIXIE)]
     assert "docker-cli" in on_13 and "docker-cli" not in on_12
     assert {"docker.io", "containerd", "runc", "apparmor"} <= set(on_12) & set(on_13)
+
+
+def test_one_docker_ce_pin_serves_both_releases():
+    from cci_harden.controls.docker import docker_ce_version
+
+    pin = "5:27.3.1-1~debian.12~bookworm"
+    assert docker_ce_version(pin, BOOKWORM) == pin
+    assert docker_ce_version(pin, TRIXIE) == "5:27.3.1-1~debian.13~trixie"
+    assert docker_ce_version("27.3.1", TRIXIE) == "27.3.1"  # no release suffix: as written
+    assert docker_ce_version(None, TRIXIE) is None

@@ -422,7 +422,9 @@ class DockerSettings(_Section):
         "docker-ce", description="docker-ce: Docker's apt repository; docker.io: the distribution's"
     )
     version: DebianVersion | None = Field(
-        None, description="Exact package version to pin (docker-ce)"
+        None,
+        description="Exact package version to pin (docker-ce); a ~debian.N~codename suffix "
+        "follows each host's release, so one pin serves Debian 12 and 13 hosts",
     )
     repo_url: HttpUrl | None = Field(None, description="Docker's apt repository (docker-ce)")
     gpg_fingerprint: Fingerprint | None = Field(None, description="Docker's repository key")

@@ -8,11 +8,12 @@ remote Docker on the VM service.
 from __future__ import annotations
 
 import json
+import re
 
 from ..model.control import Control, Source
 from ..model.interruption import DOCKERD_RELOADABLE_KEYS
 from ..model.kinds import DockerRuntime, ManagedFile, Mode, Package, Service
-from ..model.releases import release_for
+from ..model.releases import release_for, release_of
 from .seccomp import PROFILE_PATH, engine_major, render_profile
 from .sources import circleci_page, hardening_page, server_4x
 
@@ -29,6 +30,19 @@ VALIDATE_DAEMON_JSON = (
 )
 
 
+# Docker's repository builds one package per release: 5:27.3.1-1~debian.12~bookworm
+_RELEASE_SUFFIX = re.compile(r"~debian\.[0-9]+~[a-z]+$")
+
+
+def docker_ce_version(version: str | None, info=None) -> str | None:
+    """The pinned docker-ce version as the host's own release spells it: one pin in the settings
+    serves a fleet of Debian 12 and 13 hosts (the suffix follows each host's release)."""
+    if version is None or info is None or release_of(info) is None:
+        return version
+    release = release_of(info)
+    return _RELEASE_SUFFIX.sub(f"~debian.{release.version}~{release.codename}", version)
+
+
 def engine_packages(settings, info=None) -> list[Package]:
     docker = settings.docker
     # Debian's kernel has AppArmor on: without apparmor_parser every `docker run` fails
@@ -37,9 +51,10 @@ def engine_packages(settings, info=None) -> list[Package]:
     apparmor = Package("apparmor")
     if docker.install_source == "docker.io":
         return [*(Package(n) for n in release_for(info).docker_io_packages), apparmor]
+    version = docker_ce_version(docker.version, info)
     return [
-        Package("docker-ce", docker.version, fresh_lists=True),
-        Package("docker-ce-cli", docker.version, fresh_lists=True),
+        Package("docker-ce", version, fresh_lists=True),
+        Package("docker-ce-cli", version, fresh_lists=True),
         Package("containerd.io", fresh_lists=True),
         apparmor,
     ]
@@ -68,7 +83,8 @@ def _engine_resources(settings, info):
         ManagedFile(
             DOCKER_PIN,
             "# Managed by cci-harden (CCI-DKR-01): the engine version is pinned, not floating.\n"
-            f"Package: docker-ce docker-ce-cli\nPin: version {docker.version}\n"
+            "Package: docker-ce docker-ce-cli\n"
+            f"Pin: version {docker_ce_version(docker.version, info)}\n"
             "Pin-Priority: 1001\n",
         ),
         *engine,
