@@ -31,7 +31,7 @@ def ssh(inventory: Inventory, host: str, command: str, timeout: int = 900) -> st
     return proc.stdout
 
 
-def audit(inventory: Inventory, host: str) -> tuple[int, list[tuple[str, str]]]:
+def audit(inventory: Inventory, host: str, timeout: int) -> tuple[int, list[tuple[str, str]]]:
     proxy = inventory.settings.apt.proxy
     via = f"-o Acquire::http::Proxy={str(proxy).rstrip('/')}" if proxy else ""
     ssh(
@@ -41,7 +41,12 @@ def audit(inventory: Inventory, host: str) -> tuple[int, list[tuple[str, str]]]:
         f"DEBIAN_FRONTEND=noninteractive apt-get {via} install -y -q --no-install-recommends "
         "lynis >/dev/null)",
     )
-    ssh(inventory, host, "lynis audit system --quick --no-colors >/dev/null 2>&1 || true")
+    ssh(
+        inventory,
+        host,
+        "lynis audit system --quick --no-colors >/dev/null 2>&1 || true",
+        timeout=timeout,
+    )
     report = ssh(inventory, host, "cat /var/log/lynis-report.dat")
     index = int(re.search(r"^hardening_index=(\d+)", report, re.M).group(1))
     suggestions = []
@@ -57,6 +62,12 @@ def main() -> None:
     parser.add_argument("--inventory", default="inventories/testbed")
     parser.add_argument("--host", help="a host the deploy has converged (default tb1)")
     parser.add_argument("--fresh", help="also audit this untouched host, for comparison")
+    parser.add_argument(
+        "--timeout",
+        type=int,
+        default=2400,
+        help="seconds one audit may take (a Debian 13 VM under emulation took over 15 minutes)",
+    )
     args = parser.parse_args()
     inventory = Inventory.load(Path(args.inventory))
     if not args.host and not args.fresh:
@@ -64,7 +75,7 @@ def main() -> None:
     for host, label in ((args.fresh, "fresh"), (args.host, "after deploys/nomad.py")):
         if not host:
             continue
-        index, suggestions = audit(inventory, host)
+        index, suggestions = audit(inventory, host, args.timeout)
         print(f"{host} ({label}): Lynis hardening index {index}; {len(suggestions)} suggestions")
         for test_id, text in suggestions:
             print(f"  {test_id:<10} {text}")

@@ -68,6 +68,8 @@ def sshd_dropin(settings, info=None) -> str:
     if "rsa" in ssh.host_key_types:
         host_key_algorithms += ["rsa-sha2-512", "rsa-sha2-256"]
     interval = ssh.idle_timeout_seconds // 2
+    release = release_for(info)
+    exempt = _penalty_exemption(settings, info).get("persourcepenaltyexemptlist", "")
     return render(
         "ssh/00-cci-harden.conf.j2",
         "CCI-SSH-01",
@@ -77,7 +79,8 @@ def sshd_dropin(settings, info=None) -> str:
         host_keys=host_keys,
         host_certificates=[HOST_CERT] if certified else [],
         host_key_algorithms=host_key_algorithms,
-        kex=release_for(info).kex,
+        kex=release.kex,
+        penalty_exempt=exempt.split(",") if exempt else [],
         ciphers=CIPHERS,
         macs=MACS,
         pubkey_algorithms=PUBKEY_ALGORITHMS,
@@ -118,7 +121,13 @@ def effective(settings, info=None) -> dict[str, str]:
         "kexalgorithms": ",".join(release_for(info).kex),
         "ciphers": ",".join(CIPHERS),
         "macs": ",".join(MACS),
-    }
+    } | _penalty_exemption(settings, info)
+
+
+def _penalty_exemption(settings, info) -> dict[str, str]:
+    if not release_for(info).openssh_penalties:
+        return {}
+    return {"persourcepenaltyexemptlist": ",".join(str(c) for c in settings.network.admin_cidrs)}
 
 
 def host_principals(settings, info) -> tuple[str, ...]:

@@ -26,6 +26,9 @@ class Release:
     version: str
     codename: str
     openssh: str
+    # OpenSSH 9.8+: PerSourcePenalties on by default (a source whose connections fail or never
+    # authenticate is refused for a while)
+    openssh_penalties: bool
     systemd: int
     # sshd's KexAlgorithms: the release's post-quantum default first where its OpenSSH has it
     kex: tuple[str, ...]
@@ -51,6 +54,7 @@ BOOKWORM = Release(
     version="12",
     codename="bookworm",
     openssh="9.2",
+    openssh_penalties=False,
     systemd=252,
     kex=(SNTRUP, *CURVE25519),
     docker_io_major=20,
@@ -64,6 +68,7 @@ TRIXIE = Release(
     version="13",
     codename="trixie",
     openssh="10.0",
+    openssh_penalties=True,
     systemd=257,
     kex=(MLKEM, SNTRUP, *CURVE25519),
     docker_io_major=26,
