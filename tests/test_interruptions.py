@@ -349,3 +349,22 @@ def test_a_vms_clock_jitter_between_boots_does_not_move_the_reservation():
 
     assert mhz("2600412") == mhz("2599992") == 2600
     assert mhz("2200000") == 2200 and mhz("0") == 0
+
+
+def test_a_cgroup_mode_docker_cannot_change_by_restarting_is_no_restart():
+    """Between the deploy that writes the GRUB drop-in and the reboot, dockerd reports cgroup 2
+    where 1 is wanted: verify says so, but a restart would kill builds and change nothing."""
+    runtime = DockerRuntime("/p.json", cgroup="1")
+    daemon = {
+        "SecurityOptions": ["name=seccomp,profile=/p.json", "name=userns"],
+        "LiveRestoreEnabled": True,
+        "CgroupVersion": "2",
+    }
+    vm = dataclasses.replace(STAND_IN, container="none")
+    state = (json.dumps(daemon), 0)
+    assert [f.what for f in runtime.compare(state, vm)] == ["dockerd cgroup version"]
+    assert runtime.interruption(state) is Interruption.NOTHING
+    assert not runtime.restart_repairs(state)
+    stale = (json.dumps({**daemon, "LiveRestoreEnabled": False}), 0)
+    assert runtime.restart_repairs(stale)
+    assert runtime.interruption(stale) is Interruption.RESTART_KILLS_BUILDS

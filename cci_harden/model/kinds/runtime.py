@@ -201,8 +201,9 @@ class DockerRuntime(Resource):
         return f"dockerd runs with seccomp {self.seccomp_profile}, userns-remap, live-restore"
 
     def interruption(self, state) -> Interruption:
-        # repaired by restarting docker; a daemon that does not answer runs no build
-        if isinstance(state, tuple) and state[1] != 0:
+        # a daemon that does not answer runs no build; a cgroup mode that differs needs a
+        # reboot (the kernel-cmdline resource carries it), not a restart
+        if not isinstance(state, tuple) or state[1] != 0 or not self.restart_repairs(state):
             return Interruption.NOTHING
         return Interruption.RESTART_KILLS_BUILDS
 
@@ -215,14 +216,19 @@ class DockerRuntime(Resource):
         result = split_rc(output)
         return {r.key: result for r in resources}
 
-    def compare(self, state: tuple[str, int], info: HostInfo) -> list[Finding]:
-        text, rc = state
+    @staticmethod
+    def _daemon(state) -> dict | None:
+        text, _rc = state
         try:
             daemon = json.loads(text)
-            options = daemon["SecurityOptions"] or []
-            live_restore = daemon["LiveRestoreEnabled"]
+            daemon["SecurityOptions"], daemon["LiveRestoreEnabled"]  # noqa: B018
         except (ValueError, KeyError, TypeError):
-            return [self.finding("dockerd", "answers on /run/docker.sock", text.strip()[:120])]
+            return None
+        return daemon
+
+    def _configuration_findings(self, daemon: dict) -> list[Finding]:
+        """What a restart of dockerd changes: it rereads daemon.json."""
+        options = daemon["SecurityOptions"] or []
         findings = []
         if f"name=seccomp,profile={self.seccomp_profile}" not in options:
             findings.append(
@@ -232,8 +238,25 @@ class DockerRuntime(Resource):
             )
         if self.userns and "name=userns" not in options:
             findings.append(self.finding("dockerd userns-remap", "active", "not active"))
-        if self.live_restore and live_restore is not True:
-            findings.append(self.finding("dockerd live-restore", "true", str(live_restore)))
+        if self.live_restore and daemon["LiveRestoreEnabled"] is not True:
+            findings.append(
+                self.finding("dockerd live-restore", "true", str(daemon["LiveRestoreEnabled"]))
+            )
+        return findings
+
+    def restart_repairs(self, state) -> bool:
+        """Whether (re)starting dockerd repairs what differs: a daemon that does not answer, or
+        answers with another configuration; not a cgroup mode, which takes a reboot."""
+        if not isinstance(state, tuple):
+            return False
+        daemon = self._daemon(state)
+        return daemon is None or bool(self._configuration_findings(daemon))
+
+    def compare(self, state: tuple[str, int], info: HostInfo) -> list[Finding]:
+        daemon = self._daemon(state)
+        if daemon is None:
+            return [self.finding("dockerd", "answers on /run/docker.sock", state[0].strip()[:120])]
+        findings = self._configuration_findings(daemon)
         cgroup = str(daemon.get("CgroupVersion", ""))
         # in a container the cgroup mode is the machine's: the kernel-cmdline kind says so
         if self.cgroup and cgroup != self.cgroup and not info.in_container:
