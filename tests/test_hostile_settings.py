@@ -39,7 +39,7 @@ MINIMAL = {
     "nomad": {"servers": ["nomad.internal:4647"]},
 }
 
-# What the issue's reproductions put into settings: each must be refused.
+# What hostile settings put into a rendered file or command line: each must be refused.
 PAYLOADS = [
     "root\nProxyCommand touch /tmp/pwned",
     "x\nStrictHostKeyChecking no",
@@ -390,3 +390,25 @@ def test_artifacts_root_is_a_directory_of_its_own(value):
     """nginx serves this directory to every job's browser: never a system directory."""
     with pytest.raises(ValidationError, match="artifacts.root_dir"):
         FleetSettings.model_validate(with_value("artifacts", "root_dir", value))
+
+
+@pytest.mark.parametrize(
+    "address", ["fe80::1%eth0", "fe80::1%a b,*", "fe80::1%*", "fe80::1%$(id);x"]
+)
+def test_an_ipv6_zone_id_is_refused_in_names_and_addresses(address):
+    for entry in ({"name": "client-1", "address": address}, {"name": address, "address": "::1"}):
+        settings = {**MINIMAL, "inventory": {"hosts": [entry]}}
+        with pytest.raises(ValidationError, match="zone id"):
+            FleetSettings.model_validate(settings)
+
+
+def test_a_host_named_like_another_hosts_address_is_refused():
+    hosts = [
+        {"name": "client-1", "address": "192.0.2.10"},
+        {"name": "192.0.2.10", "address": "192.0.2.11"},
+    ]
+    with pytest.raises(ValidationError, match="192.0.2.10 is another host's address"):
+        FleetSettings.model_validate({**MINIMAL, "inventory": {"hosts": hosts}})
+    # a host named by its own address is fine
+    own = [{"name": "192.0.2.10", "address": "192.0.2.10"}]
+    assert FleetSettings.model_validate({**MINIMAL, "inventory": {"hosts": own}})

@@ -221,6 +221,13 @@ class InventorySettings(_Section):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"host names must be unique; repeated: {', '.join(duplicates)}")
+        # a name that is another host's address would be certified for, and match, that host
+        taken = sorted(h.name for h in hosts for o in hosts if o is not h and h.name == o.address)
+        if taken:
+            raise ValueError(
+                f"host name {taken[0]} is another host's address: names and other hosts' "
+                "addresses must differ"
+            )
         return hosts
 
 

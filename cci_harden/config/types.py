@@ -105,6 +105,10 @@ HOST_NAME = (
 
 
 def _host(value: str) -> str:
+    if "%" in value:
+        # an IPv6 zone id carries any text (spaces, commas, '*'): in an ssh_config Host line or
+        # a certificate's principals it would match other hosts
+        raise ValueError("must not carry an IPv6 zone id ('%...'): name the address alone")
     try:
         ipaddress.ip_address(value)
         return value
