@@ -1,6 +1,7 @@
 """Host keys at scale (CCI-SSH-02): a host whose key the fleet's SSH CA certified is
 trusted without a known_hosts line, by verify (OpenSSH) and by the deploy (paramiko, through
-keys OpenSSH verified); a key certified by another CA, or not at all, is refused by both.
+certificates checked on the operator's machine); a key certified by another CA, or not at all,
+for a name too many, or revoked, is refused by both.
 
 The CA and a foreign CA are made here with ssh-keygen; tb1 and tb2 are certified by a deploy.
 """
@@ -106,7 +107,7 @@ def test_another_cas_certificate_and_no_certificate_are_refused(certified, tmp_p
     for host in ("tb2", "tb3"):  # tb3 has no certificate at all
         deploy = run_pyinfra(stripped, "deploys/nomad.py", "--limit", host, env=env)
         assert deploy.returncode == 2, deploy.stdout[-2000:]
-        assert f"that OpenSSH accepts: {host} (" in deploy.stderr, deploy.stderr
+        assert f"that passes: {host} (" in deploy.stderr, deploy.stderr
         report = run_cli("verify", str(stripped), "--limit", host, env=env)
         assert report.returncode == 2, report.stdout
     # with its known_hosts line, tb2 is reached and its certificate reported as drift
@@ -114,3 +115,40 @@ def test_another_cas_certificate_and_no_certificate_are_refused(certified, tmp_p
         "verify", str(inventory.path), "--limit", "tb2", "--control", "CCI-SSH-02", env=env
     )
     assert drift.returncode == 1 and "signer" in drift.stdout, drift.stdout
+
+
+def _present(inventory, tmp_path, signer: Path, names: str) -> None:
+    """tb2's sshd now presents a certificate for its own key, signed by ``signer``."""
+    key = tmp_path / "tb2.pub"
+    key.write_text(ssh(inventory, "tb2", f"cat {HOST_KEY}").stdout)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-s", str(signer), "-h", "-I", "tb2", "-n", names, "-V", "-5m:+1d",
+         str(key)],
+        check=True,
+    )  # fmt: skip
+    cert = (tmp_path / "tb2-cert.pub").read_text().strip()
+    ssh(inventory, "tb2", f"printf '%s' '{cert}' > {HOST_CERT} && systemctl reload ssh")
+
+
+def test_a_name_too_many_or_a_revoked_key_is_refused(certified, tmp_path):
+    """The fleet's own CA, but a certificate that also names '*': whoever holds tb2's key
+    could pose as any host. Then a proper one, whose key the revocation list names."""
+    inventory, env, ca, _, _ = certified
+    stripped = _without_known_hosts(inventory, tmp_path)
+    _present(inventory, tmp_path, ca, "tb2,10.231.0.12,*")
+    deploy = run_pyinfra(stripped, "deploys/nomad.py", "--limit", "tb2", env=env)
+    assert deploy.returncode == 2 and "could be a pattern: '*'" in deploy.stderr, deploy.stderr
+    _present(inventory, tmp_path, ca, "tb2,10.231.0.12")
+    krl = tmp_path / "revoked.krl"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-k", "-f", str(krl), str(tmp_path / "tb2.pub")], check=True
+    )
+    revoked = env | {"CCI_SSH__REVOKED_HOST_KEYS_FILE": str(krl)}
+    deploy = run_pyinfra(stripped, "deploys/nomad.py", "--limit", "tb2", env=revoked)
+    assert deploy.returncode == 2 and "revoked" in deploy.stderr, deploy.stderr
+    report = run_cli("verify", str(stripped), "--limit", "tb2", env=revoked)
+    assert report.returncode == 2, report.stdout  # OpenSSH itself refuses it (RevokedHostKeys)
+    # with its own known_hosts line, a revoked key is refused by the deploy too
+    direct = run_pyinfra(inventory.path, "deploys/nomad.py", "--limit", "tb2", env=revoked)
+    assert direct.returncode == 2 and "is revoked" in direct.stderr, direct.stderr
+    assert run_cli("verify", str(stripped), "--limit", "tb2", env=env).returncode in (0, 1)

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from cci_harden.config.materials import PreflightError, load_host_ca
+from cci_harden.config.materials import PreflightError, load_host_ca, load_revoked_host_keys
 from cci_harden.config.settings import load_settings
 from cci_harden.controls.ssh import (
     CERT_ALGORITHM,
@@ -18,6 +18,7 @@ from cci_harden.controls.ssh import (
     HOST_KEY,
     sshd_dropin,
 )
+from cci_harden.model.errors import SettingsError
 from cci_harden.model.kinds import HostCertificate
 
 from .test_resources import HOST, RECORDED
@@ -115,3 +116,44 @@ def test_a_certificate_names_only_what_the_operator_calls_the_host(tmp_path):
     local = dataclasses.replace(info, name="@local", address="")
     (checked_only,) = HOST_CERTIFICATE.resources(settings, local)
     assert checked_only.principals == ()
+
+
+def test_an_extra_principal_and_a_long_validity_are_drift():
+    """A certificate that also names another host (or '*') lets whoever holds this host's key
+    pose as that host; one valid for longer than ssh.host_cert_days outlives the policy."""
+    text = RECORDED["host-certificate"]
+    widened = text.replace("        10.231.0.11\n", "        10.231.0.11\n                *\n")
+    assert widened != text
+    (extra,) = findings(output=widened)
+    assert (extra.what, extra.found) == (f"{HOST_CERT} principals", "tb1, 10.231.0.11, *")
+    short = dataclasses.replace(CERT, validity_days=30)
+    (long,) = findings(short)
+    assert (long.what, long.expected) == (f"{HOST_CERT} validity", "at most 30 days")
+
+
+def test_the_validity_is_capped_and_renewal_comes_before_the_end(tmp_path):
+    with pytest.raises(SettingsError, match="ssh.host_cert_days: Input should be less than"):
+        load_settings(write_inventory(tmp_path, VALID + "[ssh]\nhost_cert_days = 3650\n"))
+    renew_at_once = "[ssh]\nhost_cert_days = 7\nhost_cert_renew_days = 7\n"
+    with pytest.raises(SettingsError, match="host_cert_renew_days must be less than"):
+        load_settings(write_inventory(tmp_path, VALID + renew_at_once))
+
+
+def test_the_revocation_list_must_be_a_krl(tmp_path):
+    (tmp_path / "list.txt").write_text("ssh-ed25519 AAAA\n")
+    settings = _settings(tmp_path, f'revoked_host_keys_file = "{tmp_path}/list.txt"')
+    with pytest.raises(PreflightError, match="not a key revocation list"):
+        load_revoked_host_keys(settings)
+    subprocess.run(["ssh-keygen", "-q", "-k", "-f", str(tmp_path / "r.krl")], check=True)
+    settings = _settings(tmp_path, f'revoked_host_keys_file = "{tmp_path}/r.krl"')
+    assert load_revoked_host_keys(settings) == tmp_path / "r.krl"
+
+
+def test_a_revocation_list_path_reaches_openssh_as_it_is(tmp_path):
+    """RevokedHostKeys is not token-expanded by every OpenSSH: a '%' in its path is refused."""
+    odd = tmp_path / "100%"
+    odd.mkdir()
+    subprocess.run(["ssh-keygen", "-q", "-k", "-f", str(odd / "r.krl")], check=True)
+    settings = _settings(tmp_path, f'revoked_host_keys_file = "{odd}/r.krl"')
+    with pytest.raises(PreflightError, match="has a '%'"):
+        load_revoked_host_keys(settings)

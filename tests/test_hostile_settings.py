@@ -24,8 +24,8 @@ from cci_harden.apply.release import install_script
 from cci_harden.config.settings import FleetSettings, load_settings
 from cci_harden.controls.nomad import _render_client_hcl
 from cci_harden.fleet.inventory import Inventory
-from cci_harden.fleet.sshconfig import quoted, render_ssh_config
-from cci_harden.model.errors import SettingsError
+from cci_harden.fleet.sshconfig import quoted, render_ssh_config, write_ssh_config
+from cci_harden.model.errors import InventoryError, SettingsError
 from cci_harden.model.hostinfo import STAND_IN
 from cci_harden.model.render import hcl_string
 
@@ -211,6 +211,46 @@ def test_ssh_config_keeps_strict_host_keys_whatever_the_operator_file_says(tmp_p
     assert "proxycommand" in effective
 
 
+def _with_operator_config(tmp_path, text: str) -> Inventory:
+    operator = tmp_path / "operator.ssh_config"
+    operator.write_text(text)
+    two_hosts = '{ name = "client-1", address = "192.0.2.10" }, ' + (
+        '{ name = "odd-port", address = "192.0.2.77", port = 2222 }]'
+    )
+    toml = BASE.replace("[inventory]\n", f'[inventory]\nssh_config = "{operator}"\n')
+    toml = toml.replace('{ name = "client-1", address = "192.0.2.10" }]', two_hosts)
+    return Inventory.load(write_inventory(tmp_path, toml))
+
+
+def test_no_command_vouches_for_a_key_and_keys_are_looked_up_by_address(tmp_path):
+    operator = "Host *\n  ProxyJump bastion.example.test\n  KnownHostsCommand /bin/cat /tmp/k\n"
+    loaded = _with_operator_config(tmp_path, operator)
+    config = write_ssh_config(loaded, tmp_path / "ssh_config", tmp_path / "cm")
+    text = config.read_text()
+    assert "  KnownHostsCommand none\n" in text
+    effective = subprocess.run(
+        ["ssh", "-G", "-F", str(config), "odd-port"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "proxyjump bastion.example.test" in effective  # what we leave unset still applies
+    assert "knownhostscommand" not in effective
+    assert "Host client-1\n  HostName 192.0.2.10\n" in text
+    assert "  HostKeyAlias 192.0.2.10\n" in text
+    # on another port the alias would be [address]:port, which no certificate names: left unset
+    assert "HostKeyAlias 192.0.2.77" not in text
+
+
+@pytest.mark.parametrize(
+    "option",
+    ["HostKeyAlias 10.0.0.99", "RevokedHostKeys /dev/null"],
+)
+def test_an_inventory_ssh_config_cannot_change_how_keys_are_trusted(tmp_path, option):
+    """Options of ours come first and win; what OpenSSH leaves open (an alias on a port other
+    than 22, a revocation list when none is set) is refused as OpenSSH itself reads the file."""
+    loaded = _with_operator_config(tmp_path, f"Host odd-port\n  {option}\n")
+    with pytest.raises(InventoryError, match=f"sets {option.split()[0].lower()} for odd-port"):
+        write_ssh_config(loaded, tmp_path / "ssh_config", tmp_path / "cm")
+
+
 def test_apt_reads_the_proxy_as_the_intended_value(tmp_path):
     from cci_harden.controls.apt import _proxy_resources
 
@@ -356,6 +396,7 @@ LOCAL_PATHS = {
         "client_key_file",
         "host_ca_file",
         "host_ca_key_file",
+        "revoked_host_keys_file",
     )
 }
 

@@ -309,3 +309,33 @@ def load_host_ca(settings: FleetSettings) -> HostCa | None:
                 "ssh.host_ca_key_file: its public half is not the key in ssh.host_ca_file"
             )
     return HostCa(public_line, fingerprint, key_file)
+
+
+def load_revoked_host_keys(settings: FleetSettings) -> Path | None:
+    """The key revocation list the settings name, checked to be OpenSSH's binary KRL (what
+    ``ssh-keygen -k`` makes and ``ssh-keygen -Q`` reads; ``RevokedHostKeys`` would also take a
+    list of plain keys, which the deploy's own check could not)."""
+    if settings.ssh.revoked_host_keys_file is None:
+        return None
+    path = settings.local_path(settings.ssh.revoked_host_keys_file)
+    if "%" in str(path.resolve()):
+        raise PreflightError(
+            f"ssh.revoked_host_keys_file: {path} has a '%', which some OpenSSH versions expand "
+            "in RevokedHostKeys and others do not; move the file to a path without one"
+        )
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(len(KRL_MAGIC))
+    except OSError as exc:
+        raise PreflightError(
+            f"ssh.revoked_host_keys_file: cannot read {path}: {exc.strerror}"
+        ) from None
+    if magic != KRL_MAGIC:
+        raise PreflightError(
+            "ssh.revoked_host_keys_file: not a key revocation list; make one with "
+            "`ssh-keygen -k -f FILE KEYS...`"
+        )
+    return path
+
+
+KRL_MAGIC = b"SSHKRL\n\0"

@@ -497,11 +497,30 @@ class SshSettings(_Section):
         "certificates come from elsewhere, an image bake, and are only verified)",
     )
     host_cert_days: int = Field(
-        90, ge=1, le=3650, description="How long a certificate the deploy signs is valid"
+        90,
+        ge=1,
+        le=365,
+        description="How long a certificate the deploy signs is valid; a host certificate "
+        "valid for longer (signed elsewhere) is refused by the deploy and reported by verify",
     )
     host_cert_renew_days: int = Field(
-        14, ge=0, le=365, description="Renew a certificate that expires within this many days"
+        14, ge=0, le=364, description="Renew a certificate that expires within this many days"
     )
+    revoked_host_keys_file: LocalPath | None = Field(
+        None,
+        description="A key revocation list (`ssh-keygen -k`) of host keys and certificates: "
+        "verify and the rollout pass it to OpenSSH (`RevokedHostKeys`), the deploy refuses a "
+        "host whose certificate or key it lists",
+    )
+
+    @model_validator(mode="after")
+    def _renewed_before_it_ends(self) -> SshSettings:
+        if self.host_cert_renew_days >= self.host_cert_days:
+            raise ValueError(
+                "host_cert_renew_days must be less than host_cert_days, or every deploy would "
+                "sign a new certificate"
+            )
+        return self
 
 
 def _is_address(value: str) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from ..config.materials import PreflightError, load_host_ca
 from ..model.control import Control, Source
 from ..model.kinds import HostCertificate, ManagedFile, SshdEffective
+from ..model.kinds.ssh import principals_for
 from ..model.releases import release_for
 from ..model.render import render
 from .sources import hardening_page
@@ -134,8 +135,7 @@ def host_principals(settings, info) -> tuple[str, ...]:
     """The names a client reaches this host by: its inventory name and address. Only the
     operator's data: a name the host reports (its hostname) could be any other host's, and the
     CA would certify it. A local run knows neither, and checks none."""
-    names = [info.name, info.address]
-    return tuple(dict.fromkeys(n for n in names if n and not n.startswith("@")))
+    return principals_for(info.name, info.address)
 
 
 def _certificate_resources(settings, info):
@@ -171,11 +171,14 @@ HOST_CERTIFICATE = Control(
     "does not scale, and trusting keys on first use is refused. With ssh.host_ca_file, each "
     "host's ed25519 key is certified by the CA (signed by the deploy with ssh.host_ca_key_file, "
     "or installed by the image's first boot and only verified), sshd presents it "
-    "(`HostCertificate`), and verify and the deploy trust a host without a known_hosts line "
-    "when OpenSSH accepts its certificate; a key signed by another CA, or none, is refused. "
-    "Checked: the signer, the key certified (the host's own), the principals (the host's "
-    "inventory name and address: never a name the host reports, which could be another "
-    "host's) and that it is valid for ssh.host_cert_renew_days more; renewed then.",
+    "(`HostCertificate`). verify (OpenSSH) and the deploy (the certificate's bytes checked "
+    "on the operator's machine, never ssh's messages) trust a host without a known_hosts "
+    "line only through a certificate signed by the CA, for exactly the host's names, valid "
+    "now, for no longer than ssh.host_cert_days, and not in ssh.revoked_host_keys_file. "
+    "Checked on the host: the signer, the key certified (the host's own), the principals "
+    "(exactly the host's inventory name and address: never a name the host reports, which "
+    "could be another host's, and no extra name or pattern), a validity no longer than "
+    "ssh.host_cert_days and valid for ssh.host_cert_renew_days more; renewed then.",
     resources=_certificate_resources,
     applies=lambda settings: settings.ssh.host_ca_file is not None,
     testbed="container hosts: signed by a CA the tests make, trusted without known_hosts lines "

@@ -1,39 +1,40 @@
-"""Trust a host by its SSH certificate, through OpenSSH, for a client that cannot (paramiko).
+"""Trust a host by its SSH certificate, checked here, for a client that cannot (paramiko).
 
 With ``ssh.host_ca_file`` an inventory needs no known_hosts line per host: OpenSSH trusts the CA
 (an ``@cert-authority`` line limited to the inventory's addresses). verify uses OpenSSH, so it
 reads that line itself. The deploy's client, paramiko, has no host-certificate support, so for
 each host without a line of its own:
 
-1. OpenSSH connects with only the CA line trusted and no way to log in: it checks the host's
-   certificate (signer, principals, validity) and the key exchange proves the host holds the
-   certified key; it reports that key's fingerprint, then stops at authentication.
-2. ``ssh-keyscan`` reads the host's plain key; it is kept only if its fingerprint is the one
-   OpenSSH just verified.
+1. OpenSSH connects, through the operator's ssh_config (a bastion applies), asking for an
+   ed25519 host certificate only. A ``KnownHostsCommand`` of ours writes down what the host
+   presented and vouches for nothing, so OpenSSH stops there, before authentication. Nothing
+   OpenSSH prints, and nothing the server sends around its banner, is read.
+2. The certificate is checked here, from its bytes (``cert_check``): a host certificate, the
+   CA's signature verified, principals exactly the host's inventory name and address, valid
+   now and for no longer than ``ssh.host_cert_days``, not in ``ssh.revoked_host_keys_file``.
+3. Only then the key it certifies goes, under the host's address, into the known_hosts file
+   pyinfra and the lockout guard read; paramiko's key exchange proves the host holds it.
 
-The kept keys, with the operator's own lines, make the known_hosts file pyinfra and the lockout
-guard read. A host whose certificate OpenSSH refuses (another CA, none, expired, wrong name) is
-refused before anything connects to it.
+A host whose certificate is refused (another CA, none, expired, other names) is refused before
+anything connects to it with credentials.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import re
 import stat
 import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ..config.materials import load_host_ca
+from ..config.materials import load_host_ca, load_revoked_host_keys
 from ..config.settings import HostEntry
 from ..model.errors import InventoryError
+from ..model.kinds.ssh import principals_for
+from .cert_check import MAX_CERT_BYTES, Refused, certified_key
 from .sshconfig import quoted
-
-_VERIFIED = re.compile(r"Server host certificate: \S+ (SHA256:[A-Za-z0-9+/=]+),")
-_MATCHED = "is known and matches the ED25519-CERT host certificate"
 
 
 def lookup_name(host: HostEntry) -> str:
@@ -76,76 +77,77 @@ def write_ca_known_hosts(inventory, directory: Path) -> Path:
     return path
 
 
-def _verified_fingerprint(inventory, host: HostEntry, ca_file: Path) -> tuple[str, str]:
-    """(fingerprint OpenSSH verified, "") or ("", OpenSSH's reason)."""
+CAPTURE_SCRIPT = (
+    "#!/bin/sh\n"
+    "# KnownHostsCommand: write down the key presented, vouch for none\n"
+    'printf \'%s %s\\n\' "$2" "$3" > "$1"\n'
+)
+
+
+def _presented(inventory, host: HostEntry, directory: Path) -> str:
+    """What the host presents as its ed25519 host certificate ("TYPE BASE64"), or ""."""
+    script = directory / "presented.sh"
+    if not script.is_file():
+        script.write_text(CAPTURE_SCRIPT)
+        script.chmod(0o700)
+    out = directory / f"presented-{hashlib.sha256(host.name.encode()).hexdigest()[:16]}"
+    out.unlink(missing_ok=True)
     # the operator's ssh_config (a bastion, a ProxyJump) applies; every option given here wins
     config = str(inventory.ssh_config.resolve()) if inventory.ssh_config else "/dev/null"
-    proc = subprocess.run(
-        [
-            "ssh", "-F", config, "-v",
-            "-o", f"UserKnownHostsFile={quoted(ca_file)}",
-            "-o", "GlobalKnownHostsFile=/dev/null",
-            "-o", "StrictHostKeyChecking=yes",
-            "-o", "HostKeyAlgorithms=ssh-ed25519-cert-v01@openssh.com",
-            "-o", "BatchMode=yes",
-            "-o", "PubkeyAuthentication=no",
-            "-o", "PasswordAuthentication=no",
-            "-o", "KbdInteractiveAuthentication=no",
-            "-o", "ConnectTimeout=10",
-            "-p", str(host.port),
-            "-l", inventory.user_for(host),
-            "--", host.address, "true",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )  # fmt: skip
-    found = _VERIFIED.search(proc.stderr)
-    if found and _MATCHED in proc.stderr:
-        return found.group(1), ""
-    reasons = [
-        line.strip()
-        for line in proc.stderr.splitlines()
-        if not line.startswith(("debug", "OpenSSH_", "Authorized access", "Unauthorized access"))
-        and line.strip()
-    ]
-    return "", (reasons[0] if reasons else f"ssh exited {proc.returncode}")
-
-
-def _scanned_key(host: HostEntry, fingerprint: str) -> str:
-    """The host's plain ed25519 key, if it is the one with ``fingerprint``."""
-    scan = subprocess.run(
-        ["ssh-keyscan", "-T", "10", "-t", "ed25519", "-p", str(host.port), host.address],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    for line in scan.stdout.splitlines():
-        parts = line.split()
-        if len(parts) < 3 or parts[1] != "ssh-ed25519":
-            continue
-        listed = subprocess.run(
-            ["ssh-keygen", "-l", "-E", "sha256", "-f", "-"],
-            input=f"{parts[1]} {parts[2]}\n",
+    try:
+        subprocess.run(
+            [
+                "ssh", "-F", config,
+                "-o", f"KnownHostsCommand={quoted(script)} {quoted(out)} %t %K",
+                "-o", "UserKnownHostsFile=/dev/null",
+                "-o", "GlobalKnownHostsFile=/dev/null",
+                "-o", "StrictHostKeyChecking=yes",
+                "-o", "HostKeyAlgorithms=ssh-ed25519-cert-v01@openssh.com",
+                "-o", "ControlMaster=no",
+                "-o", "ControlPath=none",
+                "-o", "BatchMode=yes",
+                "-o", "PubkeyAuthentication=no",
+                "-o", "PasswordAuthentication=no",
+                "-o", "KbdInteractiveAuthentication=no",
+                "-o", "ConnectTimeout=10",
+                "-p", str(host.port),
+                "-l", inventory.user_for(host),
+                "--", host.address, "true",
+            ],
             capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        if listed.returncode == 0 and listed.stdout.split()[1:2] == [fingerprint]:
-            return f"{parts[1]} {parts[2]}"
-    return ""
+            timeout=60,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return ""
+    # ssh fails by design (nothing vouched for the key): its status and messages say nothing
+    try:
+        with out.open("rb") as handle:
+            return handle.read(MAX_CERT_BYTES + 200).decode("ascii", "replace").strip()
+    except FileNotFoundError:
+        return ""
+    finally:
+        out.unlink(missing_ok=True)
 
 
-def certified_lines(inventory, hosts: list[HostEntry], ca_file: Path) -> list[str]:
-    """known_hosts lines for ``hosts``, each from a certificate OpenSSH accepted; or refuse."""
+def certified_lines(inventory, hosts: list[HostEntry], directory: Path) -> list[str]:
+    """known_hosts lines for ``hosts``, each the key of a certificate checked here; or refuse."""
+    ca = load_host_ca(inventory.settings)
+    if ca is None:
+        raise InventoryError("hosts without a known_hosts line, and no ssh.host_ca_file")
+    revoked = load_revoked_host_keys(inventory.settings)
+    max_days = inventory.settings.ssh.host_cert_days
 
     def one(host: HostEntry) -> tuple[HostEntry, str, str]:
-        fingerprint, reason = _verified_fingerprint(inventory, host, ca_file)
-        if not fingerprint:
-            return host, "", reason
-        key = _scanned_key(host, fingerprint)
-        if not key:
-            return host, "", f"its key changed between two reads (not {fingerprint})"
+        presented = _presented(inventory, host, directory)
+        if not presented:
+            return host, "", "it presented no ed25519 host certificate"
+        try:
+            key = certified_key(
+                presented, ca.public_line, principals_for(host.name, host.address),
+                max_days, revoked,
+            )  # fmt: skip
+        except Refused as exc:
+            return host, "", str(exc)
         return host, f"{lookup_name(host)} {key}", ""
 
     with ThreadPoolExecutor(max_workers=min(16, max(1, len(hosts)))) as pool:
@@ -153,18 +155,46 @@ def certified_lines(inventory, hosts: list[HostEntry], ca_file: Path) -> list[st
     refused = [f"{host.name} ({reason})" for host, _, reason in results if reason]
     if refused:
         raise InventoryError(
-            "no known_hosts line, and no certificate from ssh.host_ca_file that OpenSSH accepts: "
+            "no known_hosts line, and no certificate from ssh.host_ca_file that passes: "
             + "; ".join(refused)
         )
     return [line for _, line, _ in results]
+
+
+def refuse_revoked_keys(inventory, hosts: list[HostEntry]) -> None:
+    """Refuse hosts whose own known_hosts key is in ``ssh.revoked_host_keys_file``: the deploy
+    honours the list as OpenSSH (verify) does."""
+    revoked = load_revoked_host_keys(inventory.settings)
+    if revoked is None or not inventory.known_hosts.is_file():
+        return
+    import paramiko  # as the inventory reads known_hosts: here, not at import
+
+    keys = paramiko.HostKeys(str(inventory.known_hosts))
+    listed = []
+    with tempfile.TemporaryDirectory(prefix="cci-krl-") as directory:
+        for host in hosts:
+            for key in (keys.lookup(lookup_name(host)) or {}).values():
+                path = Path(directory) / "key.pub"
+                path.write_text(f"{key.get_name()} {key.get_base64()}\n")
+                status = subprocess.run(
+                    ["ssh-keygen", "-Q", "-f", str(revoked), str(path)],
+                    capture_output=True,
+                    timeout=30,
+                ).returncode
+                if status != 0:
+                    listed.append(host.name)
+    if listed:
+        raise InventoryError(
+            f"{', '.join(sorted(set(listed)))}: its key in {inventory.known_hosts} is revoked "
+            "(ssh.revoked_host_keys_file); give its new key or certificate"
+        )
 
 
 def trusted_known_hosts(inventory, hosts: list[HostEntry]) -> Path:
     """The known_hosts file for paramiko: the operator's lines, plus a certified line for each
     of ``hosts`` that has none."""
     directory = runtime_dir(inventory)
-    ca_file = write_ca_known_hosts(inventory, directory)
-    lines = certified_lines(inventory, hosts, ca_file) if hosts else []
+    lines = certified_lines(inventory, hosts, directory) if hosts else []
     own = inventory.known_hosts.read_text() if inventory.known_hosts.is_file() else ""
     path = directory / "known_hosts"
     path.write_text(

@@ -219,10 +219,14 @@ def _load_for_pyinfra(inventory_file: str) -> tuple[Inventory, Path | None]:
         selected = inventory.select(limit_patterns_from_argv(sys.argv))
         require_ready(inventory.settings, inventory.problems())
         known_hosts = None
+        missing = set(inventory.hosts_without_known_key())
+        if inventory.settings.ssh.revoked_host_keys_file is not None:
+            from .host_trust import refuse_revoked_keys
+
+            refuse_revoked_keys(inventory, [h for h in selected if h.name not in missing])
         if inventory.settings.ssh.host_ca_file is not None:
             from .host_trust import trusted_known_hosts
 
-            missing = set(inventory.hosts_without_known_key())
             known_hosts = trusted_known_hosts(inventory, [h for h in selected if h.name in missing])
     except CciHardenError as exc:
         print(f"cci-harden: {exc}", file=sys.stderr)

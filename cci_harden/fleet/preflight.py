@@ -12,6 +12,7 @@ import datetime as dt
 from ..config.materials import (
     PreflightError,
     load_host_ca,
+    load_revoked_host_keys,
     load_log_material,
     load_signing_key,
     load_tls,
@@ -83,6 +84,7 @@ def problems(settings: FleetSettings) -> list[str]:
     if not line.mtls_required or tls_configured(settings):
         attempt(lambda: load_tls(settings))
     attempt(lambda: load_host_ca(settings))
+    attempt(lambda: load_revoked_host_keys(settings))
     if settings.logging.collector is not None:
         attempt(lambda: load_log_material(settings))
     if not settings.network.admin_cidrs:

@@ -13,8 +13,12 @@ refused newlines and quotes, so no value can start a line of its own.
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from ..config.materials import load_revoked_host_keys
+from ..model.errors import InventoryError
 
 if TYPE_CHECKING:  # annotations only: fleet.host_trust, which inventory uses, quotes with this
     from .inventory import Inventory
@@ -40,6 +44,7 @@ def render_ssh_config(
     known = quoted(inventory.known_hosts.resolve())
     if ca_known_hosts is not None:
         known += " " + quoted(ca_known_hosts.resolve())
+    revoked = load_revoked_host_keys(inventory.settings)
     for host in inventory.hosts:
         lines += [
             f"Host {host.name}",
@@ -51,6 +56,10 @@ def render_ssh_config(
             "  StrictHostKeyChecking yes",
             "  CheckHostIP no",
             "  UpdateHostKeys no",
+            # no command may vouch for a key; the name keys are looked up by is the address
+            "  KnownHostsCommand none",
+            *([f"  HostKeyAlias {host.address}"] if host.port == 22 else []),
+            *([f"  RevokedHostKeys {quoted(revoked.resolve())}"] if revoked else []),
             "  BatchMode yes",
             "  ConnectTimeout 10",
             "  ControlMaster auto",
@@ -66,3 +75,63 @@ def render_ssh_config(
         # After every option of ours, for every host: it can only add what we left unset.
         lines += ["Match all", f"  Include {quoted(inventory.ssh_config.resolve())}"]
     return "\n".join(lines) + "\n"
+
+
+# what an included ssh_config must leave as ours: OpenSSH's own reading of the file decides
+PINNED = (
+    "hostname",
+    "port",
+    "userknownhostsfile",
+    "globalknownhostsfile",
+    "stricthostkeychecking",
+    "knownhostscommand",
+    "hostkeyalias",
+    "revokedhostkeys",
+)
+
+
+def _effective(config: Path, name: str) -> dict[str, str]:
+    proc = subprocess.run(
+        ["ssh", "-G", "-F", str(config), "--", name], capture_output=True, text=True, timeout=30
+    )
+    if proc.returncode != 0:
+        raise InventoryError(f"{config}: OpenSSH cannot read it: {proc.stderr.strip()[:200]}")
+    found: dict[str, str] = {}
+    for line in proc.stdout.splitlines():
+        key, _, value = line.partition(" ")
+        if key in PINNED:
+            found[key] = value
+    return found
+
+
+def check_included_config(inventory: Inventory, config: Path) -> None:
+    """Refuse an inventory ssh_config that changes, for any host, how its key is trusted.
+
+    Options of ours come first and win, except two OpenSSH has no neutral value for on a port
+    other than 22: ``HostKeyAlias`` (the address alone would break ``[address]:port`` lines)
+    and, through ``Match``, anything set before our block. ``ssh -G`` with and without the
+    inventory's file must agree on each pinned option."""
+    if inventory.ssh_config is None:
+        return
+    own = config.with_name(config.name + ".own")
+    own.write_text(render_ssh_config(inventory, config.parent, include=False))
+    try:
+        for host in inventory.hosts:
+            expected, effective = _effective(own, host.name), _effective(config, host.name)
+            changed = sorted(k for k in PINNED if expected.get(k) != effective.get(k))
+            if changed:
+                raise InventoryError(
+                    f"{inventory.ssh_config}: sets {', '.join(changed)} for {host.name}; "
+                    "host keys are the toolkit's to check: remove those options"
+                )
+    finally:
+        own.unlink(missing_ok=True)
+
+
+def write_ssh_config(
+    inventory: Inventory, path: Path, control_dir: Path, ca_known_hosts: Path | None = None
+) -> Path:
+    """The ssh_config verify and the rollout use, written to ``path`` and checked."""
+    path.write_text(render_ssh_config(inventory, control_dir, ca_known_hosts=ca_known_hosts))
+    check_included_config(inventory, path)
+    return path

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..config.settings import HostEntry
 from ..fleet.host_trust import write_ca_known_hosts
 from ..fleet.inventory import Inventory
-from ..fleet.sshconfig import render_ssh_config
+from ..fleet.sshconfig import write_ssh_config
 
 
 @dataclass(frozen=True)
@@ -42,9 +42,7 @@ class FleetShell:
             ca_known_hosts = write_ca_known_hosts(inventory, folder)
         self._used: set[str] = set()
         self.ssh_config = folder / "ssh_config"
-        self.ssh_config.write_text(
-            render_ssh_config(inventory, control_dir, ca_known_hosts=ca_known_hosts)
-        )
+        write_ssh_config(inventory, self.ssh_config, control_dir, ca_known_hosts)
 
     def run(self, host: HostEntry, script: str, timeout: float = 120) -> Result:
         """``script`` through ``sh`` on the host, as root (``sudo -n`` for another user)."""

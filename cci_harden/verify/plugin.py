@@ -16,6 +16,7 @@ the same hosts (testinfra's ``host`` fixture), over the same strict ssh_config. 
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import re
 import sys
@@ -30,9 +31,9 @@ import pytest
 from ..config.settings import settings_path
 from ..fleet.host_trust import write_ca_known_hosts
 from ..fleet.inventory import Inventory
-from ..fleet.sshconfig import render_ssh_config
+from ..fleet.sshconfig import write_ssh_config
 from ..model.control import Control, Finding, Outcome, Status
-from ..model.errors import CciHardenError
+from ..model.errors import CciHardenError, InventoryError
 from ..model.gather import HostState, first_gather, gather_host
 from ..model.plan import evaluate, planned_control_ids
 from ..model.waivers import Waiver, load_waivers, waivers_path
@@ -54,7 +55,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--cci-control", action="append", default=[], help="only this control id (repeatable)"
     )
-    group.addoption("--cci-hosts", help="only these hosts, comma-separated (default: all)")
+    group.addoption(
+        "--cci-host", action="append", default=[], help="only this host (repeat for more)"
+    )
+    group.addoption("--cci-hosts", help=argparse.SUPPRESS)  # the comma form, kept for scripts
     group.addoption("--cci-waivers", help="waiver file (default: inventories/NAME.waivers.toml)")
     group.addoption(
         "--cci-progress", action="store_true", help="say on stderr as each host is read"
@@ -80,7 +84,10 @@ class VerifySession:
         option = config.option
         self.inventory = Inventory.load(option.cci_inventory)
         self.profile = option.cci_profile
-        wanted = {h for h in (option.cci_hosts or "").split(",") if h}
+        wanted = {h for h in (option.cci_hosts or "").split(",") if h} | set(option.cci_host)
+        unknown = sorted(wanted - {h.name for h in self.inventory.hosts})
+        if unknown:  # never a host silently left out of the reports
+            raise InventoryError(f"not in inventory {self.inventory.name}: {', '.join(unknown)}")
         self.hosts = [h for h in self.inventory.hosts if not wanted or h.name in wanted]
         self.controls: tuple[Control, ...] = catalogue.PROFILES[self.profile]
         self.lifecycle = not option.cci_control
@@ -99,9 +106,7 @@ class VerifySession:
         if self.inventory.settings.ssh.host_ca_file is not None:  # OpenSSH checks certificates
             ca_known_hosts = write_ca_known_hosts(self.inventory, Path(self._tmp.name))
         # always our own file, our options first; the inventory's ssh_config is included after
-        self.ssh_config.write_text(
-            render_ssh_config(self.inventory, control_dir, ca_known_hosts=ca_known_hosts)
-        )
+        write_ssh_config(self.inventory, self.ssh_config, control_dir, ca_known_hosts)
         self.progress = bool(option.cci_progress)
         self._read = 0
         self._read_lock = threading.Lock()

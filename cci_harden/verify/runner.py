@@ -52,8 +52,8 @@ def verify_inventory(
         str(inventory.path),
         "--cci-profile",
         profile,
-        "--cci-hosts",
-        ",".join(h.name for h in hosts),
+        # one option per host: no separator a name could hold
+        *(arg for h in hosts for arg in ("--cci-host", h.name)),
         "-p",
         "no:terminal",
         "-p",
@@ -66,6 +66,10 @@ def verify_inventory(
         str(inventory.path.parent),
         "-c",
         "/dev/null",  # the operator's pytest configuration is not ours to read here
+        # nor a conftest.py above the inventory (whoever can write a parent directory would
+        # run code as the operator); the inventory's NAME.checks/ is below it and still loads
+        "--confcutdir",
+        str(inventory.path.parent.resolve()),
     ]
     for control_id in control_ids:
         args += ["--cci-control", control_id]

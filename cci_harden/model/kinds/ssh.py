@@ -17,6 +17,17 @@ from ..hostinfo import HostInfo
 from ..interruption import Interruption
 from ..resource import Resource, blocks
 
+# a certificate is signed valid from a few minutes back (clocks differ); a day covers it
+SIGNING_SLACK = dt.timedelta(days=1)
+
+# characters that make an OpenSSH principal or host pattern match more than one name
+PATTERN_CHARACTERS = frozenset(",*?!% \t")
+
+
+def principals_for(name: str, address: str) -> tuple[str, ...]:
+    """The names a client reaches a host by: its inventory name and address, nothing else."""
+    return tuple(dict.fromkeys(n for n in (name, address) if n and not n.startswith("@")))
+
 
 @dataclass(frozen=True)
 class CertState:
@@ -127,8 +138,8 @@ class HostCertificate(Resource):
                     f"another key {state.cert_key_fingerprint}",
                 )
             )
-        missing = [p for p in self.principals if p not in state.principals]
-        if missing:
+        if sorted(set(state.principals)) != sorted(set(self.principals)):
+            # an extra name (another host's, or a pattern such as '*') is as wrong as a missing one
             findings.append(
                 self.finding(
                     f"{self.path} principals",
@@ -155,4 +166,14 @@ class HostCertificate(Resource):
             ]
         if not state.valid_to:
             return [self.finding(f"{self.path} validity", "an end date", "forever")]
+        if state.valid_from and moment(state.valid_to) - moment(state.valid_from) > (
+            dt.timedelta(days=self.validity_days) + SIGNING_SLACK
+        ):
+            return [
+                self.finding(
+                    f"{self.path} validity",
+                    f"at most {self.validity_days} days",
+                    f"from {state.valid_from} until {state.valid_to}",
+                )
+            ]
         return []
