@@ -181,3 +181,31 @@ def test_circleci_example_is_a_scheduled_sharded_pipeline_that_keeps_reports():
     assert re.fullmatch(r"cimg/python:[0-9.]+@sha256:[0-9a-f]{64}", image["image"])
     install = next(c for c in run_steps if "pip install" in c)
     assert "--require-hashes -r requirements.lock" in install and "--no-deps" in install
+
+
+def test_text_a_host_sent_is_shown_as_text_in_every_view():
+    """A process name with escape codes and a line break cannot redraw the terminal, forge a
+    report line, or start a link or HTML in the Markdown."""
+    hostile = "\x1b[2J\x1b[32mok\r\nFAIL client-9 CCI-X [x](https://example.test) <img>"
+    run = build_run(
+        "acme",
+        [
+            HostReport(
+                "client-1",
+                True,
+                outcomes=[
+                    Outcome(
+                        "CCI-NET-04", Status.FAIL, (Finding("tcp 0.0.0.0:9100", "none", hostile),)
+                    ),
+                ],
+            )
+        ],  # fmt: skip
+        [],
+        today=TODAY,
+    )
+    table, markdown = render_table(run), render_markdown(run)
+    for text in (table, markdown):
+        assert "\x1b" not in text and "\r" not in text
+        assert sum(line.startswith(("FAIL", "- FAIL")) for line in text.splitlines()) == 1
+    assert "\\x1b[2J" in table
+    assert "\\[x\\]\\(https" in markdown and "\\<img\\>" in markdown

@@ -3,9 +3,10 @@
 
 The first thing a deploy reads from a host is this "fact": it starts, on the host, a holder
 process that takes ``/run/cci-harden/deploy.lock`` with flock(1), writes who holds it and since
-when, and keeps it until the SSH connection the deploy came in on ends. So the lock is released
-when the deploy finishes, and also when it dies, is killed or loses its network: a stale lock
-cannot outlive its run (a reboot clears /run as well). A second deploy waits
+when, and keeps it until the SSH connection the deploy came in on ends (that process, known by
+its PID and its start time: a PID the kernel hands to a later process holds nothing). So the
+lock is released when the deploy finishes, and also when it dies, is killed or loses its
+network: a stale lock cannot outlive its run (a reboot clears /run as well). A second deploy waits
 ``deploy.lock_wait_seconds`` for it, then stops on that host naming the holder; the other hosts
 go on.
 
@@ -49,6 +50,9 @@ if [ "$conn" = ssh ]; then
     echo "cci-harden: no SSH connection found to tie the deploy lock to" >&2; exit 1
   fi
 fi
+# the connection's start time with its PID: a PID reused by a later process holds nothing
+born=$(sed 's/.*) //' /proc/$conn/stat 2>/dev/null | cut -d' ' -f20)
+[ -n "$born" ] || {{ echo "cci-harden: process $conn is gone" >&2; exit 1; }}
 wait={wait}
 if ! flock -n "$lock" true; then
   since=$(sed -n 1p "$holder" 2>/dev/null | cut -d' ' -f1)
@@ -59,8 +63,10 @@ ready="$dir/ready.{token}"
 setsid -w flock -w "$wait" "$lock" sh -c '
   printf "%s %s\n" "$5" "$1" > "$2.new" && mv -f "$2.new" "$2"
   : > "$3"
-  while kill -0 "$4" 2>/dev/null; do sleep 1; done
-  rm -f "$3"' holder {holder} "$holder" "$ready" "$conn" "$me" </dev/null >/dev/null 2>&1 &
+  while [ "$(sed "s/.*) //" /proc/$4/stat 2>/dev/null | cut -d" " -f20)" = "$6" ]; do
+    sleep 1
+  done
+  rm -f "$3"' holder {holder} "$holder" "$ready" "$conn" "$me" "$born" </dev/null >/dev/null 2>&1 &
 waiter=$!
 while [ ! -e "$ready" ]; do
   if ! kill -0 "$waiter" 2>/dev/null; then
@@ -90,13 +96,17 @@ def holder_text() -> str:
 
 
 def lock_script(
-    wait: int, holder: str, started: float | None = None, local_pid: int | None = None
+    wait: int,
+    holder: str,
+    started: float | None = None,
+    local_pid: int | None = None,
+    directory: str = LOCK_DIR,
 ) -> str:
     """The host-side script (every value quoted for the shell). ``local_pid``: a local run
     (``pyinfra @local``) ties the lock to that process, as an SSH deploy ties it to sshd's."""
     return _SCRIPT.format(
         anchor="ssh" if local_pid is None else int(local_pid),
-        dir=shlex.quote(LOCK_DIR),
+        dir=shlex.quote(directory),
         token=secrets.token_hex(8),
         wait=int(wait),
         yield_seconds=YIELD_SECONDS,

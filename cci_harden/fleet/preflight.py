@@ -12,8 +12,8 @@ import datetime as dt
 from ..config.materials import (
     PreflightError,
     load_host_ca,
-    load_revoked_host_keys,
     load_log_material,
+    load_revoked_host_keys,
     load_signing_key,
     load_tls,
     tls_configured,

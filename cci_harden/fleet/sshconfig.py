@@ -104,7 +104,9 @@ def _effective(config: Path, name: str) -> dict[str, str]:
     return found
 
 
-def check_included_config(inventory: Inventory, config: Path) -> None:
+def check_included_config(
+    inventory: Inventory, config: Path, control_dir: Path, ca_known_hosts: Path | None = None
+) -> None:
     """Refuse an inventory ssh_config that changes, for any host, how its key is trusted.
 
     Options of ours come first and win, except two OpenSSH has no neutral value for on a port
@@ -114,7 +116,7 @@ def check_included_config(inventory: Inventory, config: Path) -> None:
     if inventory.ssh_config is None:
         return
     own = config.with_name(config.name + ".own")
-    own.write_text(render_ssh_config(inventory, config.parent, include=False))
+    own.write_text(render_ssh_config(inventory, control_dir, False, ca_known_hosts))
     try:
         for host in inventory.hosts:
             expected, effective = _effective(own, host.name), _effective(config, host.name)
@@ -133,5 +135,5 @@ def write_ssh_config(
 ) -> Path:
     """The ssh_config verify and the rollout use, written to ``path`` and checked."""
     path.write_text(render_ssh_config(inventory, control_dir, ca_known_hosts=ca_known_hosts))
-    check_included_config(inventory, path)
+    check_included_config(inventory, path, control_dir, ca_known_hosts)
     return path

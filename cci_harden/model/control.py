@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from .text import printable
+
 if TYPE_CHECKING:
     from .hostinfo import HostInfo
     from .resource import Resource
@@ -50,6 +52,11 @@ class Finding:
     found: str
     verifiable: bool = True
     resource: str = ""
+
+    def line(self) -> str:
+        """ "WHAT: expected X, found Y", safe to show: what a host sent (a process name from
+        ``ss``, a file's content) cannot move a terminal's cursor or start a new line."""
+        return printable(f"{self.what}: expected {self.expected}, found {self.found}")
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 from ..model.control import Status
+from ..model.text import printable
 from .results import VerifyRun
 
 HISTORY_FILE = "verify-history.jsonl"
@@ -179,14 +180,15 @@ def render_html(run: VerifyRun, history: list[dict] | None = None) -> str:
                     f"<tr data-row='{_e(key)}' data-failing=1><td>{_e(cell.host)}</td>"
                     f"<td>{_e(cell.outcome.control_id)}</td><td>{_e(cell.since or '')}</td>"
                     f"<td><code>{_e(finding.resource)}</code></td><td>{_e(finding.what)}</td>"
-                    f"<td>{_e(finding.expected)}</td><td>{_e(finding.found)}</td></tr>"
+                    f"<td>{_e(printable(finding.expected))}</td>"
+                    f"<td>{_e(printable(finding.found))}</td></tr>"
                 )
         parts.append("</table>")
     else:
         parts.append("<p>None.</p>")
     if run.unreachable:
         parts.append("<h2>Unreachable hosts</h2><ul>")
-        parts += [f"<li>{_e(r.host)}: {_e(r.error)}</li>" for r in run.unreachable]
+        parts += [f"<li>{_e(r.host)}: {_e(printable(r.error))}</li>" for r in run.unreachable]
         parts.append("</ul>")
     # the grid
     parts.append("<h2>Hosts by controls</h2><table class=grid id=grid><tr><th>host</th>")

@@ -36,6 +36,7 @@ from ..model.control import Control, Finding, Outcome, Status
 from ..model.errors import CciHardenError, InventoryError
 from ..model.gather import HostState, first_gather, gather_host
 from ..model.plan import evaluate, planned_control_ids
+from ..model.text import printable
 from ..model.waivers import Waiver, load_waivers, waivers_path
 from .hosts import HostReport, Unreachable, run_script, testinfra_host
 
@@ -343,13 +344,10 @@ class ControlItem(pytest.Item):
         if isinstance(excinfo.value, ControlFailed):
             lines = [f"{self.control_id} fails on {self.host}:"]
             for finding in excinfo.value.outcome.findings:
-                lines.append(
-                    f"  {finding.resource}: {finding.what}: expected {finding.expected}, "
-                    f"found {finding.found}"
-                )
+                lines.append(f"  {printable(finding.resource)}: {finding.line()}")
             return "\n".join(lines)
         if isinstance(excinfo.value, HostUnreachable):
-            return f"host unreachable: {excinfo.value}"
+            return f"host unreachable: {printable(str(excinfo.value))}"
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self):

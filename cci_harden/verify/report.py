@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 from ..model.control import Status
+from ..model.text import printable
 from .results import VerifyRun
+
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()<>#+!|~])")
+
+
+def markdown_text(text: str) -> str:
+    """Text shown as itself in Markdown: no link, image, HTML or table cell a host could start."""
+    return _MARKDOWN.sub(r"\\\1", printable(text))
+
 
 _MARK = {
     Status.PASS: "ok",
@@ -25,7 +36,7 @@ def _grid(run: VerifyRun) -> dict[str, dict[str, Status]]:
 def _failure_lines(run: VerifyRun) -> list[str]:
     lines = []
     for report in run.unreachable:
-        lines.append(f"UNREACHABLE {report.host}: {report.error}")
+        lines.append(f"UNREACHABLE {report.host}: {printable(report.error)}")
     for waiver in run.expired_waivers:
         lines.append(
             f"EXPIRED WAIVER {waiver.control} on {', '.join(waiver.hosts)} "
@@ -33,10 +44,7 @@ def _failure_lines(run: VerifyRun) -> list[str]:
         )
     for cell in run.failing():
         for finding in cell.outcome.findings:
-            lines.append(
-                f"FAIL {cell.host} {cell.outcome.control_id} {finding.what}: "
-                f"expected {finding.expected}, found {finding.found}"
-            )
+            lines.append(f"FAIL {cell.host} {cell.outcome.control_id} {finding.line()}")
     return lines
 
 
@@ -92,7 +100,7 @@ def render_markdown(run: VerifyRun) -> str:
         lines += ["## Warnings", ""] + [f"- {w}" for w in run.warnings] + [""]
     problems = _failure_lines(run)
     if problems:
-        lines += ["## Problems", ""] + [f"- {line}" for line in problems] + [""]
+        lines += ["## Problems", ""] + [f"- {markdown_text(line)}" for line in problems] + [""]
     if run.drift is not None:
         lines += [
             "## Since the previous report",
