@@ -4,6 +4,7 @@ over loopback: there is no local server of the real API)."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,6 +14,7 @@ import pytest
 from pydantic import ValidationError
 
 from cci_harden.config.cloud import CloudHosts
+from cci_harden.fleet import gcp_hosts
 from cci_harden.fleet.cloud_hosts import list_hosts
 from cci_harden.model.errors import InventoryError
 
@@ -186,3 +188,63 @@ def test_without_a_token_the_error_says_where_to_get_one(compute, monkeypatch):
 def test_gcp_source_settings_are_refused_with_the_reason(fields, says):
     with pytest.raises(ValidationError, match=says):
         CloudHosts(provider="gcp", **fields)
+
+
+class HostileCompute:
+    """A Compute Engine stand-in that redirects, answers without end or pages without end."""
+
+    def __init__(self, mode: str):
+        self.mode, self.seen = mode, []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                owner.seen.append((self.path, self.headers.get("Authorization", "")))
+                if owner.mode == "redirect" and "elsewhere" not in self.path:
+                    self.send_response(307)
+                    self.send_header("Location", owner.url + "/elsewhere")
+                    self.end_headers()
+                    return
+                page = len(owner.seen)
+                body = json.dumps({"managedInstances": [], "nextPageToken": f"p{page}"}).encode()
+                if owner.mode == "huge":
+                    body = b'{"pad": "' + b"x" * 4096 + b'"}'
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.mark.parametrize(
+    ("mode", "says"),
+    [("redirect", "a redirect); not followed"), ("huge", "answered over"), ("endless", "pages")],
+)
+def test_a_hostile_endpoint_gets_no_token_elsewhere_and_no_unbounded_listing(
+    monkeypatch, mode, says
+):
+    monkeypatch.setenv("GOOGLE_OAUTH_ACCESS_TOKEN", TOKEN)
+    monkeypatch.setattr(gcp_hosts, "MAX_BODY_BYTES", 1024)
+    monkeypatch.setattr(gcp_hosts, "MAX_PAGES", 5)
+    api = HostileCompute(mode)
+    try:
+        with pytest.raises(InventoryError, match=re.escape(says)):
+            list_hosts(source(api, instance_group="nomad-clients"))
+    finally:
+        api.server.shutdown()
+        api.server.server_close()
+    assert all("elsewhere" not in path for path, _ in api.seen)
+    assert len(api.seen) <= 5
+
+
+@pytest.mark.parametrize("url", ["http://compute.example.test", "http://10.0.0.5:8080"])
+def test_a_token_never_goes_over_plain_http_off_the_machine(url):
+    with pytest.raises(ValidationError, match="use https"):
+        CloudHosts(provider="gcp", project="circleci-eu", zone="europe-west1-b",
+                   instance_group="g", endpoint_url=url)  # fmt: skip

@@ -23,9 +23,7 @@ def nested_inventory(tmp_path):
     outer = tmp_path / "shared"
     inner = outer / "site" / "inventories"
     inner.mkdir(parents=True)
-    (outer / "conftest.py").write_text(
-        f"open({str(tmp_path / 'ran')!r}, 'w').write('imported')\n"
-    )
+    (outer / "conftest.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w').write('imported')\n")
     toml = VALID.replace('address = "192.0.2.10"', 'address = "127.0.0.1", port = 9')
     inventory = write_inventory(inner, toml)
     subprocess.run(

@@ -12,7 +12,7 @@ import ipaddress
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from .types import DataDirectory, PlainSection
 
@@ -129,8 +129,21 @@ class CloudHosts(_Section):
         None,
         pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$",
         description="The API endpoint (AWS: EC2 and autoscaling, e.g. a VPC endpoint; GCP: "
-        "Compute Engine, e.g. Private Service Connect); unset: the provider's own",
+        "Compute Engine, e.g. Private Service Connect); unset: the provider's own. https, "
+        "or http on loopback only: credentials are sent to it",
     )
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _https_unless_loopback(cls, value: str | None) -> str | None:
+        if value is not None and value.startswith("http://"):
+            host = value[len("http://") :].split("/")[0].rsplit(":", 1)[0]
+            if host != "localhost" and not host.startswith("127."):
+                raise ValueError(
+                    "use https: the provider's credentials would cross the network in clear "
+                    "(http is for a local stand-in on 127.0.0.1 only)"
+                )
+        return value
 
     @model_validator(mode="after")
     def _something_to_list(self) -> CloudHosts:

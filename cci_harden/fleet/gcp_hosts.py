@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -23,6 +24,22 @@ from ..model.errors import InventoryError
 
 COMPUTE_API = "https://compute.googleapis.com"
 TOKEN_VARIABLE = "GOOGLE_OAUTH_ACCESS_TOKEN"  # noqa: S105 (a variable's name, no secret)
+MAX_BODY_BYTES = 16 * 1024 * 1024  # a page of 500 instances is well under 2 MiB
+MAX_PAGES = 200
+LISTING_SECONDS = 300  # the whole listing, however many pages and calls
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is an error: urllib would resend the Authorization header wherever it points."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        raise InventoryError(
+            f"inventory.source (gcp): the endpoint answered {code} (a redirect); not followed, "
+            "the token goes to the configured endpoint only"
+        )
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
 _INSTANCE_LINK = re.compile(
     r"^https://[A-Za-z0-9.-]+(?::[0-9]+)?/compute/v1/"
     r"(projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/zones/[a-z]+-[a-z]+[0-9]-[a-z]/instances/"
@@ -53,6 +70,7 @@ class _Api:
         self.root = (source.endpoint_url or COMPUTE_API).rstrip("/") + "/compute/v1/"
         self.project = f"projects/{source.project}/"
         self._token = token
+        self._deadline = time.monotonic() + LISTING_SECONDS
 
     def call(self, path: str, method: str = "GET", query: dict | None = None) -> dict:
         url = self.root + path
@@ -65,23 +83,40 @@ class _Api:
             data=b"" if method == "POST" else None,
             headers={"Authorization": f"Bearer {self._token}", "Accept": "application/json"},
         )
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise InventoryError(
+                f"inventory.source (gcp): the listing took over {LISTING_SECONDS} s; stopped"
+            )
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-                return json.load(response)
+            with _OPENER.open(request, timeout=min(30, left)) as response:
+                body = response.read(MAX_BODY_BYTES + 1)
         except urllib.error.HTTPError as exc:
             raise InventoryError(
                 f"inventory.source (gcp): {method} {path} answered {exc.code}: {_message(exc)}"
             ) from None
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise InventoryError(f"inventory.source (gcp): {method} {path}: {reason}") from None
+        if len(body) > MAX_BODY_BYTES:
+            raise InventoryError(
+                f"inventory.source (gcp): {path} answered over {MAX_BODY_BYTES >> 20} MiB; refused"
+            )
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise InventoryError(f"inventory.source (gcp): {path} answered no JSON") from None
 
     def pages(self, path: str, key: str, method: str = "GET", query: dict | None = None):
         query = dict(query or {})
-        while True:
+        for _ in range(MAX_PAGES):
             page = self.call(path, method, query)
             yield from page.get(key, [])
             token = page.get("nextPageToken")
             if not token:
                 return
             query["pageToken"] = token
+        raise InventoryError(f"inventory.source (gcp): {path} went on past {MAX_PAGES} pages")
 
     def instance(self, link: str) -> dict:
         match = _INSTANCE_LINK.fullmatch(link)
