@@ -4,6 +4,7 @@ thing as the settings (docs/image-bake.md is generated from them)."""
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import hcl2
 import pytest
@@ -99,3 +100,26 @@ def _unquoted(value):
     if isinstance(value, list):
         return [_unquoted(v) for v in value]
     return hcl_value(value) if isinstance(value, str) and value.startswith('"') else value
+
+
+def test_a_bake_never_carries_an_inline_key(tmp_path):
+    """The image carries the settings file: a key written in it would be in every instance."""
+    pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA" + "A" * 42 + "\n"
+    toml = (INVENTORIES / "prod.toml").read_text().replace(
+        'key_file = "/etc/circleci-server/nomad/client-key.pem"',
+        f'key_pem = """{pem}-----END PRIVATE KEY-----\n"""',
+    )  # fmt: skip
+    (tmp_path / "fleet.toml").write_text(toml)
+    with pytest.raises(CciHardenError, match="nomad.tls.key_pem is set"):
+        packer_build(load_settings(tmp_path / "fleet"), "fleet")
+
+
+def test_only_files_of_features_that_are_on_are_carried_and_none_climbs_out(tmp_path):
+    settings = load_settings(INVENTORIES / "prod")
+    off = settings.model_copy(update={"logging": settings.logging.model_copy(
+        update={"collector": None, "ca_file": Path("/home/op/.ssh/id_ed25519")})})  # fmt: skip
+    assert "logging.ca_file" not in dict(carried_files(off))
+    climbing = settings.model_copy(update={"docker": settings.docker.model_copy(
+        update={"gpg_key_file": Path("keys/../../.aws/credentials")})})  # fmt: skip
+    with pytest.raises(CciHardenError, match="climbs out"):
+        carried_files(climbing)

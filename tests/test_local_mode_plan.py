@@ -82,6 +82,9 @@ def test_the_first_boot_unit_runs_the_same_catalogue_once_before_nomad():
     )
     assert "Before=nomad.service" in unit and f"ConditionPathExists=!{DONE_FILE}" in unit
     assert f"ExecStartPost=/usr/bin/touch {DONE_FILE}" in unit
+    # enabling it makes Nomad require it: a failed first boot leaves Nomad stopped
+    install = unit.split("[Install]", 1)[1].split()
+    assert "RequiredBy=nomad.service" in install
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ import re
 import shlex
 from pathlib import Path, PurePosixPath
 
+from ..config.materials import tls_configured
 from ..config.settings import FleetSettings
 from ..model.errors import CciHardenError
 from ..model.render import render
@@ -27,16 +28,44 @@ def _in_image(path: Path) -> PurePosixPath:
 
 
 def carried_files(settings: FleetSettings) -> list[tuple[str, Path]]:
-    """(setting, path as written) of every file an image may carry: public keys, certificates."""
+    """(setting, path as written) of every file an image carries: public keys and certificates
+    of the features that are on (a file a switched-off feature names is not copied in)."""
+    logging_on = settings.logging.collector is not None
     named = [
         ("nomad.gpg_key_file", settings.nomad.gpg_key_file),
         ("docker.gpg_key_file", settings.docker.gpg_key_file),
-        ("nomad.tls.ca_file", settings.nomad.tls.ca_file),
-        ("nomad.tls.cert_file", settings.nomad.tls.cert_file),
-        ("logging.ca_file", settings.logging.ca_file),
-        ("logging.client_cert_file", settings.logging.client_cert_file),
+        ("nomad.tls.ca_file", settings.nomad.tls.ca_file if tls_configured(settings) else None),
+        ("nomad.tls.cert_file", settings.nomad.tls.cert_file if tls_configured(settings) else None),
+        ("logging.ca_file", settings.logging.ca_file if logging_on else None),
+        ("logging.client_cert_file", settings.logging.client_cert_file if logging_on else None),
     ]
-    return [(field, path) for field, path in named if path is not None]
+    carried = [(field, path) for field, path in named if path is not None]
+    for field, path in carried:
+        if ".." in path.parts:
+            raise CciHardenError(
+                f"render bake: {field} = {str(path)!r} climbs out with '..': Packer would copy "
+                "whatever that reaches on the build machine into the image"
+            )
+    return carried
+
+
+def refuse_inline_secrets(settings: FleetSettings) -> None:
+    """The image carries the settings file: a key written inline in it would be baked in."""
+    inline = [
+        name
+        for name, value in (
+            ("nomad.tls.key_pem", settings.nomad.tls.key_pem),
+            ("logging.client_key_pem", settings.logging.client_key_pem),
+            ("rollout.nomad_token", settings.rollout.nomad_token),
+        )
+        if value is not None
+    ]
+    if inline:
+        raise CciHardenError(
+            f"render bake: {', '.join(inline)} is set, and the image carries the settings file: "
+            "give private keys as *_file (cloud-init writes them at boot), leave the token out "
+            "of the file and the environment of this render, then render again"
+        )
 
 
 def secret_files(settings: FleetSettings) -> list[tuple[str, Path]]:
@@ -59,6 +88,7 @@ def _name(inventory: str) -> str:
 
 def packer_build(settings: FleetSettings, inventory: str) -> str:
     inventory = _name(inventory)
+    refuse_inline_secrets(settings)
     uploads = [
         ("wheels/", str(STAGING / "wheels")),
         (f"inventories/{inventory}.toml", str(STAGING / f"{inventory}.toml")),
