@@ -109,10 +109,11 @@ def check_included_config(
 ) -> None:
     """Refuse an inventory ssh_config that changes, for any host, how its key is trusted.
 
-    Options of ours come first and win, except two OpenSSH has no neutral value for on a port
-    other than 22: ``HostKeyAlias`` (the address alone would break ``[address]:port`` lines)
-    and, through ``Match``, anything set before our block. ``ssh -G`` with and without the
-    inventory's file must agree on each pinned option."""
+    Options of ours come first and win; an included file can still set what we leave unset:
+    ``HostKeyAlias`` on a port other than 22 (there the address alone would break
+    ``[address]:port`` lines and no certificate names ``[address]:port``), ``RevokedHostKeys``
+    when no list is set. ``ssh -G`` with and without the inventory's file, following its
+    ``Include`` and ``Match`` as OpenSSH does, must agree on each pinned option."""
     if inventory.ssh_config is None:
         return
     own = config.with_name(config.name + ".own")
