@@ -153,6 +153,7 @@ def test_lines_before_the_banner_earn_no_trust(keys, tmp_path):
     server.start()
     inventory = SimpleNamespace(ssh_config=None, user_for=lambda host: "root")
     host = SimpleNamespace(name="tb1", address="127.0.0.1", port=server.port)
+    host_trust.capture_script(tmp_path)
     try:
         presented = host_trust._presented(inventory, host, tmp_path)
     finally:

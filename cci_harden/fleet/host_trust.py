@@ -84,12 +84,17 @@ CAPTURE_SCRIPT = (
 )
 
 
+def capture_script(directory: Path) -> Path:
+    """The ``KnownHostsCommand``, written once before any probe runs it."""
+    script = directory / "presented.sh"
+    script.write_text(CAPTURE_SCRIPT)
+    script.chmod(0o700)
+    return script
+
+
 def _presented(inventory, host: HostEntry, directory: Path) -> str:
     """What the host presents as its ed25519 host certificate ("TYPE BASE64"), or ""."""
     script = directory / "presented.sh"
-    if not script.is_file():
-        script.write_text(CAPTURE_SCRIPT)
-        script.chmod(0o700)
     out = directory / f"presented-{hashlib.sha256(host.name.encode()).hexdigest()[:16]}"
     out.unlink(missing_ok=True)
     # the operator's ssh_config (a bastion, a ProxyJump) applies; every option given here wins
@@ -136,6 +141,7 @@ def certified_lines(inventory, hosts: list[HostEntry], directory: Path) -> list[
         raise InventoryError("hosts without a known_hosts line, and no ssh.host_ca_file")
     revoked = load_revoked_host_keys(inventory.settings)
     max_days = inventory.settings.ssh.host_cert_days
+    capture_script(directory)
 
     def one(host: HostEntry) -> tuple[HostEntry, str, str]:
         presented = _presented(inventory, host, directory)
