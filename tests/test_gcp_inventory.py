@@ -248,3 +248,15 @@ def test_a_token_never_goes_over_plain_http_off_the_machine(url):
     with pytest.raises(ValidationError, match="use https"):
         CloudHosts(provider="gcp", project="circleci-eu", zone="europe-west1-b",
                    instance_group="g", endpoint_url=url)  # fmt: skip
+
+
+def test_two_instances_under_one_name_or_address_are_refused():
+    from cci_harden.config.settings import HostEntry
+    from cci_harden.fleet.cloud_hosts import unique
+
+    one = HostEntry(name="nomad-a", address="10.0.0.5")
+    assert unique([one, HostEntry(name="nomad-b", address="10.0.0.6")], "g")
+    with pytest.raises(InventoryError, match="with the name nomad-a"):
+        unique([one, HostEntry(name="nomad-a", address="10.0.0.7")], "g")
+    with pytest.raises(InventoryError, match="with the address 10.0.0.5"):
+        unique([one, HostEntry(name="nomad-c", address="10.0.0.5")], "g")
