@@ -153,9 +153,9 @@ def test_lines_before_the_banner_earn_no_trust(keys, tmp_path):
     server.start()
     inventory = SimpleNamespace(ssh_config=None, user_for=lambda host: "root")
     host = SimpleNamespace(name="tb1", address="127.0.0.1", port=server.port)
-    host_trust.capture_script(tmp_path)
+    script = host_trust.capture_script(tmp_path)
     try:
-        presented = host_trust._presented(inventory, host, tmp_path)
+        presented = host_trust._presented(inventory, host, script)
     finally:
         server.listener.close()
     assert server.connections >= 1  # the probe did reach it

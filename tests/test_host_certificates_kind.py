@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -157,3 +158,22 @@ def test_a_revocation_list_path_reaches_openssh_as_it_is(tmp_path):
     settings = _settings(tmp_path, f'revoked_host_keys_file = "{odd}/r.krl"')
     with pytest.raises(PreflightError, match="has a '%'"):
         load_revoked_host_keys(settings)
+
+
+def test_a_hosts_own_known_hosts_key_in_the_revocation_list_is_refused(tmp_path):
+    """The deploy honours the list for hosts trusted by their own line, as OpenSSH does."""
+    from cci_harden.fleet.host_trust import refuse_revoked_keys
+    from cci_harden.fleet.inventory import Inventory
+    from cci_harden.model.errors import InventoryError
+
+    key = _ca(tmp_path, "hostkey")
+    line = " ".join(Path(f"{key}.pub").read_text().split()[:2])
+    (tmp_path / "acme.known_hosts").write_text(f"192.0.2.10 {line}\n")
+    krl = tmp_path / "r.krl"
+    subprocess.run(["ssh-keygen", "-q", "-k", "-f", str(krl)], check=True)
+    toml = VALID + f'[ssh]\nrevoked_host_keys_file = "{krl}"\n'
+    inventory = Inventory.load(write_inventory(tmp_path, toml))
+    refuse_revoked_keys(inventory, inventory.hosts)  # an empty list revokes nothing
+    subprocess.run(["ssh-keygen", "-q", "-k", "-u", "-f", str(krl), f"{key}.pub"], check=True)
+    with pytest.raises(InventoryError, match="client-1: its key in .* is revoked"):
+        refuse_revoked_keys(inventory, inventory.hosts)

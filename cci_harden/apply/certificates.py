@@ -12,10 +12,14 @@ from pathlib import Path
 
 from ..model.errors import CciHardenError
 from ..model.kinds import HostCertificate
+from ..model.kinds.ssh import PATTERN_CHARACTERS
 
 
 def sign_host_key(resource: HostCertificate, host_key: str, identity: str) -> str:
     """The certificate for ``host_key`` ("TYPE BASE64"), for the resource's principals."""
+    odd = [p for p in resource.principals if not p or PATTERN_CHARACTERS & set(p)]
+    if odd:  # settings validation refuses such names; a certificate must never carry one
+        raise CciHardenError(f"refusing to sign a principal that could be a pattern: {odd[0]!r}")
     with tempfile.TemporaryDirectory(prefix="cci-cert-") as directory:
         public = Path(directory) / "host.pub"
         public.write_text(host_key + "\n")

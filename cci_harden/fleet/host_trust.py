@@ -33,7 +33,7 @@ from ..config.materials import load_host_ca, load_revoked_host_keys
 from ..config.settings import HostEntry
 from ..model.errors import InventoryError
 from ..model.kinds.ssh import principals_for
-from .cert_check import MAX_CERT_BYTES, Refused, certified_key
+from .cert_check import MAX_CERT_BYTES, Refused, certified_key, revocation_status
 from .sshconfig import quoted
 
 
@@ -92,10 +92,10 @@ def capture_script(directory: Path) -> Path:
     return script
 
 
-def _presented(inventory, host: HostEntry, directory: Path) -> str:
-    """What the host presents as its ed25519 host certificate ("TYPE BASE64"), or ""."""
-    script = directory / "presented.sh"
-    out = directory / f"presented-{hashlib.sha256(host.name.encode()).hexdigest()[:16]}"
+def _presented(inventory, host: HostEntry, script: Path) -> str:
+    """What the host presents as its ed25519 host certificate ("TYPE BASE64"), or "";
+    ``script`` is the capture script, beside which the answer is written."""
+    out = script.parent / f"presented-{hashlib.sha256(host.name.encode()).hexdigest()[:16]}"
     out.unlink(missing_ok=True)
     # the operator's ssh_config (a bastion, a ProxyJump) applies; every option given here wins
     config = str(inventory.ssh_config.resolve()) if inventory.ssh_config else "/dev/null"
@@ -141,10 +141,10 @@ def certified_lines(inventory, hosts: list[HostEntry], directory: Path) -> list[
         raise InventoryError("hosts without a known_hosts line, and no ssh.host_ca_file")
     revoked = load_revoked_host_keys(inventory.settings)
     max_days = inventory.settings.ssh.host_cert_days
-    capture_script(directory)
+    script = capture_script(directory)
 
     def one(host: HostEntry) -> tuple[HostEntry, str, str]:
-        presented = _presented(inventory, host, directory)
+        presented = _presented(inventory, host, script)
         if not presented:
             return host, "", "it presented no ed25519 host certificate"
         try:
@@ -176,19 +176,12 @@ def refuse_revoked_keys(inventory, hosts: list[HostEntry]) -> None:
     import paramiko  # as the inventory reads known_hosts: here, not at import
 
     keys = paramiko.HostKeys(str(inventory.known_hosts))
-    listed = []
-    with tempfile.TemporaryDirectory(prefix="cci-krl-") as directory:
-        for host in hosts:
-            for key in (keys.lookup(lookup_name(host)) or {}).values():
-                path = Path(directory) / "key.pub"
-                path.write_text(f"{key.get_name()} {key.get_base64()}\n")
-                status = subprocess.run(
-                    ["ssh-keygen", "-Q", "-f", str(revoked), str(path)],
-                    capture_output=True,
-                    timeout=30,
-                ).returncode
-                if status != 0:
-                    listed.append(host.name)
+    listed = [
+        host.name
+        for host in hosts
+        for key in (keys.lookup(lookup_name(host)) or {}).values()
+        if revocation_status(f"{key.get_name()} {key.get_base64()}", revoked) != 0
+    ]
     if listed:
         raise InventoryError(
             f"{', '.join(sorted(set(listed)))}: its key in {inventory.known_hosts} is revoked "
