@@ -6,6 +6,8 @@ gevent.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -31,6 +33,28 @@ def run_cli(
         env={**os.environ, **(env or {})},
         timeout=timeout,
     )
+
+
+def cli_here(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """What ``cci-harden ARGS`` prints and returns, run in this process: the fast layer's
+    refusals and renders, without an interpreter's start-up each (``run_cli`` runs the installed
+    entry point itself, as the end-to-end tests do)."""
+    from cci_harden import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    saved = dict(os.environ)
+    os.environ.update(env or {})
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            with contextlib.chdir(REPO):
+                try:
+                    code = cli.main(list(args))
+                except SystemExit as exc:  # argparse's own refusals
+                    code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return subprocess.CompletedProcess(["cci-harden", *args], code, out.getvalue(), err.getvalue())
 
 
 def run_pyinfra(

@@ -12,7 +12,7 @@ from cci_harden.audit.events import COLUMNS
 from cci_harden.audit.generate import event_row, generate
 from cci_harden.audit.ingest import IngestStats, NotAnAuditExport, read_exports
 
-from .conftest import run_cli
+from .conftest import cli_here
 
 UTC = UTC
 HOME_ALICE, HOME_BOB, EVIL = "198.51.100.7", "198.51.100.8", "203.0.113.66"
@@ -148,7 +148,7 @@ EXPECTED_FINDINGS = {
 
 
 def hunt(path, *extra):
-    proc = run_cli(
+    proc = cli_here(
         "audit",
         "hunt",
         str(path),
@@ -200,7 +200,7 @@ def test_operator_rules_extend_and_replace_defaults(incident, tmp_path):
 
 def test_secrets_inventory(incident):
     path, _ = incident
-    proc = run_cli(
+    proc = cli_here(
         "audit", "secrets", str(path), "--rotate-before", "2023-01-04", "--format", "jsonl"
     )
     assert proc.returncode == 0, proc.stderr
@@ -218,7 +218,7 @@ def test_secrets_inventory(incident):
 @pytest.mark.parametrize("fmt", ["table", "csv", "md"])
 def test_other_formats_carry_the_findings(incident, fmt):
     path, _ = incident
-    proc = run_cli("audit", "hunt", str(path), "--since", "2022-12-21", "--format", fmt)
+    proc = cli_here("audit", "hunt", str(path), "--since", "2022-12-21", "--format", fmt)
     assert proc.returncode == 0
     assert "persistence.ssh_key" in proc.stdout and ident(101) in proc.stdout
 
@@ -247,7 +247,7 @@ def test_several_windows_merge_into_one_timeline(incident, tmp_path):
     first, second = tmp_path / "a.csv", tmp_path / "b.csv"
     first.write_text("".join(lines[:12]))
     second.write_text(lines[0] + "".join(lines[12:]))
-    proc = run_cli(
+    proc = cli_here(
         "audit",
         "hunt",
         str(first),
@@ -270,7 +270,7 @@ def test_a_file_that_is_not_an_audit_export_is_refused(tmp_path):
     other.write_text("name,email\nalice,a@example.com\n")
     with pytest.raises(NotAnAuditExport, match="missing columns: action"):
         list(read_exports([other], IngestStats()))
-    proc = run_cli("audit", "hunt", str(other))
+    proc = cli_here("audit", "hunt", str(other))
     assert proc.returncode == 2 and "not a CircleCI audit-log export" in proc.stderr
 
 
@@ -295,14 +295,14 @@ def test_a_gzipped_export_reads_like_the_plain_one(incident, tmp_path):
     path, _ = incident
     packed = tmp_path / "export.csv.gz"
     packed.write_bytes(gzip.compress(path.read_bytes()))
-    plain = run_cli("audit", "hunt", str(path), "--since", "2022-12-21", "--format", "jsonl")
-    zipped = run_cli("audit", "hunt", str(packed), "--since", "2022-12-21", "--format", "jsonl")
+    plain = cli_here("audit", "hunt", str(path), "--since", "2022-12-21", "--format", "jsonl")
+    zipped = cli_here("audit", "hunt", str(packed), "--since", "2022-12-21", "--format", "jsonl")
     assert plain.returncode == zipped.returncode and plain.returncode in (0, 1), zipped.stderr
     strip = lambda out: [ln for ln in out.splitlines() if '"type": "summary"' not in ln]  # noqa: E731
     assert strip(plain.stdout) == strip(zipped.stdout) and strip(plain.stdout)
     broken = tmp_path / "broken.csv.gz"
     broken.write_bytes(gzip.compress(path.read_bytes())[:200])
-    proc = run_cli("audit", "hunt", str(broken))
+    proc = cli_here("audit", "hunt", str(broken))
     assert (
         proc.returncode == 2
         and "cannot decompress" in proc.stderr
@@ -312,13 +312,15 @@ def test_a_gzipped_export_reads_like_the_plain_one(incident, tmp_path):
 
 def test_a_window_or_filter_that_cannot_match_is_an_error_not_an_empty_report(incident):
     path, _ = incident
-    inverted = run_cli("audit", "hunt", str(path), "--since", "2023-01-05", "--until", "2022-12-21")
+    inverted = cli_here(
+        "audit", "hunt", str(path), "--since", "2023-01-05", "--until", "2022-12-21"
+    )
     assert inverted.returncode == 2 and "is not before --until" in inverted.stderr
     for option, value in (("--actor", "nobody-at-all"), ("--project", "gh/acme/no-such-repo")):
-        proc = run_cli("audit", "hunt", str(path), "--since", "2022-12-21", option, value)
+        proc = cli_here("audit", "hunt", str(path), "--since", "2022-12-21", option, value)
         assert proc.returncode == 2, proc.stderr
         assert f"{option} {value}: matches no event in the window" in proc.stderr
-    plain = run_cli("audit", "hunt", str(path), "--format", "jsonl")
+    plain = cli_here("audit", "hunt", str(path), "--format", "jsonl")
     assert "only the rules ran" in plain.stderr
     assert json.loads(plain.stdout.splitlines()[0])["heuristics"] == "off (no --since)"
 
@@ -349,7 +351,7 @@ def test_a_secret_exposed_in_the_window_must_be_rotated_though_deleted_later(tmp
         writer = csv.writer(out)
         writer.writerow(COLUMNS)
         writer.writerows(rows)
-    proc = run_cli(
+    proc = cli_here(
         "audit",
         "secrets",
         str(export),
@@ -399,7 +401,7 @@ def test_findings_roll_up_per_actor_and_why_is_never_cut(incident):
         order.index(r["severity"]) for r in rows
     )
     assert all(r["findings"] >= 1 and r["events"] >= r["findings"] and r["rules"] for r in rows)
-    table = run_cli("audit", "hunt", str(path), "--since", "2022-12-21").stdout
+    table = cli_here("audit", "hunt", str(path), "--since", "2022-12-21").stdout
     assert (
         "was not used by this actor before the window" in table
     )  # the whole why, address included

@@ -3,6 +3,8 @@ thing as the settings (docs/image-bake.md is generated from them)."""
 
 from __future__ import annotations
 
+import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -21,8 +23,9 @@ from cci_harden.cloud.bake import (
 from cci_harden.config.settings import load_settings
 from cci_harden.model.errors import CciHardenError
 
-from .conftest import INVENTORIES, REPO, run_cli
+from .conftest import INVENTORIES, REPO, cli_here
 from .test_hostile_settings import hcl_value
+from .test_preflight import release_key, write_pki  # noqa: F401  (a real OpenPGP key, module-wide)
 
 PROD = load_settings(INVENTORIES / "prod")
 
@@ -84,13 +87,87 @@ def test_an_inventory_name_that_would_change_a_command_is_refused(name):
         packer_build(PROFILE_SETTINGS, name)
 
 
-def test_the_command_writes_what_the_module_renders(tmp_path):
+def bakeable(directory: Path, release_key) -> Path:  # noqa: F811
+    """The example inventory with its carried files beside it: a pinned key and PEM certificates."""
+    key_path, fingerprint = release_key
+    (directory / "keys").mkdir()
+    shutil.copy(key_path, directory / "keys" / "release.asc")
+    (directory / "tls").mkdir()
+    write_pki(directory / "tls")
+    toml = (INVENTORIES / "prod.toml").read_text()
+    for pinned in (
+        "798AEC654E5C15428C8E42EEAA16FCBCA621E701",
+        "9DC858229FC7DD38854AE2D88D81803C0EBFCD88",
+    ):
+        toml = toml.replace(pinned, fingerprint)
+    toml = re.sub(r'"keys/[a-z-]+\.asc"', '"keys/release.asc"', toml)
+    toml = toml.replace('"/etc/circleci-server/nomad/ca.pem"', '"tls/ca.pem"')
+    toml = toml.replace('"/etc/circleci-server/nomad/client.pem"', '"tls/client.pem"')
+    (directory / "fleet.toml").write_text(toml)
+    return directory / "fleet"
+
+
+def test_the_command_writes_what_the_module_renders(tmp_path, release_key):  # noqa: F811
+    inventory = bakeable(tmp_path, release_key)
     out = tmp_path / "bake.pkr.hcl"
-    proc = run_cli(
-        "render", "bake", str(INVENTORIES / "prod"), "--format", "packer", "-o", str(out)
-    )
+    proc = cli_here("render", "bake", str(inventory), "--format", "packer", "-o", str(out))
     assert proc.returncode == 0, proc.stderr
-    assert out.read_text() == packer_build(PROFILE_SETTINGS, "prod")
+    assert out.read_text() == packer_build(load_settings(inventory), "fleet")
+
+
+def _swap(inventory: Path, field: str, value: str) -> None:
+    toml = inventory.with_suffix(".toml")
+    key = field.rsplit(".", 1)[1]
+    text, count = re.subn(rf'(?m)^{key} = ".*"$', f'{key} = "{value}"', toml.read_text(), count=1)
+    assert count == 1
+    toml.write_text(text)
+
+
+@pytest.mark.parametrize(
+    ("field", "make", "says"),
+    [
+        ("nomad.tls.ca_file", lambda d: "/etc/hostname", "outside the inventory's directory"),
+        ("nomad.tls.ca_file", lambda d: _link(d, "/etc/hostname"), "outside the inventory's"),
+        ("nomad.tls.cert_file", lambda d: _bundle(d), "holds a private key"),
+        (
+            "nomad.tls.ca_file",
+            lambda d: _write(d, "ssh-ed25519 AAAA op@laptop\n"),
+            "PEM certificates alone",
+        ),
+        ("nomad.gpg_key_file", lambda d: "tls/ca.pem", "not an OpenPGP public key"),
+        ("nomad.gpg_key_file", lambda d: "tls", "not a regular file"),
+    ],
+    ids=["absolute", "link-out", "bundled-key", "not-a-cert", "cert-as-key", "directory"],
+)
+def test_a_carried_file_that_is_outside_or_not_what_it_claims_stops_the_render(
+    tmp_path,
+    release_key,  # noqa: F811
+    field,
+    make,
+    says,  # noqa: F811
+):
+    inventory = bakeable(tmp_path, release_key)
+    _swap(inventory, field, make(tmp_path))
+    out = tmp_path / "bake.pkr.hcl"
+    proc = cli_here("render", "bake", str(inventory), "--format", "packer", "-o", str(out))
+    assert proc.returncode == 2 and says in proc.stderr and field in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and not out.exists()
+
+
+def _link(directory: Path, target: str) -> str:
+    (directory / "tls" / "outside.pem").symlink_to(target)
+    return "tls/outside.pem"
+
+
+def _bundle(directory: Path) -> str:
+    both = directory / "tls" / "client.pem"
+    both.write_bytes(both.read_bytes() + (directory / "tls" / "client-key.pem").read_bytes())
+    return "tls/client.pem"
+
+
+def _write(directory: Path, text: str) -> str:
+    (directory / "tls" / "odd.pem").write_text(text)
+    return "tls/odd.pem"
 
 
 PROFILE_SETTINGS = PROD

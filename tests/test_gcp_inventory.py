@@ -82,7 +82,7 @@ class RecordedCompute:
 @pytest.fixture
 def compute(monkeypatch):
     api = RecordedCompute()
-    thread = threading.Thread(target=api.server.serve_forever, daemon=True)
+    thread = threading.Thread(target=api.server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     monkeypatch.setenv("GOOGLE_OAUTH_ACCESS_TOKEN", TOKEN)
     yield api
@@ -219,7 +219,7 @@ class HostileCompute:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True).start()
 
 
 @pytest.mark.parametrize(

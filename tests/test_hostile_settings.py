@@ -29,7 +29,7 @@ from cci_harden.model.errors import InventoryError, SettingsError
 from cci_harden.model.hostinfo import STAND_IN
 from cci_harden.model.render import hcl_string
 
-from .conftest import run_cli
+from .conftest import cli_here
 from .test_settings import BASE, VALID, error_for, write_inventory
 
 MINIMAL = {
@@ -118,7 +118,7 @@ def test_cidr_lists_that_together_admit_everything_are_refused(halves):
 
 def test_bad_json_in_an_environment_variable_is_one_line_and_exit_2(tmp_path):
     inventory = write_inventory(tmp_path, VALID)
-    proc = run_cli("config", "check", str(inventory), env={"CCI_NETWORK__ADMIN_CIDRS": "[oops"})
+    proc = cli_here("config", "check", str(inventory), env={"CCI_NETWORK__ADMIN_CIDRS": "[oops"})
     assert proc.returncode == 2
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "CCI_NETWORK__ADMIN_CIDRS" in lines[0], proc.stderr

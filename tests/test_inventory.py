@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .conftest import INVENTORIES, run_cli, run_pyinfra
+from .conftest import INVENTORIES, cli_here, run_pyinfra
 from .test_settings import BASE, write_inventory
 
 KNOWN = (
@@ -40,9 +40,9 @@ def test_bad_settings_fail_pyinfra_before_any_host(tmp_path):
 
 
 def test_cli_refuses_directory_and_missing_inventory():
-    proc = run_cli("config", "check", "inventories")
+    proc = cli_here("config", "check", "inventories")
     assert proc.returncode == 2 and "is a directory" in proc.stderr
-    proc = run_cli("config", "check", "inventories/typo")
+    proc = cli_here("config", "check", "inventories/typo")
     assert proc.returncode == 2 and "does not exist" in proc.stderr
 
 
@@ -56,7 +56,7 @@ def test_a_mistyped_inventory_is_an_error_not_a_deploy_to_no_host():
 
 def test_a_group_named_like_pyinfras_own_is_refused(tmp_path):
     toml = BASE.replace('address = "192.0.2.10" }', 'address = "192.0.2.10", groups = ["all"] }')
-    proc = run_cli("config", "check", str(write_inventory(tmp_path, toml)))
+    proc = cli_here("config", "check", str(write_inventory(tmp_path, toml)))
     assert proc.returncode == 2
     assert "inventory.hosts.0.groups: group name(s) all are pyinfra's own" in proc.stderr
 
@@ -76,6 +76,6 @@ def test_a_cert_authority_line_is_refused_in_one_line_not_a_traceback(tmp_path):
 def test_a_malformed_known_hosts_line_is_one_line(tmp_path):
     inventory = write_inventory(tmp_path, BASE)
     (tmp_path / "acme.known_hosts").write_text("192.0.2.10 ssh-ed25519 not-base64!\n")
-    proc = run_cli("config", "check", str(inventory))
+    proc = cli_here("config", "check", str(inventory))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "a line is not a known_hosts entry" in proc.stderr

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from cci_harden.testbed.pki import key_pem, make_certificate, pem
 
-from .conftest import run_cli, run_pyinfra
+from .conftest import cli_here, run_pyinfra
 from .test_inventory import KNOWN
 from .test_settings import BASE, write_inventory
 
@@ -83,7 +83,7 @@ install_source = "docker.io"
 
 def test_ready_inventory_passes(tmp_path, release_key):
     write_pki(tmp_path)
-    proc = run_cli("config", "check", str(inventory_with(tmp_path, release_key)))
+    proc = cli_here("config", "check", str(inventory_with(tmp_path, release_key)))
     assert proc.returncode == 0, proc.stderr
 
 
@@ -117,7 +117,7 @@ def test_expired_certificate_is_refused(tmp_path, release_key):
     (tmp_path / "ca.pem").write_bytes(pem(ca))
     (tmp_path / "client.pem").write_bytes(pem(cert))
     (tmp_path / "client-key.pem").write_bytes(key_pem(client_key))
-    proc = run_cli("config", "check", str(inventory_with(tmp_path, release_key)))
+    proc = cli_here("config", "check", str(inventory_with(tmp_path, release_key)))
     assert proc.returncode == 2 and "nomad.tls.cert_file: expired" in proc.stderr
 
 
@@ -127,7 +127,7 @@ def test_signing_key_that_is_not_the_pinned_one_is_refused(tmp_path, release_key
     settings = inventory.with_name("acme.toml")
     text = settings.read_text().replace(release_key[1], "A" * 40)
     settings.write_text(text)
-    proc = run_cli("config", "check", str(inventory))
+    proc = cli_here("config", "check", str(inventory))
     assert proc.returncode == 2
     assert f"nomad.gpg_key_file: holds key(s) {release_key[1]}, but" in proc.stderr
     assert f"pins {'A' * 40}; refusing an unpinned signing key" in proc.stderr
@@ -138,5 +138,5 @@ def test_empty_admin_networks_would_lock_out_and_are_refused(tmp_path, release_k
     inventory = inventory_with(tmp_path, release_key)
     settings = inventory.with_name("acme.toml")
     settings.write_text(settings.read_text().replace('admin_cidrs = ["198.51.100.0/24"]', ""))
-    proc = run_cli("config", "check", str(inventory))
+    proc = cli_here("config", "check", str(inventory))
     assert proc.returncode == 2 and "network.admin_cidrs: empty" in proc.stderr

@@ -14,7 +14,7 @@ from cci_harden.config.settings import FleetSettings
 from cci_harden.controls.network import egress_rules
 from cci_harden.model.hostinfo import STAND_IN
 
-from .conftest import run_cli
+from .conftest import cli_here
 from .test_settings import BASE, write_inventory
 
 HOSTLESS = {"network": {"admin_cidrs": ["198.51.100.0/24"]}}
@@ -83,7 +83,7 @@ def test_a_line_past_its_support_is_a_warning_not_a_refusal():
 
 def test_config_check_warns_of_a_line_past_support_and_still_passes_settings(tmp_path):
     inventory = write_inventory(tmp_path, BASE + '[server]\nversion = "4.8"\n')
-    proc = run_cli("config", "check", str(inventory))
+    proc = cli_here("config", "check", str(inventory))
     assert "# warning: CircleCI Server 4.8 went out of support on 2026-07-24" in proc.stderr
     assert "settings valid" in proc.stderr
 
@@ -110,7 +110,7 @@ def test_4x_clients_reach_the_server_on_4647_3000_and_8585():
 
 def test_config_check_names_every_missing_4x_field_at_once(tmp_path):
     inventory = write_inventory(tmp_path, BASE + '[network]\nadmin_cidrs = ["198.51.100.0/24"]\n')
-    proc = run_cli("config", "check", str(inventory))
+    proc = cli_here("config", "check", str(inventory))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     for field in (
         "nomad.servers",
@@ -128,7 +128,7 @@ def test_config_check_names_every_missing_4x_field_at_once(tmp_path):
 
 def test_a_3x_install_needs_no_servers_or_tls(tmp_path):
     toml = BASE + '[server]\nversion = "3.4"\n[network]\nadmin_cidrs = ["198.51.100.0/24"]\n'
-    proc = run_cli("config", "check", str(write_inventory(tmp_path, toml)))
+    proc = cli_here("config", "check", str(write_inventory(tmp_path, toml)))
     assert proc.returncode == 2
     assert "nomad.servers" not in proc.stderr and "nomad.tls" not in proc.stderr
 

@@ -11,7 +11,7 @@ import pytest
 from cci_harden.config.settings import load_settings
 from cci_harden.model.errors import SettingsError
 
-from .conftest import INVENTORIES, run_cli
+from .conftest import INVENTORIES, cli_here
 
 SECRET = "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LW1hcmtlci0xMjM0NQ==\n-----END PRIVATE KEY-----\n"
 MARKER = "c2VjcmV0LW1hcmtlci0xMjM0NQ"
@@ -149,7 +149,7 @@ def test_config_check_prints_effective_settings_masked(tmp_path):
         "192.0.2.10 ssh-ed25519 "
         "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"
     )
-    proc = run_cli("config", "check", str(inventory), env={"CCI_NOMAD__TLS__KEY_PEM": SECRET})
+    proc = cli_here("config", "check", str(inventory), env={"CCI_NOMAD__TLS__KEY_PEM": SECRET})
     # the settings are valid and printed; the deploy is not ready (no release source, a key
     # without certificates), and each reason is named, the key's contents never
     assert proc.returncode == 2, proc.stderr
@@ -163,6 +163,6 @@ def test_config_check_prints_effective_settings_masked(tmp_path):
 
 def test_config_check_exits_2_on_bad_settings(tmp_path):
     inventory = write_inventory(tmp_path, BASE + '[docker]\nlog_max_size = "huge"\n')
-    proc = run_cli("config", "check", str(inventory))
+    proc = cli_here("config", "check", str(inventory))
     assert proc.returncode == 2
     assert "docker.log_max_size" in proc.stderr and "acme.toml" in proc.stderr

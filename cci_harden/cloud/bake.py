@@ -12,7 +12,9 @@ import re
 import shlex
 from pathlib import Path, PurePosixPath
 
-from ..config.materials import tls_configured
+from cryptography import x509
+
+from ..config.materials import PreflightError, load_signing_key, tls_configured
 from ..config.settings import FleetSettings
 from ..model.errors import CciHardenError
 from ..model.render import render
@@ -47,6 +49,70 @@ def carried_files(settings: FleetSettings) -> list[tuple[str, Path]]:
                 "whatever that reaches on the build machine into the image"
             )
     return carried
+
+
+CERTIFICATE_FIELDS = {
+    "nomad.tls.ca_file",
+    "nomad.tls.cert_file",
+    "logging.ca_file",
+    "logging.client_cert_file",
+}
+SIGNING_KEYS = {"nomad.gpg_key_file": "nomad", "docker.gpg_key_file": "docker"}
+MAX_CARRIED_BYTES = 1024 * 1024
+PEM_LABEL = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
+
+
+def check_carried_files(settings: FleetSettings) -> None:
+    """Each file the image would carry lies inside the inventory's directory (links followed)
+    and is what its setting says: PEM certificates only, or the pinned OpenPGP public key.
+
+    Packer copies whatever path it is given from the build machine; a setting that named an SSH
+    key, cloud credentials or a certificate bundled with its private key would put it in every
+    instance."""
+    base = settings.inventory_dir.resolve()
+    for field, path in carried_files(settings):
+        local = settings.local_path(path).resolve()
+        if not local.is_relative_to(base):
+            raise CciHardenError(
+                f"render bake: {field} = {str(path)!r} is {local}, outside the inventory's "
+                f"directory {base}: copy the file beside the inventory, name it relative to it, "
+                "then render again"
+            )
+        if not local.is_file():
+            raise CciHardenError(f"render bake: {field}: {local} is not a regular file")
+        try:
+            with local.open("rb") as handle:
+                data = handle.read(MAX_CARRIED_BYTES + 1)
+        except OSError as exc:
+            raise CciHardenError(
+                f"render bake: {field}: cannot read {local}: {exc.strerror}"
+            ) from None
+        if len(data) > MAX_CARRIED_BYTES:
+            raise CciHardenError(
+                f"render bake: {field}: {local} is over 1 MiB; not a key or certificate"
+            )
+        if b"PRIVATE KEY" in data:
+            raise CciHardenError(
+                f"render bake: {field}: {local} holds a private key; an image never carries one "
+                "(give the key as *_key_file: cloud-init writes it at boot)"
+            )
+        if field in SIGNING_KEYS:
+            section = SIGNING_KEYS[field]
+            pinned = getattr(settings, section).gpg_fingerprint
+            try:
+                load_signing_key(section, settings, path, pinned)
+            except PreflightError as exc:
+                raise CciHardenError(f"render bake: {exc}") from None
+        elif field in CERTIFICATE_FIELDS:
+            labels = set(PEM_LABEL.findall(data))
+            try:
+                x509.load_pem_x509_certificates(data)
+            except ValueError:
+                labels = set()
+            if labels != {b"CERTIFICATE"}:
+                raise CciHardenError(
+                    f"render bake: {field}: {local} is not PEM certificates alone; refused"
+                )
 
 
 def refuse_inline_secrets(settings: FleetSettings) -> None:
@@ -161,8 +227,16 @@ Without an image, `cci-harden apply --local INVENTORY` (no stage) does both at o
 cloud-init `runcmd` of a stock image can install the toolkit and run it.
 
 Paths: files the settings name relative to the inventory are placed beside it in the image
-(`/etc/cci-harden/inventories/`); absolute paths stay as they are. The renders below come from
-the example inventory, whose TLS key is an absolute path.
+(`/etc/cci-harden/inventories/`); absolute paths stay as they are.
+
+Before it writes the Packer build, `cci-harden render bake INVENTORY --format packer` reads every
+file the image would carry: each must lie inside the inventory's directory (links followed),
+hold no private key, and be what its setting says (PEM certificates, or the pinned OpenPGP
+public key); anything else stops the render with the setting's name. The renders below come
+from the example inventory (`inventories/prod`), shown as rendered: its signing keys are not in
+this repository and its TLS files are absolute paths outside it, so `render bake` refuses the
+example itself until they are placed beside it. The TLS key stays out either way: cloud-init
+writes it.
 """
 
 
@@ -174,9 +248,9 @@ def _doc() -> str:
     settings = load_settings(example)
     return (
         HEAD
-        + "\n## Packer: `cci-harden render bake inventories/prod --format packer`\n\n```hcl\n"
+        + "\n## Packer (`--format packer`), for the example inventory\n\n```hcl\n"
         + packer_build(settings, "prod")
-        + "```\n\n## cloud-init: `cci-harden render bake inventories/prod --format cloud-init`\n\n"
+        + "```\n\n## cloud-init (`--format cloud-init`), for the example inventory\n\n"
         + "```yaml\n"
         + cloud_init(settings, "prod")
         + "```\n"

@@ -97,11 +97,15 @@ def _cmd_artifacts(args: argparse.Namespace) -> int:
 
 
 def _cmd_bake(args: argparse.Namespace) -> int:
-    from .bake import cloud_init, packer_build
+    from .bake import check_carried_files, cloud_init, packer_build
 
     settings = _settings(args.inventory)
     name = Path(args.inventory).name
-    text = packer_build(settings, name) if args.format == "packer" else cloud_init(settings, name)
+    if args.format == "packer":
+        check_carried_files(settings)
+        text = packer_build(settings, name)
+    else:
+        text = cloud_init(settings, name)
     if args.output:
         Path(args.output).write_text(text)
         print(f"wrote {args.output}")

@@ -750,6 +750,11 @@ class FleetSettings(BaseSettings):
             ids |= set(group.disabled)
         return ids
 
+    @property
+    def inventory_dir(self) -> Path:
+        """The directory of the inventory's settings file (relative paths are read from it)."""
+        return self._base_dir
+
     def local_path(self, path: Path) -> Path:
         """A path from the settings file, on the operator's machine: relative to the inventory."""
         return path if path.is_absolute() else self._base_dir / path

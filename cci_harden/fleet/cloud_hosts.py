@@ -14,9 +14,11 @@ import time
 from ..config.cloud import CloudHosts
 from ..config.settings import HostEntry
 from ..model.errors import InventoryError
+from .bounded_body import read_bounded
 
 MAX_PAGES = 200
 LISTING_SECONDS = 300
+MAX_BODY_BYTES = 16 * 1024 * 1024  # a page of 1,000 instances is well under 4 MiB
 
 
 def unique(hosts: list[HostEntry], where: str) -> list[HostEntry]:
@@ -59,9 +61,15 @@ def _aws_hosts(source: CloudHosts) -> list[HostEntry]:
     config = Config(connect_timeout=10, read_timeout=30, retries={"max_attempts": 3})
     deadline = time.monotonic() + LISTING_SECONDS
     session = boto3.session.Session(region_name=source.region)
+
+    def client(service: str):
+        made = session.client(service, endpoint_url=source.endpoint_url, config=config)
+        _bound_bodies(made, deadline)
+        return made
+
     ids: list[str] | None = None
     if source.autoscaling_group:
-        groups = session.client("autoscaling", endpoint_url=source.endpoint_url, config=config)
+        groups = client("autoscaling")
         found = groups.describe_auto_scaling_groups(
             AutoScalingGroupNames=[source.autoscaling_group]
         )["AutoScalingGroups"]
@@ -73,17 +81,16 @@ def _aws_hosts(source: CloudHosts) -> list[HostEntry]:
         ids = [i["InstanceId"] for i in found[0]["Instances"] if i["LifecycleState"] == "InService"]
         if not ids:
             return []
-    ec2 = session.client("ec2", endpoint_url=source.endpoint_url, config=config)
+    ec2 = client("ec2")
     filters = [{"Name": "instance-state-name", "Values": ["running"]}]
     filters += [{"Name": f"tag:{key}", "Values": [value]} for key, value in source.tags.items()]
     arguments = {"Filters": filters, **({"InstanceIds": ids} if ids else {})}
     hosts = []
     pages = ec2.get_paginator("describe_instances").paginate(**arguments)
     for number, page in enumerate(pages, 1):
-        if number > MAX_PAGES or time.monotonic() > deadline:
+        if time.monotonic() > deadline:
             raise InventoryError(
-                f"inventory.source: listing {source.where} went past {MAX_PAGES} pages or "
-                f"{LISTING_SECONDS} s; stopped"
+                f"inventory.source: listing {source.where} took over {LISTING_SECONDS} s; stopped"
             )
         for reservation in page["Reservations"]:
             for instance in reservation["Instances"]:
@@ -91,4 +98,26 @@ def _aws_hosts(source: CloudHosts) -> list[HostEntry]:
                 address = instance.get(field)
                 if address:
                     hosts.append(HostEntry(name=instance["InstanceId"], address=address))
+        if number >= MAX_PAGES and page.get("NextToken"):
+            raise InventoryError(
+                f"inventory.source: listing {source.where} went past {MAX_PAGES} pages; stopped"
+            )
     return sorted(hosts, key=lambda h: h.name)
+
+
+def _bound_bodies(client, deadline: float) -> None:
+    """Every answer to ``client`` read with the body cap and the listing's deadline.
+
+    botocore reads each answer whole before parsing it; sending the request here, with the
+    client's own HTTP session, lets the read stop at either bound. botocore follows no redirect
+    (its HTTP session sends with redirects off)."""
+    http = client._endpoint.http_session  # noqa: SLF001  (botocore's hook point for sending)
+
+    def send(request, **_):
+        request.stream_output = True  # the session leaves the body unread
+        response = http.send(request)
+        where = f"{request.method} {request.url.split('?', 1)[0]}"
+        response._content = read_bounded(response.raw, MAX_BODY_BYTES, deadline, where)  # noqa: SLF001
+        return response
+
+    client.meta.events.register("before-send", send)

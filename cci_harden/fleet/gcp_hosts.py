@@ -21,6 +21,7 @@ import urllib.request
 from ..config.cloud import CloudHosts
 from ..config.settings import HostEntry
 from ..model.errors import InventoryError
+from .bounded_body import read_bounded
 
 COMPUTE_API = "https://compute.googleapis.com"
 TOKEN_VARIABLE = "GOOGLE_OAUTH_ACCESS_TOKEN"  # noqa: S105 (a variable's name, no secret)
@@ -90,7 +91,7 @@ class _Api:
             )
         try:
             with _OPENER.open(request, timeout=min(30, left)) as response:
-                body = response.read(MAX_BODY_BYTES + 1)
+                body = read_bounded(response, MAX_BODY_BYTES, self._deadline, f"{method} {path}")
         except urllib.error.HTTPError as exc:
             raise InventoryError(
                 f"inventory.source (gcp): {method} {path} answered {exc.code}: {_message(exc)}"
@@ -98,10 +99,6 @@ class _Api:
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise InventoryError(f"inventory.source (gcp): {method} {path}: {reason}") from None
-        if len(body) > MAX_BODY_BYTES:
-            raise InventoryError(
-                f"inventory.source (gcp): {path} answered over {MAX_BODY_BYTES >> 20} MiB; refused"
-            )
         try:
             return json.loads(body)
         except ValueError:
