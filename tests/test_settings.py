@@ -75,7 +75,7 @@ def test_valid_settings_load_with_defaults(tmp_path):
         ('[nomad]\ngpg_fingerprint = "72D7468F"', "nomad.gpg_fingerprint", "40-hex-digit"),
         ('[nomad]\nservers = ["nomad.internal"]', "nomad.servers", "host:port"),
         ('[nomad]\ninstall_source = "curl-pipe-bash"', "nomad.install_source", "release-zip"),
-        ('[docker]\nlog_max_files = "many"', "docker.log_max_files", "integer"),
+        ('[docker]\nlog_max_files = "many"', "docker.log_max_files", "whole number"),
         (
             '[docker]\naddress_pools = [{ base = "10.10.0.0/16", size = 8 }]',
             "docker.address_pools.0",
@@ -166,3 +166,45 @@ def test_config_check_exits_2_on_bad_settings(tmp_path):
     proc = cli_here("config", "check", str(inventory))
     assert proc.returncode == 2
     assert "docker.log_max_size" in proc.stderr and "acme.toml" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("snippet", "line"),
+    [
+        ('[network]\nnomad_http_api = "yes"', "network.nomad_http_api: must be true or false"),
+        ("[network]\nnomad_http_api = 1", "network.nomad_http_api: must be true or false"),
+        (
+            '[network]\nrestrict_egress = "true"',
+            "network.restrict_egress: must be true or false, unquoted",
+        ),
+        ('[ssh]\nmax_auth_tries = "3"', "ssh.max_auth_tries: must be a whole number, unquoted"),
+        ("[ssh]\nmax_auth_tries = 3.0", "ssh.max_auth_tries: must be a whole number"),
+        ("[ssh]\nmax_auth_tries = true", "ssh.max_auth_tries: must be a whole number"),
+    ],
+)
+def test_booleans_and_numbers_are_taken_only_as_themselves(tmp_path, snippet, line):
+    """A quoted "yes" would open Nomad's HTTP API were it read as true."""
+    error = error_for(tmp_path, BASE + snippet)
+    assert line in error and "[from " in error, error
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "accepted"),
+    [
+        ("CCI_NETWORK__NOMAD_HTTP_API", "true", True),
+        ("CCI_NETWORK__NOMAD_HTTP_API", "on", False),
+        ("CCI_NETWORK__NOMAD_HTTP_API", "1", False),
+        ("CCI_SSH__MAX_AUTH_TRIES", "4", True),
+        ("CCI_SSH__MAX_AUTH_TRIES", "4.0", False),
+    ],
+)
+def test_the_environment_gives_booleans_and_numbers_as_exact_words(
+    tmp_path, monkeypatch, variable, value, accepted
+):
+    monkeypatch.setenv(variable, value)
+    inventory = write_inventory(tmp_path, VALID)
+    if accepted:
+        load_settings(inventory)
+    else:
+        with pytest.raises(SettingsError, match=f"environment variable {variable}"):
+            load_settings(inventory)

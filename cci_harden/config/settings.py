@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import tomllib
+import typing
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -61,6 +62,7 @@ from .types import (
     covers_everything,
     looks_like_key,
     pattern,
+    scalar_kind,
 )
 
 ENV_PREFIX = "CCI_"
@@ -791,20 +793,60 @@ def load_settings(inventory: Path | str) -> FleetSettings:
         raise SettingsError(f"{inventory}: its settings file {path} does not exist")
     try:
         with open(path, "rb") as handle:
-            tomllib.load(handle)
+            data = tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"{path}: not valid TOML: {exc}") from None
+    quoted = [
+        f"  {field}: {why} (got {value!r}) [from {path}]"
+        for field, why, value in quoted_scalars(FleetSettings, data)
+    ]
     token = _toml_path.set(path)
     try:
         settings = FleetSettings()
         settings._base_dir = path.parent.resolve()
-        return settings
     except ValidationError as exc:
-        raise SettingsError(format_validation_error(exc, path)) from None
+        text = format_validation_error(exc, path)
+        more = [line for line in quoted if line.split(":", 1)[0] + ":" not in text]
+        raise SettingsError("\n".join([text, *more])) from None
     except SourceError as exc:  # a CCI_* variable whose list or table is not valid JSON
         raise SettingsError(source_error(exc)) from None
     finally:
         _toml_path.reset(token)
+    if quoted:
+        head = f"invalid settings for inventory {path.with_suffix('')}:"
+        raise SettingsError("\n".join([head, *quoted]))
+    return settings
+
+
+def quoted_scalars(model: type[BaseModel], data: dict, prefix: str = "") -> list[tuple]:
+    """(field, why, value) for each boolean or number the TOML file gives as a string or a
+    float: TOML has its own true, false and integers, so a quoted "yes" or "3" is a mistake
+    (the environment, which has only strings, is checked in the sections themselves)."""
+    found: list[tuple] = []
+    for key, value in data.items():
+        field = model.model_fields.get(key)
+        if field is None:
+            continue  # an unknown key: validation names it
+        name = f"{prefix}{key}"
+        kind = scalar_kind(field.annotation)
+        if kind == "flag" and not isinstance(value, bool):
+            found.append((name, "must be true or false, unquoted", value))
+        elif kind == "whole" and (isinstance(value, bool) or not isinstance(value, int)):
+            found.append((name, "must be a whole number, unquoted", value))
+        for inner in _section_models(field.annotation):
+            if isinstance(value, dict):
+                found += quoted_scalars(inner, value, f"{name}.")
+            elif isinstance(value, list):
+                for index, item in enumerate(value):
+                    if isinstance(item, dict):
+                        found += quoted_scalars(inner, item, f"{name}.{index}.")
+    return found
+
+
+def _section_models(annotation: object) -> list[type[BaseModel]]:
+    """The settings models a field holds: itself, a list of them, or an optional one."""
+    members = typing.get_args(annotation) or (annotation,)
+    return [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)]
 
 
 def source_error(exc: Exception) -> str:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import ipaddress
 import posixpath
 import re
+import types
+import typing
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -96,7 +98,35 @@ class PlainSection(BaseModel):
         field = cls.model_fields.get(info.field_name or "")
         if field is not None and "SecretStr" in str(field.annotation):
             return value
+        kind = scalar_kind(field.annotation) if field is not None else None
+        if kind == "flag" and value is not None:
+            return _flag(value)
+        if kind == "whole" and value is not None:
+            return _whole(value)
         return plain_deep(value)
+
+
+def scalar_kind(annotation: object) -> str | None:
+    """'flag' for a (possibly optional) bool, 'whole' for an int: the fields whose values are
+    taken only as themselves, never converted from look-alikes."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        members = {a for a in typing.get_args(annotation) if a is not type(None)}
+    else:
+        members = {annotation}
+    if members == {bool}:
+        return "flag"
+    if members == {int}:
+        return "whole"
+    return None
+
+
+def _whole(value: object) -> object:
+    """A whole number: a TOML integer, or digits from the environment; never 3.0 or true."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,18}", value, re.ASCII):
+        return int(value)
+    raise ValueError("must be a whole number")
 
 
 HOST_NAME = (
