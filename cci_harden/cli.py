@@ -18,29 +18,35 @@ from .model.outputs import require_writable
 
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
+    from .config.settings import overrides_in_effect
     from .config.types import redact
     from .fleet.inventory import Inventory
+    from .fleet.onboard import checklist_text
     from .fleet.preflight import require_ready, warnings
 
     inventory = Inventory.load(args.inventory)  # every bad field at once, or exit 2
     settings = inventory.settings
+    # stdout is the effective settings as JSON alone (for jq and diffs); notes go to stderr.
     # SecretStr fields are masked by pydantic; anything else that looks like key material (a
     # key pasted into a path field) is masked here.
     effective = redact(settings.model_dump(mode="json"))
-    print(f"# effective settings of inventory {inventory.path} (secrets masked)")
     print(json.dumps(effective, indent=2, sort_keys=True))
+    _info(f"effective settings of inventory {inventory.path} (secrets masked) on stdout")
+    for field, variable in overrides_in_effect(os.environ):
+        _info(f"{field}: set by environment variable {variable} (overrides the file)")
     line = settings.server.line
     for field, value in settings.from_server_line():
-        print(
-            f"# {field} = {json.dumps(value)}: default of server.version "
-            f"{settings.server.version} (Server {line.name})",
-            file=sys.stderr,
+        _info(
+            f"{field} = {json.dumps(value)}: default of server.version "
+            f"{settings.server.version} (Server {line.name})"
         )
     for warning in warnings(settings):
-        print(f"# warning: {warning}", file=sys.stderr)
-    print(f"# {len(inventory.hosts)} host(s); settings valid", file=sys.stderr)
+        _info(f"warning: {warning}")
+    _info(f"{len(inventory.hosts)} host(s); settings valid")
+    if args.checklist:
+        print(checklist_text(settings), file=sys.stderr)
     require_ready(settings, inventory.problems())  # every reason at once, exit 2
-    print("# ready to deploy: keys, certificates and admin networks check out", file=sys.stderr)
+    _info("ready to deploy: keys, certificates and admin networks check out")
     return EXIT_OK
 
 
@@ -52,7 +58,9 @@ def _cmd_apply(args: argparse.Namespace) -> int:
             "apply: only --local is run through this command; over SSH run "
             f"pyinfra {args.inventory} deploys/{args.profile}.py"
         )
-    code = apply_local(Path(args.inventory), args.profile, args.stage or "", log=_info)
+    code = apply_local(
+        Path(args.inventory), args.profile, args.stage or "", log=_info, confirmed=args.yes
+    )
     return EXIT_OK if code == 0 else 1
 
 
@@ -322,6 +330,11 @@ def build_parser() -> argparse.ArgumentParser:
         "check", help="validate INVENTORY's settings and print them, secrets masked"
     )
     check.add_argument("inventory", help="inventory file, e.g. inventories/prod")
+    check.add_argument(
+        "--checklist",
+        action="store_true",
+        help="print CircleCI's pre-flight checklist against these settings again (as init does)",
+    )
     check.set_defaults(func=_cmd_config_check)
 
     apply = commands.add_parser(
@@ -340,6 +353,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     apply.add_argument(
         "--profile", default="nomad", choices=("nomad", "baseline", "artifacts"), help="profile"
+    )
+    apply.add_argument(
+        "--yes",
+        action="store_true",
+        help="without --stage: harden this machine even though the inventory does not list it",
     )
     apply.set_defaults(func=_cmd_apply)
 
@@ -445,7 +463,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bed_job.set_defaults(func=_cmd_testbed_job)
     _add_examples(parser)
+    _quiet_and_verbose_everywhere(parser)
     return parser
+
+
+def _quiet_and_verbose_everywhere(parser: argparse.ArgumentParser) -> None:
+    """-q and -v are taken after any subcommand too (``cci-harden verify INV -q``); given
+    there, they count as if given first (an absent one leaves the first's value alone)."""
+    for action in parser._actions:  # noqa: SLF001  (argparse keeps its subparsers only here)
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            for sub in set(action.choices.values()):
+                sub.add_argument(
+                    "-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                    help="only errors on stderr",
+                )  # fmt: skip
+                sub.add_argument(
+                    "-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                    help="more on stderr",
+                )  # fmt: skip
+                _quiet_and_verbose_everywhere(sub)
 
 
 # One example per command, shown at the end of its --help.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from .conftest import INVENTORIES, cli_here, run_pyinfra
 from .test_settings import BASE, write_inventory
 
@@ -14,6 +16,7 @@ def test_prod_example_without_host_keys_fails_before_connecting():
     proc = run_pyinfra(INVENTORIES / "prod", "deploys/nomad.py")
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "no host key for nomad-client-1, nomad-client-2" in proc.stderr
+    assert "keyed by the host's address" in proc.stderr and "'192.0.2.11 ssh-ed25519" in proc.stderr
     assert "Connecting to hosts" not in proc.stdout + proc.stderr
 
 
@@ -22,6 +25,17 @@ def test_inventory_with_zero_hosts_fails(tmp_path):
     proc = run_pyinfra(inventory, "deploys/nomad.py")
     assert proc.returncode == 2
     assert "has no hosts" in proc.stderr
+
+
+@pytest.mark.parametrize("runner", ["pyinfra", "cci-harden"])
+def test_a_settings_file_given_as_the_inventory_is_one_line(runner):
+    settings_file = str(INVENTORIES / "prod.toml")
+    if runner == "pyinfra":
+        proc = run_pyinfra(settings_file, "deploys/nomad.py")
+    else:
+        proc = cli_here("verify", settings_file)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"{INVENTORIES / 'prod'}" in proc.stderr.splitlines()[-1]
 
 
 def test_limit_matching_no_host_fails(tmp_path):

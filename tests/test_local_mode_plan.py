@@ -101,3 +101,24 @@ def test_the_first_boot_unit_runs_the_same_catalogue_once_before_nomad():
 def test_the_unit_takes_only_plain_absolute_paths(inventory):
     with pytest.raises(ValueError, match="absolute path of letters"):
         first_boot_unit(inventory, "nomad", "/opt/cci/bin/cci-harden")
+
+
+def test_a_plain_local_apply_refuses_a_machine_the_inventory_does_not_list(settings, monkeypatch):
+    from cci_harden.fleet import local_run
+
+    prod = INVENTORIES / "prod"
+    listed = settings.inventory.hosts[0]
+    # by name or by address: the machine is one of the fleet's hosts
+    local_run.refuse_unlisted_machine(settings, prod, {listed.name}, set())
+    local_run.refuse_unlisted_machine(settings, prod, {"other"}, {str(listed.address)})
+    with pytest.raises(CciHardenError, match=r"\(laptop\) is not a host of .*pass --yes"):
+        local_run.refuse_unlisted_machine(settings, prod, {"laptop"}, {"10.9.9.9"})
+
+    def tripwire(*args, **kwargs):
+        raise AssertionError("pyinfra was started on this machine")
+
+    monkeypatch.setattr(local_run.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(local_run, "this_machine", lambda: ({"laptop"}, {"10.9.9.9"}))
+    monkeypatch.setattr(local_run.subprocess, "run", tripwire)
+    with pytest.raises(CciHardenError, match="is not a host of"):
+        local_run.apply_local(prod, "nomad", "")

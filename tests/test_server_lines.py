@@ -84,7 +84,7 @@ def test_a_line_past_its_support_is_a_warning_not_a_refusal():
 def test_config_check_warns_of_a_line_past_support_and_still_passes_settings(tmp_path):
     inventory = write_inventory(tmp_path, BASE + '[server]\nversion = "4.8"\n')
     proc = cli_here("config", "check", str(inventory))
-    assert "# warning: CircleCI Server 4.8 went out of support on 2026-07-24" in proc.stderr
+    assert "warning: CircleCI Server 4.8 went out of support on 2026-07-24" in proc.stderr
     assert "settings valid" in proc.stderr
 
 
@@ -123,7 +123,7 @@ def test_config_check_names_every_missing_4x_field_at_once(tmp_path):
     ):
         assert field in proc.stderr, (field, proc.stderr)
     # what came from the line is said, not hidden
-    assert '# nomad.version = "1.7.7": default of server.version 4.10' in proc.stderr
+    assert 'nomad.version = "1.7.7": default of server.version 4.10' in proc.stderr
 
 
 def test_a_3x_install_needs_no_servers_or_tls(tmp_path):

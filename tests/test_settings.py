@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import textwrap
 from pathlib import Path
@@ -208,3 +209,19 @@ def test_the_environment_gives_booleans_and_numbers_as_exact_words(
     else:
         with pytest.raises(SettingsError, match=f"environment variable {variable}"):
             load_settings(inventory)
+
+
+def test_a_misspelt_override_is_refused_with_the_name_it_meant(tmp_path, monkeypatch):
+    """pydantic-settings ignores an unknown variable: the file's value would stay, unseen."""
+    error = error_for(tmp_path, VALID, monkeypatch, CCI_NOMAD_VERSION="1.7.7")
+    assert "CCI_NOMAD_VERSION: is not a setting; did you mean CCI_NOMAD__VERSION?" in error
+
+
+def test_config_check_prints_pure_json_and_names_each_override(tmp_path):
+    inventory = write_inventory(tmp_path, VALID)
+    proc = cli_here("config", "check", str(inventory), env={"CCI_NOMAD__VERSION": "1.7.7"})
+    assert json.loads(proc.stdout)["nomad"]["version"] == "1.7.7"
+    assert "nomad.version: set by environment variable CCI_NOMAD__VERSION" in proc.stderr
+    quiet = cli_here("config", "check", str(inventory), "-q", "--checklist")
+    assert "settings valid" not in quiet.stderr and "Pre-flight checklist" in quiet.stderr
+    assert quiet.stdout == cli_here("-q", "config", "check", str(inventory)).stdout

@@ -14,7 +14,21 @@ from functools import wraps
 from pyinfra.api.state import State
 
 
+def refuse_settings_file_as_inventory(argv: list[str]) -> None:
+    """``pyinfra inventories/prod.toml ...`` would load the TOML as Python and print a
+    traceback: one line instead, naming the inventory to give."""
+    for argument in argv[1:]:
+        if argument.endswith(".toml") and not argument.startswith("-"):
+            print(
+                f"cci-harden: error: {argument} is an inventory's settings file; give the "
+                f"inventory itself: {argument.removesuffix('.toml')}",
+                file=sys.stderr,
+            )
+            raise SystemExit(2)
+
+
 def refuse_empty_inventory() -> None:
+    refuse_settings_file_as_inventory(sys.argv)
     if getattr(State.init, "_cci_guarded", False):
         return
     original = State.init

@@ -223,8 +223,10 @@ A baked image plus its first boot ends where an SSH deploy ends: `tests/test_loc
 bakes a fresh test host, runs its first boot, then verifies it from outside (nothing found) and
 deploys over SSH (nothing changed). Nomad's node name is the host's own hostname on both paths.
 
-Without an image, `cci-harden apply --local INVENTORY` (no stage) does both at once: the
-cloud-init `runcmd` of a stock image can install the toolkit and run it.
+Without an image, `cci-harden apply --local INVENTORY --yes` (no stage) does both at once: the
+cloud-init `runcmd` of a stock image can install the toolkit and run it. Without a stage the
+command hardens whatever machine it runs on, so it refuses one the inventory does not list
+(by host name or address) unless told `--yes`.
 
 Paths: files the settings name relative to the inventory are placed beside it in the image
 (`/etc/cci-harden/inventories/`); absolute paths stay as they are.

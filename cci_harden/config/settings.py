@@ -9,7 +9,9 @@ field, the problem and where the value came from. Secrets are ``SecretStr``: mas
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import os
 import re
 import tomllib
 import typing
@@ -788,6 +790,11 @@ def settings_path(inventory: Path) -> Path:
 def load_settings(inventory: Path | str) -> FleetSettings:
     """Load and validate ``inventory``'s settings; raise SettingsError naming each bad field."""
     inventory = Path(inventory)
+    if inventory.suffix == ".toml":
+        raise SettingsError(
+            f"{inventory}: give the inventory, {inventory.with_suffix('')}, not its settings file "
+            "(the .toml beside it is read from there)"
+        )
     path = settings_path(inventory)
     if not path.is_file():
         raise SettingsError(f"{inventory}: its settings file {path} does not exist")
@@ -799,7 +806,7 @@ def load_settings(inventory: Path | str) -> FleetSettings:
     quoted = [
         f"  {field}: {why} (got {value!r}) [from {path}]"
         for field, why, value in quoted_scalars(FleetSettings, data)
-    ]
+    ] + [f"  {line}" for line in unknown_variables(os.environ)]
     token = _toml_path.set(path)
     try:
         settings = FleetSettings()
@@ -816,6 +823,63 @@ def load_settings(inventory: Path | str) -> FleetSettings:
         head = f"invalid settings for inventory {path.with_suffix('')}:"
         raise SettingsError("\n".join([head, *quoted]))
     return settings
+
+
+# The toolkit's own variables that are not settings (test bed, documentation checks).
+TOOLKIT_VARIABLES = frozenset(
+    {
+        "CCI_SOURCE_DOCS_DIR",
+        "CCI_SERVER_4X_FILE",
+        "CCI_TESTBED_CACHE",
+        "CCI_TESTBED_STATE",
+        "CCI_TESTBED_SUBNET",
+        "CCI_UPDATE_SCREENSHOT",
+    }
+)
+
+
+def setting_variables(model: type[BaseModel] | None = None, prefix: str = ENV_PREFIX) -> set[str]:
+    """Every environment variable name that sets a field (or a whole section) of the settings;
+    a name ending in ``__`` stands for any key below a free-form table."""
+    names: set[str] = set()
+    for key, field in (model or FleetSettings).model_fields.items():
+        name = prefix + key.upper()
+        names.add(name)
+        for inner in _section_models(field.annotation):
+            names |= setting_variables(inner, name + ENV_DELIMITER)
+        if "dict[" in str(field.annotation):
+            names.add(name + ENV_DELIMITER)
+    return names
+
+
+def unknown_variables(environ) -> list[str]:
+    """One line per ``CCI_`` variable that sets nothing: pydantic-settings ignores it, so a
+    misspelt override (``CCI_NOMAD_VERSION``) would leave the file's value in force unseen."""
+    known = setting_variables()
+    tables = tuple(name for name in known if name.endswith(ENV_DELIMITER))
+    lines = []
+    for variable in sorted(environ):
+        upper = variable.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in TOOLKIT_VARIABLES or upper in known:
+            continue
+        if upper.startswith(tables):
+            continue
+        nearest = difflib.get_close_matches(upper, sorted(known - {*tables}), n=1, cutoff=0.8)
+        hint = f"; did you mean {nearest[0]}?" if nearest else " (sections are joined by '__')"
+        lines.append(f"environment variable {variable}: is not a setting{hint}")
+    return lines
+
+
+def overrides_in_effect(environ) -> list[tuple[str, str]]:
+    """(field, variable) for each setting an environment variable sets in this run."""
+    known = setting_variables()
+    found = []
+    for variable in sorted(environ):
+        upper = variable.upper()
+        if upper in known and not upper.endswith(ENV_DELIMITER):
+            field = upper.removeprefix(ENV_PREFIX).lower().replace(ENV_DELIMITER, ".")
+            found.append((field, variable))
+    return found
 
 
 def quoted_scalars(model: type[BaseModel], data: dict, prefix: str = "") -> list[tuple]:

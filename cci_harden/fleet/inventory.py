@@ -143,9 +143,17 @@ class Inventory:
         if missing and self.settings.ssh.host_ca_file is None:
             raise InventoryError(
                 f"no host key for {', '.join(missing)} in {self.known_hosts}; add each host's key "
-                "from a trusted source (cloud console, image build) - keys are never accepted "
-                "on first use (or trust them by certificate: ssh.host_ca_file)"
+                "from a trusted source (cloud console, image build), keyed by the host's address "
+                f"as the inventory gives it ({self._key_example(missing[0])}), not its name - "
+                "keys are never accepted on first use (or trust them by certificate: "
+                "ssh.host_ca_file)"
             )
+
+    def _key_example(self, name: str) -> str:
+        """How the known_hosts line of host ``name`` must begin."""
+        host = next(h for h in self.hosts if h.name == name)
+        lookup = host.address if host.port == 22 else f"[{host.address}]:{host.port}"
+        return f"'{lookup} ssh-ed25519 AAAA...'"
 
     def _refuse_lines_paramiko_cannot_read(self) -> None:
         """paramiko 4 (pyinfra's SSH client, the lockout guard's) fails on a whole known_hosts

@@ -9,7 +9,9 @@ the inventory's settings file and the stage passed as host data.
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -34,7 +36,39 @@ def deferred_controls(inventory: Path, profile: str) -> list[tuple[str, str]]:
     return [(p.control.id, p.off) for p in plans if p.deferred]
 
 
-def apply_local(inventory: Path, profile: str, stage: str, log=print) -> int:
+def this_machine() -> tuple[set[str], set[str]]:
+    """This machine's names (short and full) and its addresses, as ``ip`` lists them."""
+    names = {socket.gethostname(), socket.getfqdn()}
+    names |= {name.split(".", 1)[0] for name in names}
+    addresses: set[str] = set()
+    try:
+        listing = subprocess.run(
+            ["ip", "-j", "addr", "show"], capture_output=True, text=True, timeout=10
+        ).stdout
+        for link in json.loads(listing or "[]"):
+            addresses |= {a["local"] for a in link.get("addr_info", []) if "local" in a}
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        pass  # nothing matches by address; the names still may
+    return names, addresses
+
+
+def refuse_unlisted_machine(settings, inventory: Path, names: set[str], addresses: set[str]):
+    """A plain ``apply --local`` hardens whatever it runs on (sshd, firewall, accounts): refused
+    on a machine the inventory does not list, unless the operator said --yes."""
+    listed = [h for h in settings.inventory.hosts if h.name in names or str(h.address) in addresses]
+    if listed:
+        return
+    source = " (its hosts come from a cloud listing)" if settings.inventory.source else ""
+    raise CciHardenError(
+        f"apply --local: this machine ({', '.join(sorted(names))}) is not a host of "
+        f"{inventory}{source}; it would be hardened as a Nomad client. Add it to the inventory, "
+        "or pass --yes if that is what you mean (image bakes pass --stage)"
+    )
+
+
+def apply_local(
+    inventory: Path, profile: str, stage: str, log=print, confirmed: bool = False
+) -> int:
     """Run the profile's deploy on this host; pyinfra's exit code."""
     if profile not in PROFILES:
         raise CciHardenError(f"unknown profile {profile!r} (one of {', '.join(PROFILES)})")
@@ -42,6 +76,8 @@ def apply_local(inventory: Path, profile: str, stage: str, log=print) -> int:
         raise CciHardenError("apply --local: run as root (it hardens this host)")
     inventory = inventory.resolve()
     settings = load_settings(inventory)  # every bad field at once, exit 2
+    if not stage and not confirmed:
+        refuse_unlisted_machine(settings, inventory, *this_machine())
     if stage == IMAGE:
         for control_id, why in deferred_controls(inventory, profile):
             log(f"cci-harden: {control_id} {why}")
