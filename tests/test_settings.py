@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import textwrap
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -225,3 +226,24 @@ def test_config_check_prints_pure_json_and_names_each_override(tmp_path):
     quiet = cli_here("config", "check", str(inventory), "-q", "--checklist")
     assert "settings valid" not in quiet.stderr and "Pre-flight checklist" in quiet.stderr
     assert quiet.stdout == cli_here("-q", "config", "check", str(inventory)).stdout
+
+
+def test_a_file_for_a_newer_layout_is_refused_with_the_way_out(tmp_path):
+    error = error_for(tmp_path, "schema_version = 2\n" + VALID)
+    assert "schema_version: this file is written for settings layout 2" in error
+    assert "upgrade cci-harden" in error
+
+
+def test_the_changelog_names_this_version_and_the_license_is_the_one_declared():
+    from cci_harden import __version__
+
+    from .conftest import REPO
+
+    changelog = (REPO / "CHANGELOG.md").read_text()
+    assert f"\n## {__version__} - " in changelog
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert pyproject["project"]["version"] == __version__
+    assert pyproject["project"]["license"] == {"text": "Apache-2.0"}
+    assert (
+        "Apache License\n                           Version 2.0" in (REPO / "LICENSE").read_text()
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -150,10 +151,15 @@ def test_init_writes_a_documented_inventory_and_refuses_to_overwrite(tmp_path):
     proc = run_cli("init", "eu-install", "--inventory-dir", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     settings = (tmp_path / "eu-install.toml").read_text()
+    # defaults are documented but left commented, so a later toolkit's defaults still apply;
+    # the server line is the operator's decision and is written
     assert (
-        "# Cores kept for coordination (CircleCI documents 2)\nreserved_cpu_cores = 2" in settings
+        "# Cores kept for coordination (CircleCI documents 2)\n"
+        "# reserved_cpu_cores = 2   # default" in settings
     )
-    assert 'node_class = "linux-64bit"' in settings
+    assert '\n# node_class = "linux-64bit"   # default' in settings
+    written = tomllib.loads(settings)
+    assert written["server"]["version"] == "4.10" and "reserved_cpu_cores" not in written["nomad"]
     assert "[x] Each Nomad client keeps 2 vCPU and 4 GB" in proc.stdout
     assert "[ ] Two-factor authentication on the VCS" in proc.stdout
     assert "network.admin_cidrs: empty" in proc.stdout  # what to fill in before deploying

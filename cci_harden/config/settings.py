@@ -67,6 +67,7 @@ from .types import (
     scalar_kind,
 )
 
+SCHEMA_VERSION = 1  # the settings layout this toolkit reads; see docs/upgrading.md
 ENV_PREFIX = "CCI_"
 ENV_DELIMITER = "__"
 
@@ -691,6 +692,11 @@ class FleetSettings(BaseSettings):
         frozen=True,
     )
 
+    schema_version: int = Field(
+        SCHEMA_VERSION,
+        ge=1,
+        description="Layout of this file; docs/upgrading.md says what changed between layouts",
+    )
     name: Identifier = Field("fleet", description="Name of this server install")
     server: ServerSettings = Field(default_factory=ServerSettings)
     inventory: InventorySettings = Field(default_factory=InventorySettings)
@@ -709,6 +715,16 @@ class FleetSettings(BaseSettings):
     rollout: RolloutSettings = Field(default_factory=RolloutSettings)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_layout(cls, value: int) -> int:
+        if value > SCHEMA_VERSION:
+            raise ValueError(
+                f"this file is written for settings layout {value}, and this toolkit reads "
+                f"layout {SCHEMA_VERSION}: upgrade cci-harden (docs/upgrading.md)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _server_line_defaults(self) -> FleetSettings:

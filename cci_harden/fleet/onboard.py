@@ -16,7 +16,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..config.materials import tls_configured
-from ..config.settings import FleetSettings, load_settings
+from ..config.server import LATEST
+from ..config.settings import SCHEMA_VERSION, FleetSettings, load_settings
 from ..controls.sources import page_ref, server_4x_ref
 from ..model.errors import CciHardenError
 
@@ -49,8 +50,14 @@ EXAMPLES: dict[str, str] = {
     "nomad.tls.cert_file": '"/path/to/nomad/client.pem"',
     "nomad.tls.key_file": '"/path/to/nomad/client-key.pem"',
 }
-# A new install starts from the distribution's Docker: no extra repository key to fetch.
-SAFE_DEFAULTS: dict[str, str] = {"docker.install_source": '"docker.io"'}
+# Written as values, not left to defaults: the server line is the operator's decision (a later
+# toolkit's newer default line must not move an install), and a new install starts from the
+# distribution's Docker (no extra repository key to fetch).
+SAFE_DEFAULTS: dict[str, str] = {
+    "schema_version": str(SCHEMA_VERSION),
+    "server.version": json.dumps(LATEST),
+    "docker.install_source": '"docker.io"',
+}
 
 
 @dataclass(frozen=True)
@@ -199,7 +206,9 @@ def _section(model: type[BaseModel], instance: BaseModel, prefix: str) -> list[s
                 dumped = [v.model_dump(mode="json") for v in value]
             elif not isinstance(value, bool | int | float | str | list | dict | Path):
                 dumped = str(value)
-            lines.append(f"{name} = {_toml_value(dumped)}")
+            # left as the default: a later toolkit's default (a newer Nomad for the server line,
+            # a tighter limit) then reaches this inventory; uncomment to pin it
+            lines.append(f"# {name} = {_toml_value(dumped)}   # default")
     for key, sub_model, sub in nested:
         lines += ["", f"[{key}]"]
         lines += _section(sub_model, sub, f"{key}.")
@@ -210,8 +219,10 @@ def settings_toml(name: str) -> str:
     defaults = FleetSettings.model_construct()
     header = [
         f"# Settings of server install {name!r}, written by `cci-harden init {name}`.",
-        "# Every field is listed with its description and default. Lines marked 'example'",
-        "# need your own values before a deploy: `cci-harden config check` names what is missing.",
+        "# Every field is listed with its description and default. Defaults stay commented out,",
+        "# so a later toolkit's defaults apply: uncomment a line to pin it. Lines marked",
+        "# 'example' need your own values before a deploy: `cci-harden config check` names what",
+        "# is missing.",
         "# Any field can be overridden by environment, e.g. CCI_NOMAD__VERSION=1.7.7.",
         "",
         f"name = {json.dumps(name)}",
