@@ -2,7 +2,8 @@
 # Set up this machine for cci-harden and run the main job against the local test bed:
 #   Debian packages, a virtualenv with the package, three booted test hosts,
 #   then `pyinfra inventories/testbed deploys/nomad.py`.
-# With --no-deploy it stops after the installs (what CI needs before running the tests).
+# With --no-deploy it stops after the installs (what CI needs before running the tests);
+# with --toolkit-only it installs the virtualenv alone (an admin machine: no root needed).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -10,6 +11,20 @@ APT_PACKAGES=(
   debootstrap systemd-container apt-cacher-ng iproute2 openssh-client mount gnupg
   chromium fonts-dejavu-core qemu-system-x86 qemu-utils fdisk
 )
+
+install_toolkit() {
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  # Exact versions with hashes (requirements.lock, made by `uv pip compile --generate-hashes`
+  # from pyproject.toml), then the package itself without resolving anything again.
+  .venv/bin/pip install -q --disable-pip-version-check --require-hashes -r requirements.lock
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps -e .
+}
+
+# --toolkit-only: the virtualenv alone, for an admin machine (no root, no test bed)
+if [ "${1:-}" = "--toolkit-only" ]; then
+  install_toolkit
+  exit 0
+fi
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "bootstrap.sh: run as root (the test bed creates namespaces, mounts and containers)" >&2
@@ -29,11 +44,7 @@ fi
 if ! python3 -m venv --help >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
 fi
-[ -x .venv/bin/python ] || python3 -m venv .venv
-# Exact versions with hashes (requirements.lock, made by `uv pip compile --generate-hashes`
-# from pyproject.toml), then the package itself without resolving anything again.
-.venv/bin/pip install -q --disable-pip-version-check --require-hashes -r requirements.lock
-.venv/bin/pip install -q --disable-pip-version-check --no-deps -e .
+install_toolkit
 
 [ "${1:-}" = "--no-deploy" ] && exit 0
 

@@ -311,7 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     listing = commands.add_parser(
         "controls",
-        help="list the controls: id, title, sources, resources, CircleCI impact",
+        help="list the controls: id and title; --format json|md adds profiles, sources, "
+        "resources and CircleCI impact",
     )
     listing.add_argument("--profile", choices=("nomad", "baseline", "artifacts"))
     listing.add_argument("--format", choices=("table", "json", "md"), default="table")

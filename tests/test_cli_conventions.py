@@ -24,7 +24,11 @@ def test_controls_are_listed_from_the_catalogue():
     assert [c["id"] for c in listed] == [c.id for c in ALL_CONTROLS]
     assert all(c["sources"] and c["title"] and c["resources"] for c in listed)
     baseline = json.loads(render("baseline", "json"))
-    assert [c["id"] for c in baseline] == [c.id for c in PROFILES["baseline"]]
+    # a profile lists what its deploy applies: its controls, then the toolkit's own two
+    assert [c["id"] for c in baseline] == [c.id for c in PROFILES["baseline"]] + [
+        "CCI-TK-02",
+        "CCI-TK-01",
+    ]
     assert "CCI-SSH-01  sshd: keys only" in render(None, "table")
     assert render(None, "md").startswith("| id | title | sources | resources | CircleCI jobs |")
 

@@ -10,10 +10,12 @@ from .docs import _example_settings, _summary, declared
 
 def rows(profile: str | None) -> list[dict]:
     """One row per control of ``profile`` (every profile when None), catalogue order."""
-    from . import ALL_CONTROLS
+    from . import ALL_CONTROLS, LIFECYCLE, RECOVERY
 
     settings = _example_settings()
-    chosen = ALL_CONTROLS if profile is None else PROFILES[profile]
+    # every profile's deploy also finishes an interrupted run first and removes what a dropped
+    # control left last: they belong to each profile's listing
+    chosen = ALL_CONTROLS if profile is None else (*PROFILES[profile], RECOVERY, LIFECYCLE)
     listed = []
     for control in chosen:
         profiles = [name for name, members in PROFILES.items() if control in members]

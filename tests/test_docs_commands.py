@@ -1,0 +1,147 @@
+"""Every command the README and the guides show names a subcommand, flag and file that exist.
+
+Commands come from fenced shell blocks and from inline code that starts with ``cci-harden``;
+each is walked through the CLI's own parser, so a renamed flag or a dropped subcommand fails
+here instead of in an operator's first hour."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+import shutil
+import subprocess
+
+import pytest
+
+from cci_harden.cli import build_parser
+
+from .conftest import BIN, REPO
+
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+FENCE = re.compile(r"```(?:sh|bash|console)\n(.*?)```", re.DOTALL)
+INLINE = re.compile(r"`((?:\.venv/bin/)?cci-harden [^`]+)`")
+# repository files a command may name (an operator's own inventories and reports are theirs)
+OURS = re.compile(r"^(docs|deploys|templates|bench|tests|config\.py|bootstrap\.sh)\b")
+
+
+def shown_commands() -> list[tuple[str, str]]:
+    found = []
+    for page in PAGES:
+        text = page.read_text()
+        for block in FENCE.findall(text):
+            for line in block.replace("\\\n", " ").splitlines():
+                command = re.split(r"\s+#\s", line.strip(), maxsplit=1)[0].strip()
+                if command and not command.startswith("#"):
+                    found.append((page.name, command))
+        found += [(page.name, span) for span in INLINE.findall(text)]
+    return found
+
+
+COMMANDS = shown_commands()
+
+
+def _words(command: str) -> list[str]:
+    try:
+        return shlex.split(command)
+    except ValueError:
+        return command.split()
+
+
+def _walk(parser: argparse.ArgumentParser, words: list[str]) -> list[str]:
+    """The problems of ``words`` as arguments of ``parser``: unknown subcommands and flags."""
+    problems = []
+    current = parser
+    for word in words:
+        if word in ("|", "&&", ";", ">", "2>&1") or word.startswith((">", "$(")):
+            break
+        if word.startswith("-") and word != "-":
+            flag = word.split("=", 1)[0]
+            if flag not in current._option_string_actions:  # noqa: SLF001
+                problems.append(f"unknown flag {flag} for {current.prog}")
+            continue
+        commands = [a for a in current._actions if isinstance(a, argparse._SubParsersAction)]  # noqa: SLF001
+        if commands:
+            choices = commands[0].choices
+            if word in choices:
+                current = choices[word]
+            elif not word.isupper():  # INVENTORY and the like are placeholders
+                problems.append(f"unknown subcommand {word!r} of {current.prog}")
+                break
+    return problems
+
+
+@pytest.mark.parametrize(("page", "command"), COMMANDS, ids=[f"{p}:{c[:60]}" for p, c in COMMANDS])
+def test_a_shown_command_names_what_exists(page, command):
+    words = _words(command)
+    while words and ("=" in words[0] and not words[0].startswith("-")):
+        words = words[1:]  # VAR=value prefixes
+    if not words:
+        return
+    program = words[0].removeprefix(".venv/bin/").removeprefix("sudo ")
+    problems = []
+    if program == "cci-harden":
+        problems += _walk(build_parser(), words[1:])
+    for word in words[1:]:
+        if OURS.match(word) and "*" not in word and not (REPO / word).exists():
+            problems.append(f"no file {word}")
+    assert not problems, f"{page}: {command}: {'; '.join(problems)}"
+
+
+def test_the_pages_show_commands_at_all():
+    assert sum(1 for _p, c in COMMANDS if "cci-harden" in c) > 30
+
+
+# The README's fleet block, line by line: what runs on a fresh clone with no host, and what it
+# must end with; a line that needs hosts (or root, or object storage) is named as such.
+NEEDS_A_HOST = (
+    "pyinfra ",
+    "cci-harden rollout ",
+    "cci-harden verify ",
+    "pytest ",
+    "cci-harden artifacts audit ",
+    "cci-harden apply --local ",
+    "cci-harden audit hunt export-*",  # the operator's own exports
+)
+RUNS_HERE = {
+    "cci-harden init prod-eu": (0, "Pre-flight checklist"),
+    # the example names signing keys and certificates that are the operator's own to add
+    "cci-harden config check inventories/prod": (2, "not ready to deploy"),
+    "cci-harden controls --profile nomad --format md": (0, "| CCI-TK-01 |"),
+    "cci-harden render iam --cloud aws inventories/prod": (0, "MANIFEST"),
+    "cci-harden render seccomp -o circleci.json": (0, ""),
+}
+
+
+def readme_fleet_block() -> list[str]:
+    text = (REPO / "README.md").read_text()
+    block = text.split("## Using it on your fleet", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    return [re.split(r"\s+#\s", line, maxsplit=1)[0].strip() for line in block.splitlines()]
+
+
+def test_every_readme_fleet_line_runs_as_written_or_says_it_needs_a_host(tmp_path):
+    for folder in ("inventories",):
+        shutil.copytree(REPO / folder, tmp_path / folder)
+    lines = readme_fleet_block()
+    assert set(RUNS_HERE) <= set(lines), "the README's fleet block changed: update RUNS_HERE"
+    for line in lines:
+        if line.startswith(NEEDS_A_HOST):
+            continue
+        assert line in RUNS_HERE, f"{line}: say whether it runs here or needs a host"
+        code, says = RUNS_HERE[line]
+        words = shlex.split(line)
+        proc = subprocess.run(
+            [str(BIN / words[0]), *words[1:]],
+            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert proc.returncode == code, f"{line}: exit {proc.returncode}\n{proc.stderr}"
+        assert "Traceback" not in proc.stderr and says in proc.stdout + proc.stderr, line
+    assert (tmp_path / "inventories" / "prod-eu.toml").is_file()
+    assert (tmp_path / "circleci.json").is_file()
+    # the operator guide's next step on the new inventory: every field still to fill, at once
+    check = subprocess.run(
+        [str(BIN / "cci-harden"), "config", "check", "inventories/prod-eu"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert check.returncode == 2 and "Traceback" not in check.stderr
+    assert "not ready to deploy" in check.stderr and "network.admin_cidrs" in check.stderr
