@@ -180,7 +180,9 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     waiver_file = Path(args.waivers) if args.waivers else waivers_path(inventory.path)
     if args.waivers and not waiver_file.is_file():
         raise CciHardenError(f"--waivers {waiver_file}: no such file")
-    waivers = load_waivers(waiver_file, catalogue.known_control_ids())
+    waivers = load_waivers(
+        waiver_file, catalogue.known_control_ids(), [h.name for h in inventory.hosts]
+    )
     previous = None
     if args.previous and Path(args.previous).is_file():
         try:
@@ -418,8 +420,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_artifacts_parser(commands)
 
     from .rollout.command import add_parser as add_rollout_parser
+    from .verify.waivers_command import add_parser as add_waivers_parser
 
     add_rollout_parser(commands)
+    add_waivers_parser(commands)
 
     bed = commands.add_parser("testbed", help="local Debian 12 or 13 test hosts (needs root)")
     bed_commands = bed.add_subparsers(dest="testbed_command", required=True)
@@ -508,6 +512,8 @@ EXAMPLES = {
     "testbed down": "cci-harden testbed down",
     "testbed job": "cci-harden testbed job tb1 --seconds 60",
     "rollout": "cci-harden rollout inventories/prod-eu --batches 1,10%,100% --report rollout.json",
+    "waivers list": "cci-harden waivers list inventories/prod-eu --format json",
+    "waivers lint": "cci-harden waivers lint inventories/prod-eu",
 }
 
 

@@ -219,9 +219,8 @@ def waived_resources(waivers: Sequence[Any], control_id: str, host: str, today) 
     when it covers the whole control; None when none does."""
     accepted: set[str] = set()
     for waiver in waivers:
-        if waiver.control == control_id and not waiver.expired(today):
-            if any(fnmatch.fnmatch(host, pattern) for pattern in waiver.hosts):
-                accepted |= set(waiver.resources or ["*"])
+        if waiver.covers(control_id, host) and not waiver.expired(today):
+            accepted |= set(waiver.resources or ["*"])
     return accepted or None
 
 

@@ -82,26 +82,76 @@ def waivers_path(inventory: Path) -> Path:
     return inventory.with_name(inventory.name + ".waivers.toml")
 
 
-def load_waivers(path: Path, known_controls: set[str]) -> list[Waiver]:
+def deciding_waiver(waivers, control_id: str, host: str, outcome, today: dt.date):
+    """The one waiver that decides a failing outcome, for every output alike: a current waiver
+    that covers it (the outcome is waived), else an expired one (it fails, and the waiver is
+    named); None when no waiver covers it."""
+    covering = [w for w in waivers if w.covers(control_id, host) and w.accepts(outcome)]
+    current = [w for w in covering if not w.expired(today)]
+    return (current or covering or [None])[0]
+
+
+def _resources_meet(one: Waiver, other: Waiver) -> bool:
+    """Whether two waivers could accept the same resource (either takes the whole control, or
+    they name a pattern in common, or one's pattern matches the other's)."""
+    if not one.resources or not other.resources:
+        return True
+    return any(
+        fnmatch.fnmatch(a, b) or fnmatch.fnmatch(b, a)
+        for a in one.resources
+        for b in other.resources
+    )
+
+
+def overlaps(waivers: list[Waiver], hosts: list[str] = ()) -> list[str]:
+    """One line per pair of waivers that cover the same control on the same host (a host
+    pattern they share, or an inventory host both match) and could accept the same resource:
+    which would decide is a matter of order, so it is refused; renew a waiver by editing it."""
+    found = []
+    for i, one in enumerate(waivers):
+        for j in range(i + 1, len(waivers)):
+            other = waivers[j]
+            if one.control != other.control or not _resources_meet(one, other):
+                continue
+            shared = sorted(set(one.hosts) & set(other.hosts)) or sorted(
+                h for h in hosts if one.covers(one.control, h) and other.covers(other.control, h)
+            )
+            if shared:
+                found.append(
+                    f"waivers {i + 1} and {j + 1} both cover {one.control} on {shared[0]}: keep "
+                    "one (to renew a waiver, change its expires)"
+                )
+    return found
+
+
+def load_waivers(path: Path, known_controls: set[str], hosts: list[str] = ()) -> list[Waiver]:
+    """The waivers file beside an inventory, every problem in it named at once."""
     if not path.is_file():
         return []
     try:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise WaiverError(f"{path}: not valid TOML: {exc}") from None
+    problems = []
     unknown_keys = set(raw) - {"waiver"}
     if unknown_keys:
-        raise WaiverError(f"{path}: unknown table(s) {', '.join(sorted(unknown_keys))}")
+        problems.append(f"unknown table(s) {', '.join(sorted(unknown_keys))}")
     waivers = []
     for index, entry in enumerate(raw.get("waiver", [])):
         try:
             waiver = Waiver(**entry)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        except (ValidationError, TypeError) as exc:
+            errors = exc.errors() if isinstance(exc, ValidationError) else []
+            detail = (
+                "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
+                or "not a table of waiver fields"
             )
-            raise WaiverError(f"{path}: waiver {index + 1}: {problems}") from None
+            problems.append(f"waiver {index + 1}: {detail}")
+            continue
         if waiver.control not in known_controls:
-            raise WaiverError(f"{path}: waiver {index + 1}: unknown control {waiver.control}")
+            problems.append(f"waiver {index + 1}: unknown control {waiver.control}")
         waivers.append(waiver)
+    problems += overlaps(waivers, hosts)
+    if problems:
+        raise WaiverError(f"{path}:\n" + "\n".join(f"  {p}" for p in problems))
     return waivers

@@ -56,7 +56,9 @@ class Rollout:
         require_ready(self.inventory.settings)
         self.settings = self.inventory.settings.rollout
         self.waiver_file = waivers_path(self.inventory.path)
-        self.waivers = load_waivers(self.waiver_file, known_control_ids())
+        self.waivers = load_waivers(
+            self.waiver_file, known_control_ids(), [h.name for h in self.inventory.hosts]
+        )
         self.shell = FleetShell(self.inventory)
         self.surveyor = Surveyor(self.shell, self.options.profile, self.waivers)
         self.drainer = Drainer(self.shell, self.surveyor.node)

@@ -37,7 +37,7 @@ from ..model.errors import CciHardenError, InventoryError
 from ..model.gather import HostState, first_gather, gather_host
 from ..model.plan import evaluate, planned_control_ids
 from ..model.text import printable
-from ..model.waivers import Waiver, load_waivers, waivers_path
+from ..model.waivers import Waiver, deciding_waiver, load_waivers, waivers_path
 from .hosts import HostReport, Unreachable, run_script, testinfra_host
 
 PLUGIN_NAME = "cci-harden-verify"
@@ -97,7 +97,9 @@ class VerifySession:
         waiver_file = (
             Path(option.cci_waivers) if option.cci_waivers else waivers_path(self.inventory.path)
         )
-        self.waivers: list[Waiver] = load_waivers(waiver_file, catalogue.known_control_ids())
+        self.waivers: list[Waiver] = load_waivers(
+            waiver_file, catalogue.known_control_ids(), [h.name for h in self.hosts]
+        )
         self.results: dict[str, HostResult] = {h.name: HostResult() for h in self.hosts}
         self._tmp = tempfile.TemporaryDirectory(prefix="cci-verify-")
         self.ssh_config = Path(self._tmp.name) / "ssh_config"
@@ -324,17 +326,10 @@ class ControlItem(pytest.Item):
             )
         if outcome.status is Status.FAIL:
             today = dt.datetime.now(dt.UTC).date()
-            waiver = next(
-                (
-                    w
-                    for w in self.verify.waivers
-                    if w.covers(self.control_id, self.host)
-                    and w.accepts(outcome)
-                    and not w.expired(today)
-                ),
-                None,
+            waiver = deciding_waiver(
+                self.verify.waivers, self.control_id, self.host, outcome, today
             )
-            if waiver is not None:
+            if waiver is not None and not waiver.expired(today):
                 pytest.xfail(
                     f"waived by {waiver.owner} until {waiver.expires}: {waiver.justification}"
                 )

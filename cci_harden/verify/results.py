@@ -14,7 +14,7 @@ from pathlib import Path
 from .. import __version__
 from ..model.control import Outcome, Status
 from ..model.errors import CciHardenError
-from ..model.waivers import Waiver
+from ..model.waivers import Waiver, deciding_waiver
 from .hosts import HostReport
 
 REPORT_FORMAT = 1
@@ -81,14 +81,7 @@ def build_run(
         for outcome in report.outcomes:
             cell = Cell(report.host, outcome)
             if outcome.status is Status.FAIL:
-                waiver = next(
-                    (
-                        w
-                        for w in waivers
-                        if w.covers(outcome.control_id, report.host) and w.accepts(outcome)
-                    ),
-                    None,
-                )
+                waiver = deciding_waiver(waivers, outcome.control_id, report.host, outcome, today)
                 if waiver is not None and not waiver.expired(today):
                     cell.outcome = replace(outcome, status=Status.WAIVED)
                     cell.waiver = waiver
