@@ -1,8 +1,8 @@
 """Every control's citation can be followed to a section that exists.
 
 Local copies of CircleCI's pages, and of the Server 4.x facts the controls cite by topic, live in
-the folders CCI_SOURCE_DOCS_DIR and CCI_SERVER_4X_FILE name (``.ci/run`` sets them from the
-shared folder beside the checkout); without them these tests are skipped.
+the folders CCI_SOURCE_DOCS_DIR and CCI_SERVER_4X_FILE name (``.ci/run`` sets them when a folder
+near the checkout holds them); without them these tests are skipped.
 """
 
 from __future__ import annotations
