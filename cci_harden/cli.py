@@ -419,9 +419,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_render_parser(commands)
     add_artifacts_parser(commands)
 
+    from .fleet.plan_command import add_parser as add_plan_parser
     from .rollout.command import add_parser as add_rollout_parser
     from .verify.waivers_command import add_parser as add_waivers_parser
 
+    add_plan_parser(commands)
     add_rollout_parser(commands)
     add_waivers_parser(commands)
 
@@ -512,6 +514,7 @@ EXAMPLES = {
     "testbed down": "cci-harden testbed down",
     "testbed job": "cci-harden testbed job tb1 --seconds 60",
     "rollout": "cci-harden rollout inventories/prod-eu --batches 1,10%,100% --report rollout.json",
+    "plan": "cci-harden plan inventories/prod-eu --host nomad-client-1 --output plan/",
     "waivers list": "cci-harden waivers list inventories/prod-eu --format json",
     "waivers lint": "cci-harden waivers lint inventories/prod-eu",
 }

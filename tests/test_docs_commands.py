@@ -107,6 +107,7 @@ RUNS_HERE = {
     "cci-harden init prod-eu": (0, "Pre-flight checklist"),
     # the example names signing keys and certificates that are the operator's own to add
     "cci-harden config check inventories/prod": (2, "not ready to deploy"),
+    "cci-harden plan inventories/prod --output plan": (0, "no host was contacted"),
     "cci-harden controls --profile nomad --format md": (0, "| CCI-TK-01 |"),
     "cci-harden render iam --cloud aws inventories/prod": (0, "MANIFEST"),
     "cci-harden render seccomp -o circleci.json": (0, ""),
