@@ -4,7 +4,6 @@ thing as the settings (docs/image-bake.md is generated from them)."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from cci_harden.model.errors import CciHardenError
 
 from .conftest import INVENTORIES, REPO, cli_here
 from .test_hostile_settings import hcl_value
-from .test_preflight import release_key, write_pki  # noqa: F401  (a real OpenPGP key, module-wide)
+from .test_preflight import complete_example, release_key  # noqa: F401  (a real OpenPGP key)
 
 PROD = load_settings(INVENTORIES / "prod")
 
@@ -89,22 +88,7 @@ def test_an_inventory_name_that_would_change_a_command_is_refused(name):
 
 def bakeable(directory: Path, release_key) -> Path:  # noqa: F811
     """The example inventory with its carried files beside it: a pinned key and PEM certificates."""
-    key_path, fingerprint = release_key
-    (directory / "keys").mkdir()
-    shutil.copy(key_path, directory / "keys" / "release.asc")
-    (directory / "tls").mkdir()
-    write_pki(directory / "tls")
-    toml = (INVENTORIES / "prod.toml").read_text()
-    for pinned in (
-        "798AEC654E5C15428C8E42EEAA16FCBCA621E701",
-        "9DC858229FC7DD38854AE2D88D81803C0EBFCD88",
-    ):
-        toml = toml.replace(pinned, fingerprint)
-    toml = re.sub(r'"keys/[a-z-]+\.asc"', '"keys/release.asc"', toml)
-    toml = toml.replace('"/etc/circleci-server/nomad/ca.pem"', '"tls/ca.pem"')
-    toml = toml.replace('"/etc/circleci-server/nomad/client.pem"', '"tls/client.pem"')
-    (directory / "fleet.toml").write_text(toml)
-    return directory / "fleet"
+    return complete_example(directory, release_key, name="fleet")
 
 
 def test_the_command_writes_what_the_module_renders(tmp_path, release_key):  # noqa: F811

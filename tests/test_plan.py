@@ -3,31 +3,14 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 from .conftest import INVENTORIES, cli_here
-from .test_preflight import release_key, write_pki  # noqa: F401  (a real OpenPGP key, module-wide)
+from .test_preflight import complete_example, release_key  # noqa: F401  (a real OpenPGP key)
 from .test_waivers import waiver
 
 
 def example(tmp_path, release_key, extra: str = ""):  # noqa: F811
-    """The example inventory, complete: its signing keys and TLS material beside it."""
-    key_path, fingerprint = release_key
-    (tmp_path / "keys").mkdir()
-    for name in ("hashicorp-release.asc", "docker-release.asc"):
-        shutil.copy(key_path, tmp_path / "keys" / name)
-    (tmp_path / "tls").mkdir()
-    write_pki(tmp_path / "tls")
-    toml = (INVENTORIES / "prod.toml").read_text()
-    for pinned in (
-        "798AEC654E5C15428C8E42EEAA16FCBCA621E701",
-        "9DC858229FC7DD38854AE2D88D81803C0EBFCD88",
-    ):
-        toml = toml.replace(pinned, fingerprint)
-    toml = toml.replace("/etc/circleci-server/nomad/", "tls/")
-    (tmp_path / "prod.toml").write_text(toml + extra)
-    shutil.copy(INVENTORIES / "prod", tmp_path / "prod")
-    return tmp_path / "prod"
+    return complete_example(tmp_path, release_key, extra=extra)
 
 
 def states(plan: dict, host: str) -> dict[str, str]:

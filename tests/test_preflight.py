@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from cci_harden.testbed.pki import key_pem, make_certificate, pem
 
-from .conftest import cli_here, run_pyinfra
+from .conftest import INVENTORIES, cli_here, run_pyinfra
 from .test_inventory import KNOWN
 from .test_settings import BASE, write_inventory
 
@@ -52,6 +54,24 @@ def write_pki(directory: Path, *, days: int = 400, other_ca: bool = False, other
     (directory / "client.pem").write_bytes(pem(cert))
     (directory / "client-key.pem").write_bytes(key_pem(shipped_key))
     return key_pem(shipped_key).decode()
+
+
+def complete_example(directory: Path, release_key, name: str = "prod", extra: str = "") -> Path:
+    """The example inventory made complete: its signing keys (a real key the test made, pinned)
+    and its TLS material beside it, named relative to it."""
+    key_path, fingerprint = release_key
+    (directory / "keys").mkdir()
+    for key_name in ("hashicorp-release.asc", "docker-release.asc"):
+        shutil.copy(key_path, directory / "keys" / key_name)
+    (directory / "tls").mkdir()
+    write_pki(directory / "tls")
+    toml = (INVENTORIES / "prod.toml").read_text()
+    for pinned in re.findall(r'gpg_fingerprint = "([0-9A-F]{40})"', toml):
+        toml = toml.replace(pinned, fingerprint)
+    toml = toml.replace("/etc/circleci-server/nomad/", "tls/")
+    (directory / f"{name}.toml").write_text(toml + extra)
+    shutil.copy(INVENTORIES / "prod", directory / name)
+    return directory / name
 
 
 def inventory_with(tmp_path: Path, release_key, extra: str = "") -> Path:
