@@ -149,8 +149,9 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     from . import controls as catalogue
     from .fleet.inventory import Inventory
     from .fleet.preflight import require_ready, warnings
+    from .model.outputs import emit
     from .model.waivers import load_waivers, waivers_path
-    from .verify.report import render_markdown, render_table
+    from .verify.report import render_markdown, render_run
     from .verify.results import apply_history, build_run, load_previous, to_json
     from .verify.runner import verify_inventory
 
@@ -159,6 +160,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         ("--junit", args.junit),
         ("--markdown", args.markdown),
         ("--html", args.html),
+        ("--prometheus", args.prometheus),
         ("--output", args.output),
     ):
         require_writable(option, value)
@@ -191,7 +193,13 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             _info(f"warning: {exc}; drift history starts again with this run")
     elif args.previous:
         _info(f"no previous report at {args.previous}; drift history starts with this run")
-    outputs = {"json": args.json, "junit": args.junit, "markdown": args.markdown, "html": args.html}
+    outputs = {
+        "json": args.json,
+        "junit": args.junit,
+        "markdown": args.markdown,
+        "html": args.html,
+        "prometheus": args.prometheus,
+    }
     if args.report_dir:
         directory = Path(args.report_dir)
         directory.mkdir(parents=True, exist_ok=True)
@@ -201,6 +209,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             "junit": "verify.junit.xml",
             "markdown": "verify.md",
             "html": "verify.html",
+            "prometheus": "verify.prom",
         }
         for kind, name in defaults.items():
             stem, dot, ext = name.partition(".")
@@ -216,6 +225,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         progress=args.verbose or (sys.stderr.isatty() and not _QUIET),
     )
     run = build_run(inventory.name, reports, waivers, shard=f"{index}/{total}")
+    run.server_line = inventory.settings.server.version
     run.warnings = warnings(inventory.settings)
     for warning in run.warnings:
         _info(f"warning: {warning}")
@@ -225,6 +235,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         Path(outputs["json"]).write_text(json.dumps(to_json(run), indent=2) + "\n")
     if outputs["markdown"]:
         Path(outputs["markdown"]).write_text(render_markdown(run))
+    if outputs["prometheus"]:
+        from .verify.prometheus import write_prometheus
+
+        write_prometheus(run, Path(outputs["prometheus"]))
     if outputs["html"]:
         from .verify.html import HISTORY_FILE, history_line, read_history, render_html
 
@@ -235,20 +249,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         Path(outputs["html"]).write_text(render_html(run, read_history(folder)))
     if not hosts:
         _info(f"shard {index}/{total} has no host; nothing to verify")
-    if args.format == "table":
-        text = _colour(render_table(run)) + "\n" if not args.output else render_table(run) + "\n"
-    elif args.format == "json":
-        text = json.dumps(to_json(run), indent=2) + "\n"
-    elif args.format == "md":
-        text = render_markdown(run)
-    else:
-        from .verify.html import render_html
-
-        text = render_html(run)
-    if args.output:
-        Path(args.output).write_text(text)
-    else:
-        sys.stdout.write(text)
+    text = render_run(run, args.format)
+    emit(_colour(text) if args.format == "table" and not args.output else text, args.output)
     return run.exit_code()
 
 
@@ -391,6 +393,10 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--markdown", help="write a Markdown summary here")
     verify.add_argument("--html", help="write the fleet report (one self-contained HTML file) here")
     verify.add_argument(
+        "--prometheus",
+        help="write the run as Prometheus text format here (node_exporter's textfile collector)",
+    )
+    verify.add_argument(
         "--format",
         choices=("table", "json", "md", "html"),
         default="table",
@@ -399,8 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--output", help="write the --format output here instead of stdout")
     verify.add_argument(
         "--report-dir",
-        help="write verify.json, verify.junit.xml, verify.md and verify.html into this directory "
-        "(it keeps verify-history.jsonl for the HTML report's trend)",
+        help="write verify.json, verify.junit.xml, verify.md, verify.html and verify.prom into "
+        "this directory (it keeps verify-history.jsonl for the HTML report's trend)",
     )
     verify.set_defaults(func=_cmd_verify)
 
@@ -421,9 +427,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .fleet.plan_command import add_parser as add_plan_parser
     from .rollout.command import add_parser as add_rollout_parser
+    from .verify.report_command import add_parser as add_report_parser
     from .verify.waivers_command import add_parser as add_waivers_parser
 
     add_plan_parser(commands)
+    add_report_parser(commands)
     add_rollout_parser(commands)
     add_waivers_parser(commands)
 
@@ -515,6 +523,7 @@ EXAMPLES = {
     "testbed job": "cci-harden testbed job tb1 --seconds 60",
     "rollout": "cci-harden rollout inventories/prod-eu --batches 1,10%,100% --report rollout.json",
     "plan": "cci-harden plan inventories/prod-eu --host nomad-client-1 --output plan/",
+    "report": "cci-harden report reports/verify.json --format html -o fleet.html",
     "waivers list": "cci-harden waivers list inventories/prod-eu --format json",
     "waivers lint": "cci-harden waivers lint inventories/prod-eu",
 }

@@ -30,7 +30,7 @@ def test_controls_are_listed_from_the_catalogue():
         "CCI-TK-01",
     ]
     assert "CCI-SSH-01  sshd: keys only" in render(None, "table")
-    assert render(None, "md").startswith("| id | title | sources | resources | CircleCI jobs |")
+    assert render(None, "md").startswith("| id | title | sources | frameworks | resources |")
 
 
 def test_a_closed_pipe_ends_quietly():

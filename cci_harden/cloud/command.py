@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..model.errors import EXIT_OK, CciHardenError
+from ..model.outputs import emit
 
 
 def _settings(inventory: str):
@@ -106,11 +107,7 @@ def _cmd_bake(args: argparse.Namespace) -> int:
         text = packer_build(settings, name)
     else:
         text = cloud_init(settings, name)
-    if args.output:
-        Path(args.output).write_text(text)
-        print(f"wrote {args.output}")
-    else:
-        sys.stdout.write(text)
+    emit(text, args.output, announce=True)
     return EXIT_OK
 
 

@@ -24,6 +24,7 @@ def _proxy_resources(settings, info):
 
 APT_PROXY = Control(
     id="CCI-APT-01",
+    nist=("CM-6", "SC-7"),
     title="apt fetches packages through the configured proxy",
     sources=(Source("toolkit", "air-gapped installs: an internal apt proxy"),),
     rationale="Hosts without a route to the internet install packages through the operator's "

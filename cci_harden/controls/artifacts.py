@@ -36,6 +36,7 @@ def _site_resources(settings, info):
 
 ARTIFACT_TYPES = Control(
     id=CONTROL_ID,
+    nist=("SC-18", "SI-10"),
     title="Artifacts are served only as allowlisted types, as text, or as downloads",
     sources=(
         circleci_page(

@@ -64,6 +64,7 @@ def _sysctl_resources(settings, info):
 
 SYSCTL_PROFILE = Control(
     id="CCI-OS-01",
+    nist=("CM-6", "SC-5", "SI-16"),
     title="Kernel and network sysctls hardened, with Docker's overlay",
     sources=(
         Source("dev-sec", "os-hardening sysctl, linux-baseline sysctl-01..33"),
@@ -95,6 +96,7 @@ def _modprobe_resources(settings, info):
 
 MODULES = Control(
     id="CCI-OS-02",
+    nist=("CM-7",),
     title="Unused filesystems and network protocols cannot be loaded",
     sources=(Source("dev-sec", "os-hardening modprobe, linux-baseline os-10"),),
     rationale="A module that is never loaded cannot be exploited through an auto-load.",
@@ -126,6 +128,7 @@ def _coredump_resources(settings, info):
 
 CORE_DUMPS = Control(
     id="CCI-OS-03",
+    nist=("CM-6", "SC-4"),
     title="Core dumps are off",
     sources=(
         Source("dev-sec", "os-hardening limits, linux-baseline os-15"),
@@ -161,6 +164,7 @@ def _accounts_resources(settings, info):
 
 ACCOUNTS = Control(
     id="CCI-OS-04",
+    nist=("AC-2", "IA-5"),
     title="Password policy and system accounts without shells",
     sources=(
         Source("dev-sec", "os-hardening login_defs, pam; linux-baseline os-05, os-09"),
@@ -192,6 +196,7 @@ def _permission_resources(settings, info):
 
 PERMISSIONS = Control(
     id="CCI-OS-05",
+    nist=("AC-6", "CM-6"),
     title="Sensitive files have strict modes; unneeded setuid bits are removed",
     sources=(
         Source("dev-sec", "os-hardening minimize_access, linux-baseline os-02..04, os-06"),
@@ -296,6 +301,7 @@ def _audit_resources(settings, info):
 
 AUDIT = Control(
     id="CCI-OS-06",
+    nist=("AU-2", "AU-12"),
     title="auditd watches Docker's and Nomad's files, identities and sudoers",
     sources=(
         Source("cis-docker", "1.1.3-1.1.18"),
@@ -397,6 +403,7 @@ def _maintenance_resources(settings, info):
 
 MAINTENANCE = Control(
     id="CCI-OS-07",
+    nist=("AU-8", "AU-11", "CM-7", "SI-2"),
     title="Security upgrades unattended, journal persistent, clock synced, unneeded packages gone",
     sources=(
         Source("dev-sec", "os-hardening apt, packages; linux-baseline package-01..08"),

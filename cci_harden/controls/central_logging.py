@@ -103,6 +103,7 @@ def _resources(settings, info):
 
 CENTRAL_LOGGING = Control(
     id="CCI-OS-08",
+    nist=("AU-4(1)", "AU-9(2)", "SC-8"),
     title="Logs forwarded to the operator's collector over TLS, queued on disk while it is away",
     sources=(
         circleci_page(

@@ -93,6 +93,7 @@ def _engine_resources(settings, info):
 
 ENGINE = Control(
     id="CCI-DKR-01",
+    nist=("CM-14", "SI-7"),
     title="Docker engine installed from a pinned source, enabled and running",
     sources=(
         Source("circleci", "server-terraform nomad-startup: docker-ce pinned from Docker's repo"),
@@ -160,6 +161,7 @@ def _daemon_resources(settings, info):
 
 DAEMON = Control(
     id="CCI-DKR-02",
+    nist=("AC-6", "CM-6", "SC-39"),
     title="Docker daemon.json: userns-remap, address pools, seccomp, live-restore, log rotation",
     sources=(
         Source("circleci", "nomad-startup: userns-remap default, default-address-pools"),
@@ -185,6 +187,7 @@ def _seccomp_resources(settings, info):
 
 SECCOMP = Control(
     id="CCI-DKR-03",
+    nist=("AC-6", "CM-7", "SC-39"),
     title="Seccomp profile: Docker's default plus CircleCI's user-namespace addition",
     sources=(
         circleci_page(
@@ -222,6 +225,7 @@ def _file_modes(settings, info):
 
 FILE_MODES = Control(
     id="CCI-DKR-04",
+    nist=("AC-3", "AC-6"),
     title="Docker's own files and sockets: owner and mode (CIS Docker section 3)",
     sources=(Source("cis-docker", "3.1-3.6, 3.15-3.20, 3.23-3.24"),),
     rationale="Whoever can write docker.service, daemon.json or /etc/docker changes how every "

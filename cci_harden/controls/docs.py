@@ -47,6 +47,11 @@ def declared(control: Control, settings) -> list[Resource] | None:
         return None  # material the example inventory does not ship (keys, certificates)
 
 
+def frameworks_text(control) -> str:
+    """``CIS Docker 2.14; NIST SP 800-53 Rev. 5 CM-6, SC-39``: the ids, one framework each."""
+    return "; ".join(f"{name} {', '.join(ids)}" for name, ids in control.frameworks().items())
+
+
 def _summary(resources: list[Resource] | None) -> str:
     if resources is None:
         return "built from settings"
@@ -103,8 +108,8 @@ def controls_markdown() -> str:
         "converges a resource only when the host's snapshot differs from it, and verify reports",
         "the same difference.",
         "",
-        "| id | title | deploys | source | resources | test bed | CircleCI jobs |",
-        "|---|---|---|---|---|---|---|",
+        "| id | title | deploys | source | frameworks | resources | test bed | CircleCI jobs |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     resources = {c.id: declared(c, settings) for c in ALL_CONTROLS}
     for control in ALL_CONTROLS:
@@ -115,7 +120,8 @@ def controls_markdown() -> str:
         )
         lines.append(
             f"| {control.id} | {control.title} | {deploys} | "
-            f"{'; '.join(str(s) for s in control.sources)} | {_summary(resources[control.id])} | "
+            f"{'; '.join(str(s) for s in control.sources)} | {frameworks_text(control)} | "
+            f"{_summary(resources[control.id])} | "
             f"{control.testbed} | {control.circleci_impact or 'not affected'} |"
         )
     lines += ["", "## Sources", "", "Each source is `kind:reference`. The kinds:", ""]

@@ -25,6 +25,7 @@ def rows(profile: str | None) -> list[dict]:
                 "title": control.title,
                 "profiles": profiles or sorted(PROFILES),
                 "sources": [str(s) for s in control.sources],
+                "frameworks": control.frameworks(),
                 "resources": _summary(declared(control, settings)),
                 "circleci_impact": control.circleci_impact or "not affected",
             }
@@ -37,12 +38,16 @@ def render(profile: str | None, fmt: str) -> str:
     if fmt == "json":
         return json.dumps(listed, indent=2) + "\n"
     if fmt == "md":
-        lines = ["| id | title | sources | resources | CircleCI jobs |", "|---|---|---|---|---|"]
+        lines = [
+            "| id | title | sources | frameworks | resources | CircleCI jobs |",
+            "|---|---|---|---|---|---|",
+        ]
         for row in listed:
             cells = [
                 row["id"],
                 row["title"],
                 "; ".join(row["sources"]),
+                "; ".join(f"{name} {', '.join(ids)}" for name, ids in row["frameworks"].items()),
                 row["resources"],
                 row["circleci_impact"],
             ]

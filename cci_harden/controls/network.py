@@ -183,6 +183,7 @@ def _ingress_resources(settings, info):
 
 INGRESS = Control(
     id="CCI-NET-01",
+    nist=("AC-17", "CM-7", "SC-7"),
     title="Host ingress: 22 from admins, 4647 from Nomad servers/cluster, 64535-65535 for rerun "
     "with SSH, all else dropped",
     sources=(
@@ -231,6 +232,7 @@ def _jobs_resources(settings, info):
 
 JOBS = Control(
     id="CCI-NET-02",
+    nist=("AC-4", "SC-7"),
     title="Job containers cannot reach 169.254.0.0/16 or the blocked CIDRs; DNS to the resolver "
     "stays open",
     sources=(
@@ -264,6 +266,7 @@ def _public_resources(settings, info):
 
 PUBLIC_ADDRESS = Control(
     id="CCI-NET-03",
+    nist=("CM-6",),
     title="/etc/circleci/public-ipv4 holds the address for rerun with SSH",
     sources=(Source("circleci", "nomad-startup: /etc/circleci/public-ipv4"),),
     rationale="Taken from the inventory (hosts[].public_ipv4) or the host's first global IPv4 "
@@ -291,6 +294,7 @@ def allowed_listeners(settings) -> tuple[tuple[str, int, int], ...]:
 
 LISTENERS = Control(
     id="CCI-NET-04",
+    nist=("CM-7",),
     title="Nothing listens on the network but SSH (and Nomad's API when opened)",
     sources=(
         hardening_page("only the documented ports"),

@@ -89,6 +89,7 @@ def _capacity_resources(settings, info):
 
 CAPACITY = Control(
     id="CCI-NMD-01",
+    nist=("SC-6",),
     title="Host size fits the coordination reservation plus a job, within CircleCI's maximum",
     sources=(
         circleci_page(
@@ -136,6 +137,7 @@ def _install_resources(settings, info):
 
 INSTALL = Control(
     id="CCI-NMD-02",
+    nist=("CM-14", "SI-7"),
     title="Nomad installed at the pinned version, signature and checksum verified",
     sources=(
         Source("circleci", "nomad-startup: nomad from HashiCorp's apt repository"),
@@ -181,6 +183,7 @@ def _tls_resources(settings, info):
 
 TLS = Control(
     id="CCI-NMD-03",
+    nist=("IA-3", "SC-8", "SC-12"),
     title="Nomad mTLS material: CA, client certificate, private key root-only (0600 in 0700)",
     sources=(
         Source("circleci", "nomad-startup: /etc/ssl/nomad, key left world-readable"),
@@ -270,6 +273,7 @@ def _config_resources(settings, info):
 
 CONFIG_CONTROL = Control(
     id="CCI-NMD-04",
+    nist=("CM-6", "SC-8"),
     title="Nomad client HCL: node class, server join, raw_exec, telemetry, TLS, reservation",
     sources=(
         Source("circleci", "nomad-startup: client.hcl (linux-64bit, raw_exec, telemetry, tls)"),
@@ -325,6 +329,7 @@ def _service_resources(settings, info):
 
 SERVICE = Control(
     id="CCI-NMD-05",
+    nist=("CM-6", "SC-6"),
     title="Nomad systemd unit: after Docker, restart policy, file limits, NOMAD_* for the CLI",
     sources=(Source("circleci", "nomad-startup: nomad.service"),),
     rationale="Ordered after Docker and the host firewall; restarted on failure with a start "
@@ -338,6 +343,7 @@ SERVICE = Control(
 
 AGENT = Control(
     id="CCI-NMD-06",
+    nist=("CA-7",),
     title="Nomad agent answers healthy on its local API",
     sources=(
         circleci_page(
@@ -404,6 +410,7 @@ def _build_safety_resources(settings, info):
 
 BUILD_SAFETY = Control(
     id="CCI-NMD-07",
+    nist=("CM-3", "SI-2"),
     title="Builds survive the host's upkeep: runtime held from unattended upgrades and "
     "needrestart, drain on shutdown",
     sources=(
@@ -446,6 +453,7 @@ def _cgroup_resources(settings, info):
 
 CGROUP = Control(
     id="CCI-NMD-08",
+    nist=("CM-6", "SC-39"),
     title="The kernel's cgroup mode is the one CircleCI's runtime needs (v1 for Docker)",
     sources=(
         Source("circleci", "Server 4.x installation docs, Nomad clients: CgroupsV2 unsupported"),

@@ -43,6 +43,7 @@ def _resources(settings, info):
 
 OS_GATE = Control(
     id="CCI-TK-03",
+    nist=("CM-2",),
     title="The host runs a distribution and release the toolkit is tested on",
     sources=(Source("toolkit", "refuse a host whose distribution is not tested"),),
     rationale="Checked from the host's own /etc/os-release before anything else; a host on "

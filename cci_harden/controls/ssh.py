@@ -162,6 +162,7 @@ def _certificate_resources(settings, info):
 
 HOST_CERTIFICATE = Control(
     id="CCI-SSH-02",
+    nist=("IA-3", "SC-17"),
     title="The host key carries a certificate from the operator's SSH CA",
     sources=(
         Source("toolkit", "host keys at scale for autoscaled fleets"),
@@ -189,6 +190,7 @@ HOST_CERTIFICATE = Control(
 
 SSH = Control(
     id="CCI-SSH-01",
+    nist=("AC-7", "AC-17", "IA-2", "SC-8", "SC-13"),
     title="sshd: keys only, modern algorithms, small limits, no forwarding, verbose logs",
     sources=(
         Source("dev-sec", "ssh-hardening / ssh-baseline sshd-01..sshd-48"),

@@ -51,7 +51,7 @@ def host_plan(
     info = _facts(host)
     controls, files = [], {}
     for control in PROFILES[profile]:
-        row = {"id": control.id, "title": control.title}
+        row = {"id": control.id, "title": control.title, "frameworks": control.frameworks()}
         try:
             (plan,) = plan_host([control], settings, info, profile, lifecycle=False, stage=stage)
         except CciHardenError as exc:  # material the settings name is not here yet

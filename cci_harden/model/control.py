@@ -7,6 +7,7 @@ verify compares exactly those, from the same per-host snapshot, so the two canno
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -85,6 +86,20 @@ class Control:
     circleci_impact: str = ""  # how the control keeps CircleCI jobs working, if it touches them
     testbed: str = "verified"  # what the local test bed can show
     tags: tuple[str, ...] = field(default_factory=tuple)
+    # NIST SP 800-53 Rev. 5 controls this control implements (in part), for compliance mapping
+    nist: tuple[str, ...] = ()
+
+    def frameworks(self) -> dict[str, list[str]]:
+        """Framework ids by framework: the CIS benchmark items its sources name, and NIST."""
+        found: dict[str, list[str]] = {}
+        for name, kind in (("CIS Debian Linux", "cis-debian"), ("CIS Docker", "cis-docker")):
+            ids = [i for s in self.sources if s.kind == kind for i in re.split(r"[ ,]+", s.ref)]
+            ids = [i for i in ids if re.fullmatch(r"\d+(\.\d+)*(-\d+(\.\d+)*)?", i)]
+            if ids:
+                found[name] = ids
+        if self.nist:
+            found["NIST SP 800-53 Rev. 5"] = list(self.nist)
+        return found
 
     def describe(self) -> dict[str, Any]:
         return {

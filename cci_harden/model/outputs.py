@@ -4,6 +4,7 @@ ingest or a fleet's verify has wasted the hour."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from .errors import CciHardenError
@@ -20,3 +21,14 @@ def require_writable(option: str, path: str | None, directory: bool = False) -> 
         folder = folder.parent
     if not folder.is_dir() or not os.access(folder, os.W_OK):
         raise CciHardenError(f"{option} {path}: cannot write there (no such writable folder)")
+
+
+def emit(text: str, output: str | None, announce: bool = False) -> None:
+    """``text`` to the file ``output`` names, or to standard output when it names none;
+    ``announce``: say on stderr which file was written."""
+    if output:
+        Path(output).write_text(text)
+        if announce:
+            print(f"wrote {output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)

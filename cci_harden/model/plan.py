@@ -38,6 +38,7 @@ def in_image(resource: Resource) -> bool:
 
 LIFECYCLE = Control(
     id="CCI-TK-01",
+    nist=("CM-2", "CM-8"),
     title="Nothing a dropped or switched-off control managed is left on the host",
     sources=(Source("toolkit", "lifecycle: a manifest of what each profile's deploy manages"),),
     rationale="Each profile's deploy records the files it writes and the packages it installed "
@@ -51,6 +52,7 @@ LIFECYCLE = Control(
 
 RECOVERY = Control(
     id="CCI-TK-02",
+    nist=("CP-10",),
     title="What an interrupted earlier run left is finished first: dpkg completed, staged files "
     "removed",
     sources=(Source("toolkit", "recovery: a host cut off mid-run converges on the next run"),),

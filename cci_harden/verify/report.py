@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from .. import __version__
 from ..model.control import Status
 from ..model.text import printable
 from .results import VerifyRun
@@ -93,7 +94,10 @@ def render_markdown(run: VerifyRun) -> str:
     lines = [
         f"# cci-harden verify: {run.inventory}",
         "",
-        f"{run.generated_at}, shard {run.shard}: **{verdict}** (exit {run.exit_code()}).",
+        f"{run.generated_at}, shard {run.shard}: **{verdict}** (exit {run.exit_code()}); "
+        f"cci-harden {__version__}"
+        + (f", CircleCI Server {run.server_line}" if run.server_line else "")
+        + ".",
         "",
     ]
     if run.warnings:
@@ -141,3 +145,24 @@ def render_markdown(run: VerifyRun) -> str:
                 f"| {control_id} | " + " | ".join(_MARK[row[r.host]] for r in reachable) + " |"
             )
     return "\n".join(lines) + "\n"
+
+
+def render_run(run: VerifyRun, fmt: str, history: list | None = None) -> str:
+    """The run in one of verify's views: table, json, md, html or prom."""
+    if fmt == "table":
+        return render_table(run) + "\n"
+    if fmt == "json":
+        import json
+
+        from .results import to_json
+
+        return json.dumps(to_json(run), indent=2) + "\n"
+    if fmt == "md":
+        return render_markdown(run)
+    if fmt == "prom":
+        from .prometheus import render_prometheus
+
+        return render_prometheus(run)
+    from .html import render_html
+
+    return render_html(run, history or [])

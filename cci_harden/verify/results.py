@@ -47,6 +47,7 @@ class VerifyRun:
     expired_waivers: list[Waiver]
     drift: Drift | None = None
     warnings: list[str] = field(default_factory=list)  # the inventory's, not a host's
+    server_line: str = ""  # the CircleCI Server line the inventory's settings name
 
     @property
     def unreachable(self) -> list[HostReport]:
@@ -141,6 +142,20 @@ def apply_history(run: VerifyRun, previous: dict) -> None:
     run.drift = drift
 
 
+def _controls_of(run: VerifyRun) -> dict[str, dict]:
+    """Each control of the run with its title and framework ids (CIS, NIST SP 800-53)."""
+    from ..controls import by_id, known_control_ids
+
+    known = known_control_ids()
+    found = {}
+    for cell in run.cells:
+        cid = cell.outcome.control_id
+        if cid in known and cid not in found:
+            control = by_id(cid)
+            found[cid] = {"title": control.title, "frameworks": control.frameworks()}
+    return found
+
+
 def to_json(run: VerifyRun) -> dict:
     by_host: dict[str, list[Cell]] = {}
     for cell in run.cells:
@@ -182,6 +197,7 @@ def to_json(run: VerifyRun) -> dict:
         "format": REPORT_FORMAT,
         "tool": f"cci-harden {__version__}",
         "inventory": run.inventory,
+        "server_line": run.server_line,
         "generated_at": run.generated_at,
         "shard": run.shard,
         "exit_code": run.exit_code(),
@@ -192,6 +208,7 @@ def to_json(run: VerifyRun) -> dict:
             "expired_waivers": [w.describe() for w in run.expired_waivers],
         },
         "warnings": run.warnings,
+        "controls": _controls_of(run),
         "hosts": hosts,
     }
     if run.drift is not None:
@@ -203,3 +220,58 @@ def to_json(run: VerifyRun) -> dict:
             "vanished": run.drift.vanished,
         }
     return document
+
+
+def from_json(document: dict) -> VerifyRun:
+    """A saved JSON report as the run it was written from, to render it again (html, md,
+    Prometheus): what ``to_json`` writes, read back field by field."""
+    from ..model.control import Finding
+
+    def waiver(described: dict | None) -> Waiver | None:
+        return Waiver(**described) if described else None
+
+    try:
+        reports, cells = [], []
+        for host in document["hosts"]:
+            outcomes = []
+            for item in host["outcomes"]:
+                findings = tuple(
+                    Finding(f["what"], f["expected"], f["found"], f["verifiable"], f["resource"])
+                    for f in item["findings"]
+                )
+                outcome = Outcome(item["control"], Status(item["status"]), findings, item["note"])
+                outcomes.append(outcome)
+                cells.append(Cell(host["name"], outcome, waiver(item["waiver"]), item["since"]))
+            reports.append(
+                HostReport(
+                    host["name"], host["reachable"], host["error"],
+                    [replace(o, status=Status.FAIL) if o.status is Status.WAIVED else o
+                     for o in outcomes],
+                    host["remote_commands"],
+                )
+            )  # fmt: skip
+        summary = document["summary"]
+        run = VerifyRun(
+            document["inventory"],
+            document["generated_at"],
+            document["shard"],
+            reports,
+            cells,
+            [Waiver(**w) for w in summary["expired_waivers"]],
+            warnings=list(document.get("warnings", [])),
+            server_line=document.get("server_line", ""),
+        )
+        if "drift" in document:
+            drift = document["drift"]
+            run.drift = Drift(
+                [tuple(k) for k in drift["newly_failing"]],
+                [tuple(k) for k in drift["newly_fixed"]],
+                [tuple(k) for k in drift["still_failing"]],
+                list(drift["joined"]),
+                list(drift["vanished"]),
+            )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CciHardenError(
+            f"not a cci-harden verify report ({type(exc).__name__}: {exc})"
+        ) from None
+    return run
