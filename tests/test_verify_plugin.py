@@ -134,6 +134,11 @@ def test_site_checks_run_on_every_host_and_land_in_every_report(deployed, site_c
     assert "SITE:test_site.py::test_monitoring_agent_installed" in page
     assert "monitoring agent missing" in page
     assert "monitoring agent missing" in (reports / "verify.json").read_text()
+    # the run for alerting, and saying what made it
+    prom = (reports / "verify.prom").read_text()
+    assert 'control="SITE:test_site.py::test_monitoring_agent_installed",status="fail"} 1' in prom
+    assert data["server_line"] == inventory.settings.server.version
+    assert data["controls"]["CCI-SSH-01"]["frameworks"]["NIST SP 800-53 Rev. 5"]
 
 
 def test_pytest_and_the_front_door_agree(deployed, tmp_path):
