@@ -254,6 +254,20 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return run.exit_code()
 
 
+def _cmd_completion(args: argparse.Namespace) -> int:
+    from .cli_reference import bash_completion
+
+    sys.stdout.write(bash_completion(build_parser()))
+    return EXIT_OK
+
+
+def _cmd_man(args: argparse.Namespace) -> int:
+    from .cli_reference import man_page
+
+    sys.stdout.write(man_page(build_parser()))
+    return EXIT_OK
+
+
 def _cmd_init(args: argparse.Namespace) -> int:
     from .config.settings import load_settings
     from .fleet.onboard import checklist_text, init_inventory
@@ -431,6 +445,12 @@ def build_parser() -> argparse.ArgumentParser:
     from .verify.waivers_command import add_parser as add_waivers_parser
 
     add_plan_parser(commands)
+    reference = commands.add_parser(
+        "completion", help='print a bash completion script (eval "$(cci-harden completion)")'
+    )
+    reference.set_defaults(func=_cmd_completion)
+    man = commands.add_parser("man", help="print the man page (cci-harden man | man -l -)")
+    man.set_defaults(func=_cmd_man)
     add_report_parser(commands)
     add_rollout_parser(commands)
     add_waivers_parser(commands)
@@ -524,6 +544,8 @@ EXAMPLES = {
     "rollout": "cci-harden rollout inventories/prod-eu --batches 1,10%,100% --report rollout.json",
     "plan": "cci-harden plan inventories/prod-eu --host nomad-client-1 --output plan/",
     "report": "cci-harden report reports/verify.json --format html -o fleet.html",
+    "completion": 'eval "$(cci-harden completion)"',
+    "man": "cci-harden man | man -l -",
     "waivers list": "cci-harden waivers list inventories/prod-eu --format json",
     "waivers lint": "cci-harden waivers lint inventories/prod-eu",
 }

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
+import textwrap
 
 from cci_harden import __version__
 from cci_harden.controls import ALL_CONTROLS, PROFILES
 
-from .conftest import BIN, REPO, run_cli
+from .conftest import BIN, REPO, cli_here, run_cli
 from .test_cloud_policies import BUCKET, EXAMPLE, write_inventory
 
 
@@ -142,3 +145,34 @@ def test_the_hunt_refuses_an_unwritable_output_before_reading_anything(tmp_path)
     proc = run_cli("audit", "hunt", str(export), "--output", "/no/such/folder/findings.jsonl")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "--output /no/such/folder/findings.jsonl: cannot write there" in proc.stderr
+
+
+def test_bash_completion_offers_subcommands_then_their_flags(tmp_path):
+    script = tmp_path / "completion.sh"
+    script.write_text(cli_here("completion").stdout)
+    probe = textwrap.dedent(f"""
+        source {script}
+        complete_words() {{ COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _cci_harden;
+                            printf '%s\\n' "${{COMPREPLY[*]}}"; }}
+        complete_words cci-harden ver
+        complete_words cci-harden waivers l
+        complete_words cci-harden verify inventories/prod --rep
+    """)  # fmt: skip
+    lines = subprocess.run(
+        ["bash", "-c", probe], capture_output=True, text=True, check=True, cwd=tmp_path
+    ).stdout.splitlines()
+    assert lines == ["verify", "list lint", "--report-dir"], lines
+
+
+def test_the_man_page_renders_cleanly_and_names_every_command():
+    from cci_harden.cli import build_parser
+
+    page = cli_here("man").stdout
+    shown = subprocess.run(
+        ["man", "--warnings", "-l", "-"], input=page, capture_output=True, text=True,
+        env={**os.environ, "MANWIDTH": "100", "MAN_KEEP_FORMATTING": "0"},
+    )  # fmt: skip
+    assert shown.returncode == 0 and not shown.stderr.strip(), shown.stderr
+    text = re.sub(r".\x08", "", shown.stdout)
+    for path, _sub in _leaf_commands(build_parser()):
+        assert f"cci-harden {' '.join(path)}" in text, path

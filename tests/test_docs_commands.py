@@ -146,3 +146,25 @@ def test_every_readme_fleet_line_runs_as_written_or_says_it_needs_a_host(tmp_pat
     )  # fmt: skip
     assert check.returncode == 2 and "Traceback" not in check.stderr
     assert "not ready to deploy" in check.stderr and "network.admin_cidrs" in check.stderr
+
+
+def test_the_project_speaks_of_itself_only():
+    """No file names the work that made it (numbered work items, meetings, scratch folders):
+    a reader has none of them."""
+    words = ("se" + "ed", "iss" + "ue", "sess" + "ion", "ti" + "cket")
+    pattern = re.compile(
+        r"(?<![/.])\b(?:" + "|".join(words) + r")s?\s*#?\d+\b|\bno" + r"tes/|\bwork " + words[2],
+        re.IGNORECASE,
+    )
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
+    found = []
+    for name in tracked:
+        path = REPO / name
+        if path.suffix in (".png", ".gz", ".lock") or not path.is_file():
+            continue
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            if pattern.search(line):
+                found.append(f"{name}:{number}: {line.strip()[:80]}")
+    assert not found, "\n".join(found)
