@@ -439,12 +439,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_render_parser(commands)
     add_artifacts_parser(commands)
 
+    from .fleet.known_hosts_command import add_parser as add_known_hosts_parser
     from .fleet.plan_command import add_parser as add_plan_parser
     from .rollout.command import add_parser as add_rollout_parser
     from .verify.report_command import add_parser as add_report_parser
     from .verify.waivers_command import add_parser as add_waivers_parser
 
     add_plan_parser(commands)
+    add_known_hosts_parser(commands)
     reference = commands.add_parser(
         "completion", help='print a bash completion script (eval "$(cci-harden completion)")'
     )
@@ -544,6 +546,8 @@ EXAMPLES = {
     "rollout": "cci-harden rollout inventories/prod-eu --batches 1,10%,100% --report rollout.json",
     "plan": "cci-harden plan inventories/prod-eu --host nomad-client-1 --output plan/",
     "report": "cci-harden report reports/verify.json --format html -o fleet.html",
+    "known-hosts": "ssh-keyscan -t ed25519 ADDRESS | cci-harden known-hosts inventories/prod-eu "
+    "--scan - --fingerprints console-fingerprints.txt --write",
     "completion": 'eval "$(cci-harden completion)"',
     "man": "cci-harden man | man -l -",
     "waivers list": "cci-harden waivers list inventories/prod-eu --format json",

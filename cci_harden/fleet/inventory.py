@@ -144,9 +144,9 @@ class Inventory:
             raise InventoryError(
                 f"no host key for {', '.join(missing)} in {self.known_hosts}; add each host's key "
                 "from a trusted source (cloud console, image build), keyed by the host's address "
-                f"as the inventory gives it ({self._key_example(missing[0])}), not its name - "
-                "keys are never accepted on first use (or trust them by certificate: "
-                "ssh.host_ca_file)"
+                f"as the inventory gives it ({self._key_example(missing[0])}), not its name "
+                "(`cci-harden known-hosts` builds it from fingerprints you vouch for) - keys are "
+                "never accepted on first use (or trust them by certificate: ssh.host_ca_file)"
             )
 
     def _key_example(self, name: str) -> str:
