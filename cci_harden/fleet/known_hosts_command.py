@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from ..model.errors import EXIT_DRIFT, EXIT_OK, CciHardenError
+from ..model.outputs import inventory_command
 from ..model.text import printable
 from .inventory import Inventory
 
@@ -108,12 +109,12 @@ def _cmd_known_hosts(args: argparse.Namespace) -> int:
 
 
 def add_parser(commands) -> None:
-    known = commands.add_parser(
+    known = inventory_command(
+        commands,
         "known-hosts",
-        help="build the inventory's known_hosts from ssh-keyscan output and fingerprints you "
-        "vouch for; exit 1 if a key was refused or a host has none",
+        "build the inventory's known_hosts from ssh-keyscan output and fingerprints you vouch "
+        "for; exit 1 if a key was refused or a host has none",
     )
-    known.add_argument("inventory", help="inventory file, e.g. inventories/prod")
     known.add_argument("--scan", required=True, help="ssh-keyscan output (- for stdin)")
     known.add_argument(
         "--fingerprints",

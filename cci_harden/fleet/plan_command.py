@@ -11,6 +11,7 @@ from ..config.settings import HostEntry, load_settings
 from ..controls import known_control_ids
 from ..model.errors import EXIT_OK, CciHardenError
 from ..model.hostinfo import STAND_IN
+from ..model.outputs import inventory_command
 from ..model.waivers import load_waivers, waivers_path
 from .plan_view import fleet_plan, markdown, table, write_files
 
@@ -49,11 +50,11 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def add_parser(commands) -> None:
-    plan = commands.add_parser(
+    plan = inventory_command(
+        commands,
         "plan",
-        help="what a deploy would do on each host, from the settings alone (no host contacted)",
+        "what a deploy would do on each host, from the settings alone (no host contacted)",
     )
-    plan.add_argument("inventory", help="inventory file, e.g. inventories/prod")
     plan.add_argument("--host", action="append", help="only this host (repeatable)")
     plan.add_argument("--profile", default="nomad", choices=("nomad", "baseline", "artifacts"))
     plan.add_argument(

@@ -32,3 +32,10 @@ def emit(text: str, output: str | None, announce: bool = False) -> None:
             print(f"wrote {output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
+
+
+def inventory_command(commands, name: str, help_text: str):
+    """A subcommand whose first argument is an inventory (the shape most commands share)."""
+    parser = commands.add_parser(name, help=help_text)
+    parser.add_argument("inventory", help="inventory file, e.g. inventories/prod")
+    return parser

@@ -8,17 +8,17 @@ import sys
 from pathlib import Path
 
 from ..model.errors import CciHardenError
-from ..model.outputs import require_writable
+from ..model.outputs import inventory_command, require_writable
 from .batches import parse_sizes
 
 
 def add_parser(commands) -> None:
-    rollout = commands.add_parser(
+    rollout = inventory_command(
+        commands,
         "rollout",
-        help="change a fleet that runs builds: batches with a canary, drain before anything "
-        "that would kill a build, a cap on hosts out of service; exit 0/1/2",
+        "change a fleet that runs builds: batches with a canary, drain before anything that "
+        "would kill a build, a cap on hosts out of service; exit 0/1/2",
     )
-    rollout.add_argument("inventory", help="inventory file, e.g. inventories/prod")
     rollout.add_argument(
         "deploy", nargs="?", default="deploys/nomad.py", help="deploy file (default: %(default)s)"
     )
