@@ -20,9 +20,11 @@ from .model.outputs import require_writable
 def _cmd_config_check(args: argparse.Namespace) -> int:
     from .config.settings import overrides_in_effect
     from .config.types import redact
+    from .controls import known_control_ids
     from .fleet.inventory import Inventory
     from .fleet.onboard import checklist_text
     from .fleet.preflight import require_ready, warnings
+    from .model.waivers import WaiverError, load_waivers, waivers_path
 
     inventory = Inventory.load(args.inventory)  # every bad field at once, or exit 2
     settings = inventory.settings
@@ -45,7 +47,14 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
     _info(f"{len(inventory.hosts)} host(s); settings valid")
     if args.checklist:
         print(checklist_text(settings), file=sys.stderr)
-    require_ready(settings, inventory.problems())  # every reason at once, exit 2
+    more = inventory.problems()
+    try:  # the waivers beside it are part of what a deploy reads
+        load_waivers(
+            waivers_path(inventory.path), known_control_ids(), [h.name for h in inventory.hosts]
+        )
+    except WaiverError as exc:
+        more.append(str(exc).replace("\n  ", "\n    "))
+    require_ready(settings, more)  # every reason at once, exit 2
     _info("ready to deploy: keys, certificates and admin networks check out")
     return EXIT_OK
 

@@ -100,3 +100,14 @@ def test_lint_names_expired_waivers_and_patterns_that_match_no_host(tmp_path):
     waivers_file.write_text(waiver('"client-*"', "2030-01-31") + waiver('"client-1"', "2030-01-31"))
     overlap = cli_here("waivers", "lint", str(inventory))
     assert overlap.returncode == 2 and "both cover CCI-NET-01 on client-1" in overlap.stderr
+
+
+def test_config_check_names_a_bad_waivers_file_with_every_other_problem(tmp_path):
+    inventory = write_inventory(tmp_path, VALID)
+    (tmp_path / "acme.waivers.toml").write_text(
+        waiver('"client-1"', "2030-01-31") + waiver('"client-*"', "2030-01-31")
+    )
+    proc = cli_here("config", "check", str(inventory))
+    assert proc.returncode == 2 and "not ready to deploy" in proc.stderr
+    assert "both cover CCI-NET-01 on client-1" in proc.stderr
+    assert "no host key for client-1" in proc.stderr  # the inventory's own problem, same run
