@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from datetime import UTC, datetime
 
 import numpy as np
@@ -21,7 +22,7 @@ from cci_harden.audit.generate import generate, numbered_row
 from cci_harden.audit.ingest import IngestStats, read_exports
 from cci_harden.audit.seen import KEY, BloomFilter, SeenIds
 
-from .conftest import run_cli
+from .conftest import cli_here, run_cli
 
 WHEN = datetime(2022, 12, 22, 3, 4, 5, 678000, tzinfo=UTC)
 
@@ -406,9 +407,39 @@ def test_a_row_over_the_limit_is_one_malformed_row_and_the_rest_is_read(tmp_path
         ]
         # the unclosed quote at line 64 (row 20 took three lines) is a malformed row; the lines
         # after the point where it passed the limit are rows of their own (each one counted)
-        assert malformed[2][0] == f"{path}:64" and "never ends" in malformed[2][1]
+        assert malformed[2][0].startswith(f"{path}:64-") and "never ends" in malformed[2][1]
         assert rows == 58 + len(malformed)
     assert _ingest_limited(path, 1, limit) == _ingest_limited(path, 2, limit)
+
+
+def test_a_quote_never_closed_names_the_lines_and_bytes_it_swallowed(tmp_path, small_ranges):
+    """The rows after an unclosed quote are lost to it: the malformed row says from which line
+    to which, how many lines and which bytes, and the hunt warns that events may hide there."""
+    limit = 4096
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(COLUMNS)
+    for n in range(5):
+        writer.writerow(_row(n))
+    good = out.getvalue()
+    swallowed = "".join(f"{n},row-{n}-inside-the-open-quote\n" for n in range(100))
+    path = tmp_path / "open-quote.csv"
+    path.write_text(good + '"' + swallowed + ("w" * 80 + "\n") * 60, newline="")
+    for jobs in (1, 2):
+        stats = IngestStats()
+        list(read_exports([path], stats, jobs=jobs, row_limit=limit))
+        (bad,) = [m for m in stats.malformed if m.lines > 1]
+        assert bad.first == 7 and bad.source == f"{path}:7-{bad.last}"
+        assert bad.last - bad.first + 1 == bad.lines > 40  # the quoted run up to the limit
+        assert f"it spans {bad.lines:,} lines" in bad.reason
+        assert stats.spanning == 1 and stats.spanned_lines == bad.lines
+    proc = cli_here("audit", "hunt", str(path), "--since", "2022-12-21", "--row-limit", str(limit))
+    assert "warning: 1 malformed row(s) span" in proc.stderr, proc.stderr
+    span = re.search(r"open-quote.csv:7-(\d+) \(bytes ([\d,]+)-([\d,]+)\)", proc.stderr)
+    first, end = (int(g.replace(",", "")) for g in span.groups()[1:])
+    data = path.read_bytes()
+    assert first == len(good.encode()) and data[first : first + 1] == b'"'
+    assert data[end - 1 : end] == b"\n" and data[first:end].count(b"\n") == int(span.group(1)) - 6
 
 
 def test_long_lines_are_skipped_without_being_held(tmp_path):

@@ -58,7 +58,7 @@ class Batch:
     rows: int
     lines: int  # physical lines the rows took
     events: list[Event]
-    problems: list[tuple[int, str]]  # (line, reason)
+    problems: list[tuple]  # (line, reason), or (first line, reason, last line) for a span
     keys: bytes | None = None  # the events' keys end to end, when a worker sent them
     digests: bytes = b""  # each event's 8-byte content digest, end to end
     position: int = -1  # bytes of the file read when this batch was made (progress), if known
@@ -73,7 +73,7 @@ class RangeResult:
     packed: bytes = b""
     keys: bytes = b""  # the events' keys end to end: the main process checks them as one array
     digests: bytes = b""  # each event's content digest, end to end (Batch.digests)
-    problems: list[tuple[int, str]] = field(default_factory=list)
+    problems: list[tuple] = field(default_factory=list)  # as Batch.problems
     ends_on_row: bool = True
 
     def events(self) -> list[Event]:
@@ -186,10 +186,11 @@ def iter_batches(
             after = line + 1 + len(rows)
         else:
             starts, after = _row_starts(rows, line + 1)
-        problems = []
-        if failure is not None:  # the row after the good ones: it took the lines up to here
-            problems.append((after, _csv_reason(failure, layout.row_limit)))
+        problems: list[tuple] = []
         last = line + consumed
+        if failure is not None:  # the row after the good ones: it took the lines up to here,
+            # and any rows in them (a quote never closed swallows what follows): its span says so
+            problems.append((after, _csv_reason(failure, layout.row_limit), max(after, last)))
         line = last
         if overlong and overlong[0] <= last:
             rows, starts, skipped = _without_overlong(rows, starts, after, overlong, last)

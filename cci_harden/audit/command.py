@@ -130,6 +130,22 @@ def _emit(text: str, output: str | None) -> None:
         sys.stdout.write(text)
 
 
+def _byte_spans(shown) -> dict:
+    """Byte offsets of the multi-line malformed rows shown, for files that are read as they
+    are on disk (a compressed export's offsets would not point into the file)."""
+    from .ingest import byte_spans
+
+    found = {}
+    for path in {bad.path for bad in shown if bad.lines > 1 and not bad.path.endswith(".gz")}:
+        spans = [(bad.first, bad.last) for bad in shown if bad.path == path and bad.lines > 1]
+        try:
+            offsets = byte_spans(path, spans)
+        except OSError:
+            continue
+        found.update({(path, *span): where for span, where in offsets.items()})
+    return found
+
+
 def _report_problems(stats) -> None:
     print(
         f"cci-harden: {stats.rows:,} rows, {stats.events:,} events, {stats.duplicates:,} "
@@ -142,8 +158,19 @@ def _report_problems(stats) -> None:
             "kept, not taken for repeats (see the integrity.id_reused finding in hunt)",
             file=sys.stderr,
         )
-    for bad in stats.malformed[:20]:
-        print(f"  malformed {printable(bad.source)}: {printable(bad.reason)}", file=sys.stderr)
+    if stats.spanning:
+        print(
+            f"  warning: {stats.spanning:,} malformed row(s) span {stats.spanned_lines:,} lines "
+            "between them (a quote never closed?): events in those lines were not hunted; "
+            "their spans are listed below and in --malformed-out",
+            file=sys.stderr,
+        )
+    shown = stats.malformed[:20]
+    where = _byte_spans(shown)
+    for bad in shown:
+        span = where.get((bad.path, bad.first, bad.last))
+        at = f" (bytes {span[0]:,}-{span[1]:,})" if span else ""
+        print(f"  malformed {printable(bad.source)}{at}: {printable(bad.reason)}", file=sys.stderr)
     if stats.malformed_count > 20:
         more = stats.malformed_count - 20
         print(f"  ... and {more:,} more (see --malformed-out)", file=sys.stderr)

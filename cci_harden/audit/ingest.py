@@ -48,8 +48,57 @@ class NotAnAuditExport(CciHardenError):
 
 @dataclass
 class Malformed:
-    source: str
+    source: str  # file:line, or file:first-last for a row over several lines
     reason: str
+    lines: int = 1  # physical lines the malformed row took
+    path: str = ""  # for a row over several lines: its file, first and last line
+    first: int = 0
+    last: int = 0
+
+
+def _malformed(path, problem: tuple) -> Malformed:
+    """A problem as reported: a row that took several lines (a quote never closed takes the
+    rows after it) names its span and how many lines it covered, since events may hide there."""
+    line, reason, *span = problem
+    last = span[0] if span else line
+    if last == line:
+        return Malformed(f"{path}:{line}", reason)
+    covered = last - line + 1
+    return Malformed(
+        f"{path}:{line}-{last}",
+        f"{reason}; it spans {covered:,} lines, which may hold events this run did not read",
+        covered,
+        str(path),
+        line,
+        last,
+    )
+
+
+def byte_spans(path: str, spans: list[tuple[int, int]]) -> dict[tuple[int, int], tuple[int, int]]:
+    """(first line, last line) -> (its first byte, the byte after its last line) in an
+    uncompressed file: one pass counting newlines, holding one block at a time."""
+    # line N starts after the (N-1)th newline
+    targets = sorted({n - 1 for first, last in spans for n in (first, last + 1)})
+    offsets = {0: 0}
+    pending = [t for t in targets if t > 0]
+    passed = position = 0  # newlines and bytes before the current block
+    with open(path, "rb") as handle:
+        while pending and (block := handle.read(1 << 20)):
+            count = block.count(b"\n")
+            if passed + count >= pending[0]:
+                at, seen = -1, passed
+                while pending and seen < passed + count:
+                    at = block.find(b"\n", at + 1)
+                    seen += 1
+                    if seen == pending[0]:
+                        offsets[pending.pop(0)] = position + at + 1
+            passed += count
+            position += len(block)
+        size = handle.seek(0, 2)
+    return {
+        (first, last): (offsets.get(first - 1, size), offsets.get(last, size))
+        for first, last in spans
+    }
 
 
 # Malformed rows kept in memory: a sample; the full list goes to ``malformed_sink`` as it comes,
@@ -66,6 +115,8 @@ class IngestStats:
     malformed: list[Malformed] = field(default_factory=list)  # the first MALFORMED_SAMPLE
     malformed_count: int = 0
     malformed_sink: TextIO | None = None  # every malformed row, one "file:line<TAB>reason" line
+    spanning: int = 0  # malformed rows that took more than one line
+    spanned_lines: int = 0  # the lines those rows took, all together
     files: list[str] = field(default_factory=list)
     bytes_total: int = 0  # of every file to read, for progress
     bytes_done: int = 0
@@ -74,6 +125,9 @@ class IngestStats:
     def add_malformed(self, items: Iterable[Malformed]) -> None:
         for item in items:
             self.malformed_count += 1
+            if item.lines > 1:
+                self.spanning += 1
+                self.spanned_lines += item.lines
             if len(self.malformed) < MALFORMED_SAMPLE:
                 self.malformed.append(item)
             if self.malformed_sink is not None:
@@ -87,6 +141,8 @@ class IngestStats:
             "duplicates": self.duplicates,
             "conflicting_ids": self.conflicts,
             "malformed": self.malformed_count,
+            "malformed_spanning": self.spanning,
+            "malformed_spanned_lines": self.spanned_lines,
         }
 
 
@@ -164,7 +220,10 @@ def _batches(layout: Layout, start: int, size: int, jobs: int) -> Iterator[Batch
                         yield batch
                     return
                 submit()
-                problems = [(line - 1 + at, reason) for at, reason in result.problems]
+                problems = [
+                    (line - 1 + at, reason, *(line - 1 + end for end in span))
+                    for at, reason, *span in result.problems
+                ]
                 events = result.events()
                 yield Batch(
                     result.rows,
@@ -252,7 +311,7 @@ def _file_batches(
         stats.rows += batch.rows
         if batch.position >= 0 and size:
             stats.bytes_done = done_before + weight * min(batch.position, size) // size
-        stats.add_malformed(Malformed(f"{path}:{line}", reason) for line, reason in batch.problems)
+        stats.add_malformed(_malformed(path, problem) for problem in batch.problems)
         events, conflicts = seen.fresh(batch.events, batch.keys, batch.digests)
         stats.events += len(events)
         stats.duplicates += len(batch.events) - len(events)
