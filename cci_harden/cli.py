@@ -449,8 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_artifacts_parser(commands)
 
     from .fleet.known_hosts_command import add_parser as add_known_hosts_parser
-    from .fleet.plan_command import add_parser as add_plan_parser
     from .rollout.command import add_parser as add_rollout_parser
+    from .rollout.plan_command import add_parser as add_plan_parser
     from .verify.report_command import add_parser as add_report_parser
     from .verify.waivers_command import add_parser as add_waivers_parser
 

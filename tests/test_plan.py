@@ -61,3 +61,28 @@ def test_material_not_yet_supplied_is_named_not_fatal():
     assert proc.returncode == 0, proc.stderr
     assert "needs material" in proc.stdout and "docker.gpg_key_file: cannot read" in proc.stdout
     assert cli_here("plan", str(INVENTORIES / "prod"), "--host", "nope").returncode == 2
+
+
+def test_a_diff_says_per_host_what_changes_and_what_it_interrupts():
+    from cci_harden.rollout.plan_command import diff_table
+
+    diffs = {
+        "inventory": "prod",
+        "hosts": [
+            {"name": "a", "error": "", "interrupts": "nothing", "changes": []},
+            {"name": "b", "error": "Connection refused", "interrupts": "nothing", "changes": []},
+            {
+                "name": "c",
+                "error": "",
+                "interrupts": "a restart that kills builds",
+                "changes": [
+                    {"control": "CCI-DKR-02", "resource": "file:/etc/docker/daemon.json",
+                     "interrupts": "a restart that kills builds", "why": "content differs"},
+                ],
+            },
+        ],
+    }  # fmt: skip
+    text = diff_table(diffs)
+    assert "a: nothing to change" in text and "b: UNREACHABLE Connection refused" in text
+    assert "c: 1 change(s), at worst a restart that kills builds" in text
+    assert "[CCI-DKR-02] file:/etc/docker/daemon.json: a restart that kills builds" in text

@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from cci_harden.model.interruption import Interruption
+
 from .conftest import changed_hosts, pyinfra_json, run_cli, ssh
 
 pytestmark = pytest.mark.testbed
@@ -65,6 +67,14 @@ def named(outcomes: dict) -> set[tuple[str, str]]:
     }
 
 
+def plan_diff(inventory) -> list[dict]:
+    """``cci-harden plan --diff`` of the host: the changes its deploy would make."""
+    proc = run_cli("plan", str(inventory.path), "--diff", "--host", HOST, "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    (host,) = json.loads(proc.stdout)["hosts"]
+    return host["changes"]
+
+
 def test_each_kind_of_drift_is_named_and_repaired(deployed, tmp_path):
     inventory, _ = deployed
     try:
@@ -76,8 +86,17 @@ def test_each_kind_of_drift_is_named_and_repaired(deployed, tmp_path):
         sysctl = outcomes["CCI-OS-01"]["findings"]
         assert any(OVERRIDE in f["found"] for f in sysctl), sysctl
 
+        # the plan, read from the host, predicts the deploy: the same resources verify names,
+        # and the deploy then changes nothing for a control the plan did not name
+        planned = plan_diff(inventory)
+        assert {(c["control"], c["resource"]) for c in planned} == named(outcomes)
+        assert {c["interrupts"] for c in planned} <= {i.label for i in Interruption}
+
         repaired = pyinfra_json(inventory.path, "deploys/nomad.py", "--limit", HOST)
         assert repaired["results"]["failed_hosts"] == []
+        tags = {name[1:].split("]", 1)[0] for name in changed_hosts(repaired)}
+        assert tags <= {c["control"] for c in planned}, tags
+        assert plan_diff(inventory) == []
         rc, outcomes = verify_json(inventory, tmp_path, "repaired")
         assert rc == 0, named(outcomes)
         # the other file's line is replaced by a comment saying why
