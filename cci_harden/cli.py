@@ -73,8 +73,22 @@ def _cmd_apply(args: argparse.Namespace) -> int:
     return EXIT_OK if code == 0 else 1
 
 
+def _testbed(module: str = ""):
+    """The test bed package (or one of its modules): in a checkout, not in the wheel that
+    installs on hosts."""
+    import importlib
+
+    try:
+        return importlib.import_module(f"{__package__}.testbed{'.' if module else ''}{module}")
+    except ImportError:
+        raise CciHardenError(
+            "the test bed comes with the repository, not the installed package: run it from a "
+            "checkout (./bootstrap.sh)"
+        ) from None
+
+
 def _cmd_testbed_up(args: argparse.Namespace) -> int:
-    from . import testbed
+    testbed = _testbed()
 
     report = testbed.up(
         args.hosts, Path(args.inventory_dir), log=_info, vms=args.vms, release=args.release
@@ -95,7 +109,7 @@ def _cmd_testbed_up(args: argparse.Namespace) -> int:
 
 
 def _cmd_testbed_status(args: argparse.Namespace) -> int:
-    from . import testbed
+    testbed = _testbed()
 
     proxy_running, hosts = testbed.status()
     print(f"apt proxy: {'running' if proxy_running else 'not running'}")
@@ -111,7 +125,7 @@ def _cmd_testbed_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_testbed_down(args: argparse.Namespace) -> int:
-    from . import testbed
+    testbed = _testbed()
 
     removed = testbed.down(log=_info)
     for item in removed:
@@ -143,7 +157,8 @@ def shard_hosts(hosts: list, index: int, total: int) -> list:
 
 
 def _cmd_testbed_job(args: argparse.Namespace) -> int:
-    from .testbed.jobs import job_status, start_job
+    jobs = _testbed("jobs")
+    job_status, start_job = jobs.job_status, jobs.start_job
 
     if args.status:
         print(json.dumps(job_status(), indent=2))

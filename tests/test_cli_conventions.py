@@ -176,3 +176,13 @@ def test_the_man_page_renders_cleanly_and_names_every_command():
     text = re.sub(r".\x08", "", shown.stdout)
     for path, _sub in _leaf_commands(build_parser()):
         assert f"cci-harden {' '.join(path)}" in text, path
+
+
+def test_without_the_test_bed_its_commands_say_where_it_is(monkeypatch):
+    """The wheel image bakes install leaves the test bed out: its commands say so in one line."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "cci_harden.testbed", None)  # as if not installed
+    proc = cli_here("testbed", "status")
+    assert proc.returncode == 2 and "comes with the repository" in proc.stderr
+    assert "Traceback" not in proc.stderr
