@@ -15,6 +15,7 @@ from pathlib import Path
 from . import __version__
 from .model.errors import EXIT_OK, CciHardenError
 from .model.outputs import require_writable
+from .model.profiles import DEFAULT_PROFILE, PROFILE_NAMES
 
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
@@ -356,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="list the controls: id and title; --format json|md adds profiles, sources, "
         "resources and CircleCI impact",
     )
-    listing.add_argument("--profile", choices=("nomad", "baseline", "artifacts"))
+    listing.add_argument("--profile", choices=PROFILE_NAMES)
     listing.add_argument("--format", choices=("table", "json", "md"), default="table")
     listing.set_defaults(func=_cmd_controls)
 
@@ -394,9 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="image: what an image carries (no private key, nothing started) and the first-boot "
         "unit; first-boot: the rest, on the instance (the unit runs it); default: everything",
     )
-    apply.add_argument(
-        "--profile", default="nomad", choices=("nomad", "baseline", "artifacts"), help="profile"
-    )
+    apply.add_argument("--profile", default=DEFAULT_PROFILE, choices=PROFILE_NAMES, help="profile")
     apply.add_argument(
         "--yes",
         action="store_true",
@@ -413,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument(
         "--profile",
         default="nomad",
-        choices=("nomad", "baseline", "artifacts"),
+        choices=PROFILE_NAMES,
         help="which deploy's controls to check: deploys/nomad.py (default), deploys/baseline.py "
         "or deploys/artifacts.py",
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..model.control import Control, Finding, Outcome, Source, Status
 from ..model.plan import LIFECYCLE, RECOVERY
+from ..model.profiles import PROFILE_NAMES
 from . import apt, artifacts, baseline, central_logging, docker, network, nomad, platform, ssh
 
 # Deploy order: what a later control needs (a package, a directory, the binary its validator
@@ -39,6 +40,9 @@ PROFILES: dict[str, tuple[Control, ...]] = {
     "baseline": BASELINE,
     "artifacts": ARTIFACT_SERVER,
 }
+
+if tuple(PROFILES) != PROFILE_NAMES:
+    raise RuntimeError("the profiles and their names in model.profiles differ")
 
 _BY_ID: dict[str, Control] = {}
 for _profile in PROFILES.values():

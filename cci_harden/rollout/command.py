@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..model.errors import CciHardenError
 from ..model.outputs import inventory_command, require_writable
+from ..model.profiles import DEFAULT_PROFILE, PROFILE_NAMES
 from .batches import parse_sizes
 
 
@@ -35,7 +36,9 @@ def add_parser(commands) -> None:
         help="print the batches and, per host, whether it would drain and why; change nothing",
     )
     rollout.add_argument("--report", help="write the JSON record of the run to this file")
-    rollout.add_argument("--profile", choices=("nomad", "baseline"), default="nomad")
+    rollout.add_argument(
+        "--profile", choices=[p for p in PROFILE_NAMES if p != "artifacts"], default=DEFAULT_PROFILE
+    )
     rollout.set_defaults(func=run_command)
 
 

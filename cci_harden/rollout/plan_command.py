@@ -16,6 +16,7 @@ from ..fleet.plan_view import fleet_plan, markdown, table, write_files
 from ..model.errors import EXIT_OK, EXIT_USAGE, CciHardenError
 from ..model.hostinfo import STAND_IN
 from ..model.outputs import inventory_command
+from ..model.profiles import DEFAULT_PROFILE, PROFILE_NAMES
 from ..model.text import printable
 from ..model.waivers import load_waivers, waivers_path
 
@@ -135,7 +136,7 @@ def add_parser(commands) -> None:
         "what a deploy would do on each host, from the settings alone (no host contacted)",
     )
     plan.add_argument("--host", action="append", help="only this host (repeatable)")
-    plan.add_argument("--profile", default="nomad", choices=("nomad", "baseline", "artifacts"))
+    plan.add_argument("--profile", default=DEFAULT_PROFILE, choices=PROFILE_NAMES)
     plan.add_argument(
         "--stage", choices=("image", "first-boot"), help="plan an image bake or its first boot"
     )

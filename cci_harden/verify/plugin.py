@@ -36,6 +36,7 @@ from ..model.control import Control, Finding, Outcome, Status
 from ..model.errors import CciHardenError, InventoryError
 from ..model.gather import HostState, first_gather, gather_host
 from ..model.plan import evaluate, planned_control_ids
+from ..model.profiles import PROFILE_NAMES
 from ..model.text import printable
 from ..model.waivers import Waiver, deciding_waiver, load_waivers, waivers_path
 from .hosts import HostReport, Unreachable, run_script, testinfra_host
@@ -50,7 +51,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--cci-profile",
         default="nomad",
-        choices=("nomad", "baseline", "artifacts"),
+        choices=PROFILE_NAMES,
         help="which deploy's controls to check (default: nomad)",
     )
     group.addoption(
