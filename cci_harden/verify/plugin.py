@@ -77,6 +77,15 @@ class HostResult:
     site: dict[str, Outcome] = field(default_factory=dict)
 
 
+class LoadedInventory:
+    """What ``cci-harden verify`` hands the plugin in process: the inventory it has loaded (and
+    listed, for a cloud source), so one run lists the fleet once and reports exactly those
+    hosts."""
+
+    def __init__(self, inventory: Inventory) -> None:
+        self.inventory = inventory
+
+
 class VerifySession:
     """The plugin's state for one pytest session (registered as a plugin itself)."""
 
@@ -84,7 +93,13 @@ class VerifySession:
         from .. import controls as catalogue
 
         option = config.option
-        self.inventory = Inventory.load(option.cci_inventory)
+        handed = next(
+            (p for p in config.pluginmanager.get_plugins() if isinstance(p, LoadedInventory)), None
+        )
+        if handed is not None and handed.inventory.path == Path(option.cci_inventory):
+            self.inventory = handed.inventory  # loaded once by the front door (a cloud listing)
+        else:
+            self.inventory = Inventory.load(option.cci_inventory)
         self.profile = option.cci_profile
         wanted = {h for h in (option.cci_hosts or "").split(",") if h} | set(option.cci_host)
         unknown = sorted(wanted - {h.name for h in self.inventory.hosts})

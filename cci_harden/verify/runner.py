@@ -16,7 +16,7 @@ from ..config.settings import HostEntry, settings_path
 from ..fleet.inventory import Inventory
 from ..model.errors import CciHardenError
 from .hosts import HostReport
-from .plugin import PLUGIN_NAME
+from .plugin import PLUGIN_NAME, LoadedInventory
 
 
 class _Results:
@@ -84,7 +84,7 @@ def verify_inventory(
     saved = os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     try:
-        code = pytest.main(args, plugins=[results])
+        code = pytest.main(args, plugins=[results, LoadedInventory(inventory)])
     finally:
         if saved is None:
             os.environ.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
