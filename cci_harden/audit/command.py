@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..model.errors import EXIT_DRIFT, EXIT_OK, CciHardenError
-from ..model.outputs import require_writable
+from ..model.outputs import emit, require_writable
 from ..model.text import printable
 from .limits import ROW_LIMIT, default_jobs
 from .output import FORMATS, render
@@ -123,13 +123,6 @@ def _progress(stats) -> None:
     print(line, file=sys.stderr)
 
 
-def _emit(text: str, output: str | None) -> None:
-    if output:
-        Path(output).write_text(text)
-    else:
-        sys.stdout.write(text)
-
-
 def _byte_spans(shown) -> dict:
     """Byte offsets of the multi-line malformed rows shown, for files that are read as they
     are on disk (a compressed export's offsets would not point into the file)."""
@@ -224,7 +217,7 @@ def cmd_hunt(args: argparse.Namespace) -> int:
     if args.group_by == "actor":
         rows = by_actor(findings)
         summary = {**stats.as_dict(), "in_window": hunter.in_window, "actors": len(rows)}
-        _emit(render("actor", rows, ACTOR_COLUMNS, args.format, summary), args.output)
+        emit(render("actor", rows, ACTOR_COLUMNS, args.format, summary), args.output)
         _close(sink)
         _report_problems(stats)
         if args.fail_on and at_or_above(findings, args.fail_on):
@@ -236,7 +229,7 @@ def cmd_hunt(args: argparse.Namespace) -> int:
         "findings": len(findings),
         "heuristics": "on" if options.since else "off (no --since)",
     }
-    _emit(
+    emit(
         render("finding", [f.as_dict() for f in findings], FINDING_COLUMNS, args.format, summary),
         args.output,
     )
@@ -264,7 +257,7 @@ def cmd_secrets(args: argparse.Namespace) -> int:
     for event in read_exports(files, stats, jobs=args.jobs, row_limit=args.row_limit):
         inventory.feed(event)
     rows = [r.as_dict() for r in inventory.rows()]
-    _emit(render("secret", rows, SECRET_COLUMNS, args.format, stats.as_dict()), args.output)
+    emit(render("secret", rows, SECRET_COLUMNS, args.format, stats.as_dict()), args.output)
     _close(sink)
     _report_problems(stats)
     return EXIT_OK
