@@ -61,7 +61,7 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_apply(args: argparse.Namespace) -> int:
-    from .fleet.local_run import apply_local
+    from .apply.local_run import apply_local
 
     if not args.local:
         raise CciHardenError(

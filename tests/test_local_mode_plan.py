@@ -104,7 +104,7 @@ def test_the_unit_takes_only_plain_absolute_paths(inventory):
 
 
 def test_a_plain_local_apply_refuses_a_machine_the_inventory_does_not_list(settings, monkeypatch):
-    from cci_harden.fleet import local_run
+    from cci_harden.apply import local_run
 
     prod = INVENTORIES / "prod"
     listed = settings.inventory.hosts[0]

@@ -19,10 +19,10 @@ from pathlib import Path
 
 from ..config.settings import load_settings
 from ..controls import PROFILES
+from ..fleet.preflight import require_ready
 from ..model.errors import CciHardenError
 from ..model.hostinfo import STAND_IN
 from ..model.plan import FIRST_BOOT, IMAGE, plan_host
-from .preflight import require_ready
 
 # The deploy file pyinfra runs: the same entry point as deploys/PROFILE.py, for a toolkit
 # installed without its repository (an image has the package, not the checkout).
