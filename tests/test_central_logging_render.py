@@ -28,7 +28,7 @@ from cci_harden.controls.network import ingress_nft
 from cci_harden.fleet.preflight import problems
 from cci_harden.model.hostinfo import HostInfo
 from cci_harden.model.kinds import ManagedFile, Manifest, Package, Service
-from cci_harden.model.kinds.runtime import ManifestEntry
+from cci_harden.model.kinds.manifest import ManifestEntry
 from cci_harden.model.render import rainerscript_string
 from cci_harden.testbed.pki import key_pem, make_certificate, pem
 

@@ -22,7 +22,8 @@ from cci_harden.model.hostinfo import STAND_IN
 from cci_harden.model.interruption import DOCKERD_RELOADABLE_KEYS, Interruption
 from cci_harden.model.kinds import DockerRuntime, ManagedFile, Manifest, NomadRelease, Package
 from cci_harden.model.kinds.files import FileState
-from cci_harden.model.kinds.runtime import InstalledRelease, ManifestEntry
+from cci_harden.model.kinds.manifest import ManifestEntry
+from cci_harden.model.kinds.runtime import InstalledRelease
 from cci_harden.model.plan import ControlPlan
 from cci_harden.model.snapshot import Snapshot, build_script, parse_output
 from cci_harden.model.waivers import Waiver

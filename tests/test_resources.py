@@ -41,7 +41,7 @@ from cci_harden.model.kinds import (
     Sysctl,
     SystemAccounts,
 )
-from cci_harden.model.kinds.runtime import ManifestEntry
+from cci_harden.model.kinds.manifest import ManifestEntry
 from cci_harden.model.plan import (
     ControlPlan,
     evaluate,

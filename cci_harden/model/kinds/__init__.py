@@ -2,14 +2,13 @@
 
 from .files import Directory, ManagedFile, Mode, NoSetuid
 from .kernel import AuditRules, KernelCmdline, Sysctl
+from .manifest import Manifest, ManifestEntry
 from .network import Listeners, NftTable
 from .recovery import PackageSystem, StagedFiles
 from .runtime import (
     CertificateExpiry,
     DockerRuntime,
     HostSize,
-    Manifest,
-    ManifestEntry,
     NginxConfig,
     NomadHealth,
     NomadRelease,
