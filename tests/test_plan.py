@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from .conftest import INVENTORIES, cli_here
 from .test_preflight import complete_example, release_key  # noqa: F401  (a real OpenPGP key)
 from .test_waivers import waiver
@@ -86,3 +88,14 @@ def test_a_diff_says_per_host_what_changes_and_what_it_interrupts():
     assert "a: nothing to change" in text and "b: UNREACHABLE Connection refused" in text
     assert "c: 1 change(s), at worst a restart that kills builds" in text
     assert "[CCI-DKR-02] file:/etc/docker/daemon.json: a restart that kills builds" in text
+
+
+def test_plan_writes_nothing_outside_its_folder(tmp_path):
+    from cci_harden.fleet.plan_view import write_files
+    from cci_harden.model.errors import CciHardenError
+
+    for path in ("/etc/../../outside", "relative/file"):
+        plan = {"hosts": [{"name": "h", "files": {path: "x"}}]}
+        with pytest.raises(CciHardenError, match="is not a plain absolute path"):
+            write_files(plan, tmp_path / "out")
+    assert not (tmp_path / "outside").exists()

@@ -114,9 +114,12 @@ def write_files(plan: dict, directory: Path) -> list[Path]:
     for host in plan["hosts"]:
         root = (directory / host["name"]).resolve()
         for path, content in sorted(host["files"].items()):
-            relative = PurePosixPath(path).relative_to("/")
-            if ".." in relative.parts:
-                raise CciHardenError(f"plan: a file path climbs out: {path!r}")
+            posix = PurePosixPath(path)
+            if not posix.is_absolute() or ".." in posix.parts:
+                raise CciHardenError(
+                    f"plan: a file path that is not a plain absolute one: {path!r}"
+                )
+            relative = posix.relative_to("/")
             target = root / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(content)
