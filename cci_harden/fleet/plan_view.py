@@ -116,9 +116,7 @@ def write_files(plan: dict, directory: Path) -> list[Path]:
         for path, content in sorted(host["files"].items()):
             posix = PurePosixPath(path)
             if not posix.is_absolute() or ".." in posix.parts:
-                raise CciHardenError(
-                    f"plan: a file path that is not a plain absolute one: {path!r}"
-                )
+                raise CciHardenError(f"plan: {path!r} is not a plain absolute path")
             relative = posix.relative_to("/")
             target = root / relative
             target.parent.mkdir(parents=True, exist_ok=True)
