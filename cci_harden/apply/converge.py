@@ -100,7 +100,8 @@ def _host_certificate(resource: HostCertificate, state, run: Run) -> None:
         current=None,
     )
     run.changed_paths.add(resource.path)
-    run.restart("ssh", "its host certificate changed")
+    for unit in resource.units:
+        run.restart(unit, "its host certificate changed")
 
 
 @converge.register
@@ -419,23 +420,11 @@ def _manifest(resource: Manifest, state, run: Run) -> None:
 
 def units_of(plans) -> list[str]:
     """Every unit a plan may start or restart, in a fixed order: the same on every host, so a
-    unit's operations are the same operations on every host."""
+    unit's operations are the same operations on every host (each kind names its units)."""
     units: list[str] = []
     for plan in plans:
         for resource in plan.resources:
-            if isinstance(resource, Service):
-                found = [resource.unit]
-            elif isinstance(resource, ManagedFile | Package):
-                found = list(resource.reload)
-            elif isinstance(resource, NftTable):
-                found = [resource.unit]
-            elif isinstance(resource, DockerRuntime):
-                found = ["docker"]
-            elif isinstance(resource, NomadRelease):
-                found = ["nomad"]
-            else:
-                found = []
-            units += [u for u in found if u not in units]
+            units += [u for u in resource.units if u not in units]
     return units
 
 

@@ -71,6 +71,10 @@ class Resource:
     def id(self) -> str:
         return f"{self.kind}:{self.key}"
 
+    # The systemd units a change of this resource starts or restarts: the deploy acts on units
+    # once, after every file, in the order of all the plan's units (the same on every host).
+    units: ClassVar[tuple[str, ...]] = ()
+
     def describe(self) -> str:
         """What the resource should be, in a few words (docs, `cci-harden controls`)."""
         return self.id

@@ -128,6 +128,10 @@ class ManagedFile(Resource):
     live_reload: bool = False
 
     @property
+    def units(self) -> tuple[str, ...]:
+        return tuple(self.reload)
+
+    @property
     def key(self) -> str:
         return self.path
 

@@ -27,6 +27,10 @@ class NftTable(Resource):
     unit: str
 
     @property
+    def units(self) -> tuple[str, ...]:
+        return (self.unit,)
+
+    @property
     def key(self) -> str:
         return self.stem
 

@@ -192,6 +192,8 @@ class DockerRuntime(Resource):
     live_restore: bool = True
     cgroup: str = ""  # docker info's CgroupVersion ("1", "2"); "" when not checked
 
+    units = ("docker",)  # its settings are applied by restarting dockerd
+
     @property
     def key(self) -> str:
         return "dockerd"
@@ -301,6 +303,8 @@ class NomadRelease(Resource):
     base_url: str
     arch: str
     fingerprint: str
+
+    units = ("nomad",)  # a new binary runs once the agent restarts
 
     @property
     def key(self) -> str:

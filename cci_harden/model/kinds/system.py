@@ -36,6 +36,10 @@ class Package(Resource):
     reload: tuple[str, ...] = ()  # units to restart when it is installed or changes version
 
     @property
+    def units(self) -> tuple[str, ...]:
+        return tuple(self.reload)
+
+    @property
     def key(self) -> str:
         return self.name
 
@@ -103,6 +107,10 @@ class Service(Resource):
     enabled: str | None = "enabled"
     running: bool | None = True
     container_ok: bool = True
+
+    @property
+    def units(self) -> tuple[str, ...]:
+        return (self.unit,)
 
     @property
     def key(self) -> str:
