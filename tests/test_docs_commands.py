@@ -7,6 +7,7 @@ here instead of in an operator's first hour."""
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shlex
 import shutil
@@ -25,16 +26,22 @@ INLINE = re.compile(r"`((?:\.venv/bin/)?cci-harden [^`]+)`")
 OURS = re.compile(r"^(docs|deploys|templates|bench|tests|config\.py|bootstrap\.sh)\b")
 
 
+def fenced_lines(page) -> list[str]:
+    """The command lines of a page's shell blocks, comments cut off."""
+    found = []
+    for block in FENCE.findall(page.read_text()):
+        for line in block.replace("\\\n", " ").splitlines():
+            command = re.split(r"\s+#\s", line.strip(), maxsplit=1)[0].strip()
+            if command and not command.startswith("#"):
+                found.append(command)
+    return found
+
+
 def shown_commands() -> list[tuple[str, str]]:
     found = []
     for page in PAGES:
-        text = page.read_text()
-        for block in FENCE.findall(text):
-            for line in block.replace("\\\n", " ").splitlines():
-                command = re.split(r"\s+#\s", line.strip(), maxsplit=1)[0].strip()
-                if command and not command.startswith("#"):
-                    found.append((page.name, command))
-        found += [(page.name, span) for span in INLINE.findall(text)]
+        found += [(page.name, line) for line in fenced_lines(page)]
+        found += [(page.name, span) for span in INLINE.findall(page.read_text())]
     return found
 
 
@@ -168,3 +175,47 @@ def test_the_project_speaks_of_itself_only():
             if pattern.search(line):
                 found.append(f"{name}:{number}: {line.strip()[:80]}")
     assert not found, "\n".join(found)
+
+
+# The operator guide's commands in order, on a fresh copy: what runs with no host (and what it
+# must end with), and what needs hosts, root or the network.
+GUIDE_ELSEWHERE = (
+    "./bootstrap.sh",  # installs from the package index
+    "ssh-keyscan ",
+    ".venv/bin/cci-harden known-hosts ",  # reads what ssh-keyscan wrote
+    ".venv/bin/cci-harden plan inventories/prod-eu --diff",
+    ".venv/bin/pyinfra ",
+    ".venv/bin/cci-harden rollout ",
+    ".venv/bin/cci-harden verify ",
+    ".venv/bin/cci-harden report reports/",  # reads what verify wrote
+    ".venv/bin/pytest ",
+)
+GUIDE_RUNS_HERE = {
+    'eval "$(.venv/bin/cci-harden completion)"': (0, ""),
+    ".venv/bin/cci-harden man | man -l -": (0, "cci-harden plan"),
+    ".venv/bin/cci-harden init prod-eu": (0, "Pre-flight checklist"),
+    ".venv/bin/cci-harden config check inventories/prod-eu": (2, "not ready to deploy"),
+    ".venv/bin/cci-harden plan inventories/prod-eu --output plan/": (0, "needs material"),
+    ".venv/bin/cci-harden waivers lint inventories/prod-eu": (0, "0 waiver(s), no problem"),
+    ".venv/bin/cci-harden waivers list inventories/prod-eu --format json": (0, '"waivers": []'),
+}
+
+
+def test_the_operator_guide_runs_as_written_where_it_needs_no_host(tmp_path):
+    shutil.copytree(REPO / "inventories", tmp_path / "inventories")
+    (tmp_path / ".venv").symlink_to(BIN.parent)
+    shown = fenced_lines(REPO / "docs" / "operator-guide.md")
+    ran = set()
+    for line in dict.fromkeys(shown):
+        if line.startswith(GUIDE_ELSEWHERE):
+            continue
+        assert line in GUIDE_RUNS_HERE, f"{line}: say whether it runs here or needs a host"
+        code, says = GUIDE_RUNS_HERE[line]
+        proc = subprocess.run(
+            ["bash", "-o", "pipefail", "-c", line], cwd=tmp_path, capture_output=True,
+            text=True, timeout=120, env={**os.environ, "MANWIDTH": "100"},
+        )  # fmt: skip
+        assert proc.returncode == code, f"{line}: exit {proc.returncode}\n{proc.stderr[-2000:]}"
+        assert "Traceback" not in proc.stderr and says in proc.stdout + proc.stderr, line
+        ran.add(line)
+    assert ran == set(GUIDE_RUNS_HERE), "the guide changed: update GUIDE_RUNS_HERE"

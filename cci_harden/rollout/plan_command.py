@@ -21,13 +21,16 @@ from ..model.text import printable
 from ..model.waivers import load_waivers, waivers_path
 
 EACH_INSTANCE = "each-listed-instance"
+EACH_HOST = "each-host"  # an inventory that lists no host yet
 
 
 def _hosts(settings, wanted: list[str] | None) -> list[HostEntry]:
     hosts = list(settings.inventory.hosts)
-    if not hosts and settings.inventory.source is not None:
-        # a cloud listing is not read offline: one stand-in instance shows what each gets
-        hosts = [HostEntry(name=EACH_INSTANCE, address=STAND_IN.primary_ipv4)]
+    if not hosts:
+        # a cloud listing is not read offline, and a new inventory lists no host yet: one
+        # stand-in host shows what each gets
+        name = EACH_INSTANCE if settings.inventory.source is not None else EACH_HOST
+        hosts = [HostEntry(name=name, address=STAND_IN.primary_ipv4)]
     if wanted:
         unknown = sorted(set(wanted) - {h.name for h in hosts})
         if unknown:
