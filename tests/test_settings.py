@@ -247,3 +247,17 @@ def test_the_changelog_names_this_version_and_the_license_is_the_one_declared():
     assert (
         "Apache License\n                           Version 2.0" in (REPO / "LICENSE").read_text()
     )
+
+
+def test_a_wrong_value_and_a_missing_file_come_out_in_one_run(tmp_path):
+    toml = VALID + '\n[ssh]\nmax_auth_tries = "3"\nhost_ca_file = "keys/missing-ca.pub"\n'
+    error = error_for(tmp_path, toml)
+    assert "ssh.max_auth_tries: must be a whole number" in error
+    assert "ssh.host_ca_file: cannot read" in error and "missing-ca.pub" in error
+
+
+def test_a_type_error_and_a_missing_file_come_out_together(tmp_path):
+    toml = VALID + '\n[ssh]\nmax_auth_tries = "many"\nhost_ca_file = "keys/missing-ca.pub"\n'
+    error = error_for(tmp_path, toml)
+    assert "ssh.max_auth_tries: must be a whole number" in error
+    assert "ssh.host_ca_file: cannot read" in error

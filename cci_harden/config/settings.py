@@ -830,6 +830,7 @@ def load_settings(inventory: Path | str) -> FleetSettings:
     except ValidationError as exc:
         text = format_validation_error(exc, path)
         more = [line for line in quoted if line.split(":", 1)[0] + ":" not in text]
+        more += [f"  {line} [from {path}]" for line in missing_files(data, path.parent)]
         raise SettingsError("\n".join([text, *more])) from None
     except SourceError as exc:  # a CCI_* variable whose list or table is not valid JSON
         raise SettingsError(source_error(exc)) from None
@@ -837,7 +838,8 @@ def load_settings(inventory: Path | str) -> FleetSettings:
         _toml_path.reset(token)
     if quoted:
         head = f"invalid settings for inventory {path.with_suffix('')}:"
-        raise SettingsError("\n".join([head, *quoted]))
+        files = [f"  {line} [from {path}]" for line in missing_files(data, path.parent)]
+        raise SettingsError("\n".join([head, *quoted, *files]))
     return settings
 
 
@@ -895,6 +897,21 @@ def overrides_in_effect(environ) -> list[tuple[str, str]]:
         if upper in known and not upper.endswith(ENV_DELIMITER):
             field = upper.removeprefix(ENV_PREFIX).lower().replace(ENV_DELIMITER, ".")
             found.append((field, variable))
+    return found
+
+
+def missing_files(data: dict, base: Path, prefix: str = "") -> list[str]:
+    """Files the TOML names (``*_file`` keys) that do not exist, found while other fields are
+    still wrong: every problem of a file comes out in one run, not a round at a time."""
+    found = []
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            found += missing_files(value, base, f"{name}.")
+        elif key.endswith("_file") and isinstance(value, str) and value:
+            target = Path(value) if Path(value).is_absolute() else base / value
+            if not target.exists():
+                found.append(f"{name}: cannot read {target}: No such file or directory")
     return found
 
 
