@@ -909,6 +909,8 @@ def missing_files(data: dict, base: Path, prefix: str = "") -> list[str]:
         if isinstance(value, dict):
             found += missing_files(value, base, f"{name}.")
         elif key.endswith("_file") and isinstance(value, str) and value:
+            if looks_like_key(value) or not value.isprintable():
+                continue  # never echoed: validation names the field without its value
             target = Path(value) if Path(value).is_absolute() else base / value
             if not target.exists():
                 found.append(f"{name}: cannot read {target}: No such file or directory")
