@@ -140,8 +140,8 @@ def parse_shard(value: str | None) -> tuple[int, int]:
     import os
 
     if value is None:
-        index, total = os.environ.get("CIRCLE_NODE_INDEX"), os.environ.get("CIRCLE_NODE_TOTAL")
-        value = f"{index}/{total}" if index is not None and total is not None else "0/1"
+        node, nodes = os.environ.get("CIRCLE_NODE_INDEX"), os.environ.get("CIRCLE_NODE_TOTAL")
+        value = f"{node}/{nodes}" if node is not None and nodes is not None else "0/1"
     index_text, sep, total_text = value.partition("/")
     if not sep or not index_text.isdigit() or not total_text.isdigit():
         raise CciHardenError(f"--shard {value}: expected INDEX/TOTAL, e.g. 0/4")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 from functools import singledispatch
+from typing import TYPE_CHECKING, Any
 
 from pyinfra import host, logger
 from pyinfra.operations import apt, files, server, systemd
@@ -43,12 +44,15 @@ from .operations import managed_file, refuse, remove_path, shell_quoted
 from .release import release
 from .sshd import guarded_config
 
+if TYPE_CHECKING:
+    from ..config.settings import FleetSettings
+
 
 @dataclass
 class Run:
     """What one host's deploy has done so far, for the decisions that depend on it."""
 
-    settings: object
+    settings: FleetSettings
     info: HostInfo
     control_id: str = ""
     restarts: dict[str, tuple[str, str]] = field(default_factory=dict)  # unit -> (control, why)
@@ -377,12 +381,12 @@ def _kernel_cmdline(resource: KernelCmdline, state, run: Run) -> None:
 
 @converge.register
 def _host_size(resource: HostSize, state, run: Run) -> None:
-    refuse(name=run.tag("host size fits a Nomad client"), reason=resource.problem)
+    refuse(name=run.tag("host size fits a Nomad client"), reason=str(resource.problem))
 
 
 @converge.register
 def _supported_os(resource: SupportedOs, state, run: Run) -> None:
-    refuse(name=run.tag("a distribution the toolkit is tested on"), reason=resource.problem)
+    refuse(name=run.tag("a distribution the toolkit is tested on"), reason=str(resource.problem))
 
 
 @converge.register
@@ -429,14 +433,16 @@ def units_of(plans) -> list[str]:
 
 
 def settle_services(
-    services: list[tuple[str, Service, object]], run: Run, universe: list[str]
+    services: list[tuple[str, Service, Any]], run: Run, universe: list[str]
 ) -> None:
     """Per unit, once, after every file: enable/start what should be, restart what changed.
 
     A restart is ``systemctl restart``, which also starts a unit that is down, so a daemon a
     package started in this run with its default configuration picks up ours.
     """
-    declared = {svc.unit: (control_id, svc, state) for control_id, svc, state in services}
+    declared: dict[str, tuple[str, Service | None, Any]] = {
+        svc.unit: (control_id, svc, state) for control_id, svc, state in services
+    }
     extra = [u for u in [*declared, *run.restarts, *run.reloads] if u not in universe]
     for unit in host.loop([*universe, *extra]):
         if unit not in declared and unit not in run.restarts and unit not in run.reloads:
@@ -462,8 +468,8 @@ def settle_services(
             restart = start = reload = False
         # at first boot this deploy runs inside a unit ordered before Nomad: waiting for a job
         # of a later unit would wait for ourselves, so starts are queued (--no-block)
-        queued = start and run.queues_starts and service.running is True
-        if enable or (start and not queued):
+        queued = start and run.queues_starts and service is not None and service.running is True
+        if service is not None and (enable or (start and not queued)):
             what = service.describe().split(" ", 2)[-1]
             if run.starts_nothing:
                 what = "enabled (starts at first boot)"

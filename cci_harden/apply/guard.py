@@ -45,4 +45,4 @@ def refuse_empty_inventory() -> None:
         return original(self, inventory, config, *args, **kwargs)
 
     init._cci_guarded = True  # type: ignore[attr-defined]
-    State.init = init
+    State.init = init  # type: ignore[method-assign]

@@ -57,7 +57,7 @@ def _checked(
         if len(usual) < len(values):
             found = whole([values[i] for i in usual])
             if found is not None:
-                out = [None] * len(values)
+                out: list = [None] * len(values)
                 for i, value in zip(usual, found, strict=True):
                     out[i] = value
                 for i in set(range(len(values))) - set(usual):
@@ -67,7 +67,7 @@ def _checked(
                         bad.add(offset + i)
                 return out
     if len(values) < _SPLIT_BELOW:
-        out: list = []
+        out = []
         for i, value in enumerate(values):
             try:
                 out.append(one(value))

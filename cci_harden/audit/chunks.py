@@ -123,7 +123,7 @@ def _decoded_lines(
     line = [first_line]
 
     def lines(block: bytes | _Overlong) -> list[str]:
-        if block is _OVERLONG:
+        if isinstance(block, _Overlong):
             overlong.append(line[0])
             line[0] += 1
             return ["\n"]

@@ -8,6 +8,7 @@ Field rules come from CircleCI's audit-log documentation: ``action`` is lowercas
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import msgspec
 
@@ -91,7 +92,7 @@ class _Request(msgspec.Struct):
     client_trace_id: str | None = None
 
 
-_DECODERS = {
+_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
     "actor": msgspec.json.Decoder(_Entity),
     "target": msgspec.json.Decoder(_Entity),
     "scope": msgspec.json.Decoder(_Entity),

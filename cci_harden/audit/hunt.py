@@ -155,6 +155,7 @@ class Hunter:
         rules_for = self._rules_for
         rule_tallies = self._rule_tallies
         heuristics = since is not None
+        since_key = since or ""  # compared only when heuristics are on
         window_ips, window_actors, window_hours = (
             self._window_ips,
             self._window_actors,
@@ -163,7 +164,7 @@ class Hunter:
         for event in events:
             when = event.occurred_at
             actor = event.actor_name or event.actor_id
-            if heuristics and when < since:
+            if heuristics and when < since_key:
                 base = baseline.get(actor)
                 if base is None:
                     base = baseline[actor] = _Baseline()

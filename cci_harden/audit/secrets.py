@@ -107,7 +107,7 @@ class SecretsInventory:
                 row.rotate = "no (stored after)"
             elif deleted and self.exposed_since is None:
                 row.rotate = "no (deleted)"
-            elif deleted and row.deleted_at < self.exposed_since:
+            elif deleted and row.deleted_at < (self.exposed_since or ""):
                 row.rotate = "no (deleted before the window)"
             elif deleted:  # exposed in the window; its deletion revoked nothing
                 row.rotate = f"yes (deleted {row.deleted_at[:10]} by {row.deleted_by})"

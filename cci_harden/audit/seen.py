@@ -155,13 +155,11 @@ class SortedRuns:
         with open(path, "rb") as handle:
             mapped = mmap.mmap(handle.fileno(), 0, prot=mmap.PROT_READ)
         count = len(run)
-        mapped_run = Run(
-            *(
-                np.frombuffer(mapped, dtype=_U64, count=count, offset=count * 8 * column)
-                for column in range(3)
-            ),
-            ordered=True,
+        hi, lo, digest = (
+            np.frombuffer(mapped, dtype=_U64, count=count, offset=count * 8 * column)
+            for column in range(3)
         )
+        mapped_run = Run(hi, lo, digest, ordered=True)
         self._files.append((mapped, mapped_run))
 
     def holding(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

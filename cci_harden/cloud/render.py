@@ -178,6 +178,8 @@ def irsa_trust_policy(settings: FleetSettings) -> str:
     """Who may assume the provisioner's role: only its own service account, through the EKS
     cluster's OIDC provider (IAM Roles for Service Accounts), for STS."""
     aws = settings.aws
+    if aws.eks_oidc_provider_arn is None:
+        raise SettingsError("aws.eks_oidc_provider_arn: not set; IRSA needs the cluster's provider")
     issuer = aws.eks_oidc_provider_arn.split(":oidc-provider/", 1)[1]
     subject = f"system:serviceaccount:{aws.kubernetes_namespace}:{PROVISIONER_SERVICE_ACCOUNT}"
     policy = {

@@ -81,11 +81,13 @@ def load_tls(settings: FleetSettings, now: datetime | None = None) -> TlsMateria
     missing = [n for n in ("ca_file", "cert_file") if getattr(tls, n) is None]
     if tls.key_file is None and tls.key_pem is None:
         missing.append("key_file (or key_pem)")
-    if missing:
+    if missing or tls.ca_file is None or tls.cert_file is None:
         raise PreflightError(f"nomad.tls: also set {', '.join(missing)} (mTLS needs all three)")
     ca_pem = _read(settings, "nomad.tls.ca_file", tls.ca_file)
     cert_pem = _read(settings, "nomad.tls.cert_file", tls.cert_file)
     key, key_field = _private_key(settings, "nomad.tls", tls.key_pem, "key_pem", tls.key_file)
+    if key is None:
+        raise PreflightError("nomad.tls: also set key_file (or key_pem) (mTLS needs all three)")
     return _check_tls(ca_pem, cert_pem, key, key_field, tls.expiry_margin_days, now)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
+from typing import Any
 
 SERVER_VERSION = re.compile(r"(3|4)\.([0-9]{1,2})", re.ASCII)
 
@@ -48,7 +49,7 @@ class ServerLine:
 
 
 # What every 4.x line shares: the machine provisioner, mandatory mTLS, Kong and the control plane
-_MACHINE_PROVISIONER = {
+_MACHINE_PROVISIONER: dict[str, Any] = {
     "provisioner": "machine provisioner",
     "managed_by_tag": "circleci-machine-provisioner",
     "gcp_service_account": "circleci-machine-provisioner",
@@ -113,7 +114,7 @@ LINES = (
 LATEST = "4.10"  # the default line: the newest this toolkit knows
 
 # (section, field) -> the ServerLine attribute giving its default
-VERSION_FIELDS: dict[tuple[str, str], str] = {
+VERSION_FIELDS: dict[tuple[str, ...], str] = {
     ("nomad", "version"): "nomad_version",
     ("nomad", "install_source"): "nomad_install_source",
     ("nomad", "server_version"): "nomad_server_version",

@@ -465,6 +465,13 @@ class DockerSettings(_Section):
     )
 
 
+HostKeyType = Literal["ed25519", "rsa"]
+
+
+def _ed25519_only() -> list[HostKeyType]:
+    return ["ed25519"]
+
+
 class SshSettings(_Section):
     """sshd on the Nomad clients: key-only, modern algorithms, short limits."""
 
@@ -479,8 +486,8 @@ class SshSettings(_Section):
     allow_groups: list[UserName] = Field(
         default_factory=list, description="AllowGroups (empty: any group)"
     )
-    host_key_types: list[Literal["ed25519", "rsa"]] = Field(
-        default_factory=lambda: ["ed25519"],
+    host_key_types: list[HostKeyType] = Field(
+        default_factory=_ed25519_only,
         description="Host keys sshd offers; known_hosts must hold one of them for each host",
     )
     max_auth_tries: int = Field(3, ge=1, le=10)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..model.control import Control, Source
 from ..model.kinds import ManagedFile
+
+if TYPE_CHECKING:
+    from ..config.settings import FleetSettings
+    from ..model.hostinfo import HostInfo
 
 APT_PROXY_FILE = "/etc/apt/apt.conf.d/80cci-harden-proxy"
 
 
-def _proxy_resources(settings, info):
+def _proxy_resources(settings: FleetSettings, info: HostInfo):
     proxy = str(settings.apt.proxy).rstrip("/")
     return [
         ManagedFile(

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..model.control import Control
 from ..model.kinds import ManagedFile, NginxConfig, Package, Service
 from .nginx_site import CONTROL_ID, SITE_PATH, nginx_site
 from .sources import circleci_page
+
+if TYPE_CHECKING:
+    from ..config.settings import FleetSettings
+    from ..model.hostinfo import HostInfo
 
 DEFAULT_SITE = "/etc/nginx/sites-enabled/default"
 
@@ -16,7 +22,7 @@ _VALIDATE = (
 )
 
 
-def _site_resources(settings, info):
+def _site_resources(settings: FleetSettings, info: HostInfo):
     return [
         # The package starts nginx with Debian's default site; the site's change below restarts
         # it, also in the run that installs it.

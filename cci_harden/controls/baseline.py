@@ -7,6 +7,8 @@ blacklisted). What a container (the test bed) cannot show, a check reports as no
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..model.control import Control, Source
 from ..model.kinds import (
     AuditRules,
@@ -30,6 +32,10 @@ from .baseline_data import (
     UNWANTED_PACKAGES,
 )
 
+if TYPE_CHECKING:
+    from ..config.settings import FleetSettings
+    from ..model.hostinfo import HostInfo
+
 SYSCTL_FILE = "/etc/sysctl.d/60-cci-harden.conf"
 MODPROBE_FILE = "/etc/modprobe.d/cci-harden.conf"
 LIMITS_FILE = "/etc/security/limits.d/10-cci-harden.conf"
@@ -49,7 +55,7 @@ def _header(control_id: str, why: str, comment: str = "#") -> str:
 # -- CCI-OS-01 sysctl -----------------------------------------------------------------------------
 
 
-def _sysctl_resources(settings, info):
+def _sysctl_resources(settings: FleetSettings, info: HostInfo):
     lines = [_header("CCI-OS-01", "kernel and network hardening with Docker's needs kept")]
     for key, value, source in SYSCTL:
         lines.append(f"# {source}\n{key} = {value}\n")
@@ -87,7 +93,7 @@ SYSCTL_PROFILE = Control(
 # -- CCI-OS-02 modules ----------------------------------------------------------------------------
 
 
-def _modprobe_resources(settings, info):
+def _modprobe_resources(settings: FleetSettings, info: HostInfo):
     lines = [_header("CCI-OS-02", "filesystems and protocols a Nomad client never loads")]
     for module, source in BLACKLISTED_MODULES:
         lines.append(f"# {source}\ninstall {module} /bin/true\nblacklist {module}\n")
@@ -111,7 +117,7 @@ MODULES = Control(
 # -- CCI-OS-03 core dumps -------------------------------------------------------------------------
 
 
-def _coredump_resources(settings, info):
+def _coredump_resources(settings: FleetSettings, info: HostInfo):
     return [
         ManagedFile(
             LIMITS_FILE,
@@ -146,7 +152,7 @@ CORE_DUMPS = Control(
 # -- CCI-OS-04 accounts ---------------------------------------------------------------------------
 
 
-def _accounts_resources(settings, info):
+def _accounts_resources(settings: FleetSettings, info: HostInfo):
     return [
         # libpam-tmpdir: a private $TMPDIR per login session (Lynis DEB-0280)
         Package("libpam-pwquality"),
@@ -184,7 +190,7 @@ ACCOUNTS = Control(
 # -- CCI-OS-05 file permissions and setuid ------------------------------------------------------
 
 
-def _permission_resources(settings, info):
+def _permission_resources(settings: FleetSettings, info: HostInfo):
     resources: list = []
     for path, mode, user, group in FILE_MODES:
         if path.endswith("/"):
@@ -214,7 +220,7 @@ PERMISSIONS = Control(
 # -- CCI-OS-06 audit ------------------------------------------------------------------------------
 
 
-def audit_watches(settings) -> list[tuple[str, str, str, str]]:
+def audit_watches(settings: FleetSettings) -> list[tuple[str, str, str, str]]:
     """(path, permissions, key, source): Docker's files (CIS Docker 1.1.3-1.1.18) and Nomad's."""
     from .nomad import binary  # noqa: PLC0415  (nomad imports baseline's neighbours)
 
@@ -249,7 +255,7 @@ def audit_watches(settings) -> list[tuple[str, str, str, str]]:
     ]
 
 
-def audit_rules(settings) -> str:
+def audit_rules(settings: FleetSettings) -> str:
     lines = [_header("CCI-OS-06", "who changed Docker, Nomad, identities and this audit")]
     lines.append("# Not immutable (-e 2): the deploy must be able to change these rules.\n")
     lines.append(
@@ -284,7 +290,7 @@ WantedBy=multi-user.target
 """
 
 
-def _audit_resources(settings, info):
+def _audit_resources(settings: FleetSettings, info: HostInfo):
     rules = ManagedFile(AUDIT_RULES_FILE, audit_rules(settings), mode=0o640, dir_mode=0o750)
     loaded = AuditRules(AUDIT_RULES_FILE, tuple(path for path, *_ in audit_watches(settings)))
     if info.in_container:  # auditd cannot run in a container: the rules wait for a real host
@@ -323,7 +329,7 @@ AUDIT = Control(
 # -- CCI-OS-07 maintenance: unattended upgrades, journald, time --------------------------------
 
 
-def _unattended_files(settings, info):
+def _unattended_files(settings: FleetSettings, info: HostInfo):
     if info.os_id == "ubuntu":
         origins = (
             "Unattended-Upgrade::Allowed-Origins {\n"
@@ -364,7 +370,7 @@ def _unattended_files(settings, info):
     ]
 
 
-def _journald_files(settings, info):
+def _journald_files(settings: FleetSettings, info: HostInfo):
     return [
         ManagedFile(
             JOURNALD_FILE,
@@ -376,14 +382,14 @@ def _journald_files(settings, info):
     ]
 
 
-def _timesync_files(settings, info):
+def _timesync_files(settings: FleetSettings, info: HostInfo):
     servers = " ".join(settings.network.ntp_servers)
     body = f"[Time]\nNTP={servers}\n" if servers else "[Time]\n# distribution's default servers\n"
     reload = () if info.in_container else ("systemd-timesyncd",)
     return [ManagedFile(TIMESYNC_FILE, _header("CCI-OS-07", "clock in sync") + body, reload=reload)]
 
 
-def _maintenance_resources(settings, info):
+def _maintenance_resources(settings: FleetSettings, info: HostInfo):
     return [
         # debsums and apt-show-versions: verify installed files, list upgradable versions
         *(

@@ -9,11 +9,17 @@ and Docker keeps its json-file driver.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..config.materials import load_log_material
 from ..model.control import Control, Source
 from ..model.kinds import Directory, ManagedFile, Package, Service
 from ..model.render import render
 from .sources import circleci_page
+
+if TYPE_CHECKING:
+    from ..config.settings import FleetSettings
+    from ..model.hostinfo import HostInfo
 
 FORWARD_FILE = "/etc/rsyslog.d/60-cci-harden-forward.conf"
 TLS_DIR = "/etc/ssl/cci-harden"
@@ -72,7 +78,7 @@ def _certificate_files(material) -> list:
     ]
 
 
-def _resources(settings, info):
+def _resources(settings: FleetSettings, info: HostInfo):
     material = load_log_material(settings)
     resources = [
         Package("rsyslog"),

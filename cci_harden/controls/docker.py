@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import TYPE_CHECKING
 
 from ..model.control import Control, Source
 from ..model.interruption import DOCKERD_RELOADABLE_KEYS
@@ -16,6 +17,10 @@ from ..model.kinds import DockerRuntime, ManagedFile, Mode, Package, Service
 from ..model.releases import release_for, release_of
 from .seccomp import PROFILE_PATH, engine_major, render_profile
 from .sources import circleci_page, hardening_page, server_4x
+
+if TYPE_CHECKING:
+    from ..config.settings import FleetSettings
+    from ..model.hostinfo import HostInfo
 
 DAEMON_JSON = "/etc/docker/daemon.json"
 DOCKER_KEYRING = "/etc/apt/keyrings/docker.asc"
@@ -37,13 +42,13 @@ _RELEASE_SUFFIX = re.compile(r"~debian\.[0-9]+~[a-z]+$")
 def docker_ce_version(version: str | None, info=None) -> str | None:
     """The pinned docker-ce version as the host's own release spells it: one pin in the settings
     serves a fleet of Debian 12 and 13 hosts (the suffix follows each host's release)."""
-    if version is None or info is None or release_of(info) is None:
+    release = None if info is None else release_of(info)
+    if version is None or release is None:
         return version
-    release = release_of(info)
     return _RELEASE_SUFFIX.sub(f"~debian.{release.version}~{release.codename}", version)
 
 
-def engine_packages(settings, info=None) -> list[Package]:
+def engine_packages(settings: FleetSettings, info: HostInfo | None = None) -> list[Package]:
     docker = settings.docker
     # Debian's kernel has AppArmor on: without apparmor_parser every `docker run` fails
     # (found on the test bed's VM hosts); both engines only recommend it, and apt here
@@ -60,7 +65,7 @@ def engine_packages(settings, info=None) -> list[Package]:
     ]
 
 
-def _engine_resources(settings, info):
+def _engine_resources(settings: FleetSettings, info: HostInfo):
     """The repository files (docker-ce) before the packages, the service after everything."""
     engine = [*engine_packages(settings, info), Service("docker")]
     docker = settings.docker
@@ -109,7 +114,7 @@ ENGINE = Control(
 )
 
 
-def daemon_config(settings) -> dict:
+def daemon_config(settings: FleetSettings) -> dict:
     """daemon.json as a dict: CircleCI's keys, then CIS Docker's, each with its reason."""
     docker = settings.docker
     config: dict = {
@@ -142,7 +147,7 @@ def daemon_config(settings) -> dict:
     return config
 
 
-def _daemon_resources(settings, info):
+def _daemon_resources(settings: FleetSettings, info: HostInfo):
     text = json.dumps(daemon_config(settings), indent=2) + "\n"
     return [
         # a change to keys dockerd rereads on SIGHUP alone is a reload, anything else a
@@ -180,7 +185,7 @@ DAEMON = Control(
 )
 
 
-def _seccomp_resources(settings, info):
+def _seccomp_resources(settings: FleetSettings, info: HostInfo):
     profile = render_profile(engine_major(settings, info))
     return [ManagedFile(PROFILE_PATH, profile, reload=("docker",))]
 
@@ -219,7 +224,7 @@ DOCKER_FILE_MODES: tuple[tuple[str, int, str, str, str], ...] = (
 )
 
 
-def _file_modes(settings, info):
+def _file_modes(settings: FleetSettings, info: HostInfo):
     return [Mode(path, mode, user, group) for path, mode, user, group, _ in DOCKER_FILE_MODES]
 
 

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from ..model.control import Control, Source
 from ..model.firewall_state import FIREWALL_DIR, STATE_DIR
 from ..model.kinds import Listeners, ManagedFile, NftTable, Package, Service
 from ..model.render import render
 from .sources import circleci_page, hardening_page, server_4x
+
+if TYPE_CHECKING:
+    from ..config.settings import FleetSettings
+    from ..model.hostinfo import HostInfo
 
 LOADER = "/usr/local/sbin/cci-harden-firewall"
 FIREWALL_UNIT_NAME = "cci-harden-firewall"
@@ -37,7 +42,7 @@ def split(networks: Iterable) -> dict[str, list[str]]:
     }
 
 
-def _resolvers(settings, info) -> list[ipaddress.IPv4Address]:
+def _resolvers(settings: FleetSettings, info: HostInfo) -> list[ipaddress.IPv4Address]:
     if settings.network.job_dns_servers:
         return list(settings.network.job_dns_servers)
     found = []
@@ -54,7 +59,7 @@ def _resolvers(settings, info) -> list[ipaddress.IPv4Address]:
 # -- ingress -------------------------------------------------------------------------------------
 
 
-def ingress_rules(settings) -> tuple[list, list]:
+def ingress_rules(settings: FleetSettings) -> tuple[list, list]:
     net = settings.network
     nomad_peers = [*net.nomad_server_cidrs, *net.cluster_cidrs]
     sets = {
@@ -81,7 +86,7 @@ def _port_set(ports: tuple[int, ...]) -> str:
     return str(ports[0]) if len(ports) == 1 else "{ " + ", ".join(map(str, ports)) + " }"
 
 
-def egress_rules(settings, info) -> tuple[list, list]:
+def egress_rules(settings: FleetSettings, info: HostInfo) -> tuple[list, list]:
     net = settings.network
     sets = {
         "resolvers": split(_resolvers(settings, info)),
@@ -117,7 +122,7 @@ def egress_rules(settings, info) -> tuple[list, list]:
     return list(sets.items()), rules
 
 
-def ingress_nft(settings, info) -> str:
+def ingress_nft(settings: FleetSettings, info: HostInfo) -> str:
     sets, rules = ingress_rules(settings)
     egress_sets: list = []
     egress: list = []
@@ -177,7 +182,7 @@ def _loader_files():
     ]
 
 
-def _ingress_resources(settings, info):
+def _ingress_resources(settings: FleetSettings, info: HostInfo):
     return firewall_table("ingress", ingress_nft(settings, info))
 
 
@@ -214,7 +219,7 @@ INGRESS = Control(
 # -- job egress ----------------------------------------------------------------------------------
 
 
-def jobs_nft(settings, info) -> str:
+def jobs_nft(settings: FleetSettings, info: HostInfo) -> str:
     blocked = split([METADATA_RANGE, *settings.network.blocked_job_cidrs])
     return render(
         "firewall/jobs.nft.j2",
@@ -226,7 +231,7 @@ def jobs_nft(settings, info) -> str:
     )
 
 
-def _jobs_resources(settings, info):
+def _jobs_resources(settings: FleetSettings, info: HostInfo):
     return firewall_table("jobs", jobs_nft(settings, info))
 
 
@@ -252,14 +257,14 @@ JOBS = Control(
 # -- rerun with SSH ------------------------------------------------------------------------------
 
 
-def public_ipv4(settings, info) -> str:
+def public_ipv4(settings: FleetSettings, info: HostInfo) -> str:
     for entry in settings.inventory.hosts:
         if entry.name == info.name and entry.public_ipv4 is not None:
             return str(entry.public_ipv4)
     return info.primary_ipv4
 
 
-def _public_resources(settings, info):
+def _public_resources(settings: FleetSettings, info: HostInfo):
     address = public_ipv4(settings, info)
     return [ManagedFile(PUBLIC_IPV4, f"{address}\n")] if address else []
 
@@ -275,13 +280,13 @@ PUBLIC_ADDRESS = Control(
     tags=("network",),
 )
 
-CONTROLS = (JOBS, INGRESS, PUBLIC_ADDRESS)
+CONTROLS: tuple[Control, ...] = (JOBS, INGRESS, PUBLIC_ADDRESS)
 
 
 # -- listeners -----------------------------------------------------------------------------------
 
 
-def allowed_listeners(settings) -> tuple[tuple[str, int, int], ...]:
+def allowed_listeners(settings: FleetSettings) -> tuple[tuple[str, int, int], ...]:
     allowed = [("tcp", 22, 22)]
     if settings.network.nomad_http_api:
         allowed.append(("tcp", 4646, 4646))

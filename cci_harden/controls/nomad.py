@@ -8,8 +8,9 @@ binary, a private key nobody else can read, a configuration validated before it 
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from ..config.materials import load_signing_key, load_tls, tls_configured
+from ..config.materials import PreflightError, load_signing_key, load_tls, tls_configured
 from ..model.control import Control, Source
 from ..model.hostinfo import STAND_IN
 from ..model.kinds import (
@@ -30,6 +31,10 @@ from ..model.releases import CGROUP_V1_FORCE, release_for
 from ..model.render import render
 from .sources import circleci_page, server_4x
 
+if TYPE_CHECKING:
+    from ..config.settings import FleetSettings
+    from ..model.hostinfo import HostInfo
+
 CONFIG_DIR = "/etc/nomad.d"
 CONFIG = f"{CONFIG_DIR}/client.hcl"
 TLS_DIR = f"{CONFIG_DIR}/tls"
@@ -47,14 +52,14 @@ MAX_MEMORY_MB = 128 * 1024
 ASSUMED_MHZ = 2000  # when the kernel reports no clock at all
 
 
-def binary(settings) -> str:
+def binary(settings: FleetSettings) -> str:
     return APT_BINARY if settings.nomad.install_source == "hashicorp-apt" else BINARY
 
 
 # -- capacity ------------------------------------------------------------------------------------
 
 
-def capacity_problem(settings, info) -> str | None:
+def capacity_problem(settings: FleetSettings, info: HostInfo) -> str | None:
     nomad = settings.nomad
     if (info.cpus > MAX_CPUS or info.memory_mb > MAX_MEMORY_MB) and not nomad.allow_oversized_hosts:
         return (
@@ -73,7 +78,7 @@ def capacity_problem(settings, info) -> str | None:
     return None
 
 
-def job_capacity(settings, info) -> str:
+def job_capacity(settings: FleetSettings, info: HostInfo) -> str:
     nomad = settings.nomad
     return (
         f"job capacity {info.cpus - nomad.reserved_cpu_cores} CPU(s), "
@@ -83,7 +88,7 @@ def job_capacity(settings, info) -> str:
     )
 
 
-def _capacity_resources(settings, info):
+def _capacity_resources(settings: FleetSettings, info: HostInfo):
     return [HostSize(capacity_problem(settings, info), job_capacity(settings, info))]
 
 
@@ -107,10 +112,14 @@ CAPACITY = Control(
 # -- binary --------------------------------------------------------------------------------------
 
 
-def _install_resources(settings, info):
+def _install_resources(settings: FleetSettings, info: HostInfo):
     nomad = settings.nomad
     key = load_signing_key("nomad", settings, nomad.gpg_key_file, nomad.gpg_fingerprint)
     if nomad.install_source != "hashicorp-apt":
+        if nomad.version is None or nomad.gpg_fingerprint is None:
+            raise PreflightError(
+                "nomad.version and nomad.gpg_fingerprint: set both to install from a release zip"
+            )
         return [
             *(Package(name) for name in ("curl", "unzip", "gpgv", "ca-certificates")),
             ManagedFile(KEY_PATH, key.armored),
@@ -155,7 +164,7 @@ INSTALL = Control(
 # -- mTLS material -------------------------------------------------------------------------------
 
 
-def _tls_resources(settings, info):
+def _tls_resources(settings: FleetSettings, info: HostInfo):
     material = load_tls(settings)
     if material is None:
         return []
@@ -201,11 +210,11 @@ TLS = Control(
 # -- client configuration ------------------------------------------------------------------------
 
 
-def reserved_cpu_mhz(settings, info) -> int:
+def reserved_cpu_mhz(settings: FleetSettings, info: HostInfo) -> int:
     return settings.nomad.reserved_cpu_cores * (info.cpu_mhz or ASSUMED_MHZ)
 
 
-def client_hcl(settings, info) -> str:
+def client_hcl(settings: FleetSettings, info: HostInfo) -> str:
     text = _render_client_hcl(settings, info)
     # Host facts only fill quoted strings and numbers, so parsing the stand-in host's render
     # proves the template and the settings; it is parsed once, not once per host.
@@ -213,7 +222,7 @@ def client_hcl(settings, info) -> str:
     return text
 
 
-def _render_client_hcl(settings, info) -> str:
+def _render_client_hcl(settings: FleetSettings, info: HostInfo) -> str:
     nomad = settings.nomad
     http_open = settings.network.nomad_http_api
     advertise = _advertise_address(settings, info)
@@ -240,7 +249,7 @@ def _render_client_hcl(settings, info) -> str:
     )
 
 
-def _advertise_address(settings, info) -> str:
+def _advertise_address(settings: FleetSettings, info: HostInfo) -> str:
     return info.primary_ipv4 or "127.0.0.1"
 
 
@@ -258,7 +267,7 @@ def _check_hcl(text: str) -> None:
         raise ValueError("rendered client.hcl lacks client.enabled or client.reserved")
 
 
-def _config_resources(settings, info):
+def _config_resources(settings: FleetSettings, info: HostInfo):
     return [
         Directory(str(settings.nomad.data_dir), 0o700),
         ManagedFile(
@@ -294,19 +303,19 @@ CONFIG_CONTROL = Control(
 # -- service -------------------------------------------------------------------------------------
 
 
-def agent_environment(settings) -> list[tuple[str, str]]:
+def agent_environment(settings: FleetSettings) -> list[tuple[str, str]]:
     env = [("NOMAD_ADDR", "http://127.0.0.1:4646")]
     if tls_configured(settings):
         env += [("NOMAD_CACERT", CA_FILE)]
     return env
 
 
-def stop_timeout(settings) -> int:
+def stop_timeout(settings: FleetSettings) -> int:
     """systemd waits this long for the agent to stop: its drain on shutdown, then a margin."""
     return settings.rollout.drain_deadline_seconds + 120
 
 
-def _service_resources(settings, info):
+def _service_resources(settings: FleetSettings, info: HostInfo):
     env = agent_environment(settings)
     return [
         ManagedFile(
@@ -388,7 +397,7 @@ def _needrestart_hold() -> str:
     )
 
 
-def _build_safety_resources(settings, info):
+def _build_safety_resources(settings: FleetSettings, info: HostInfo):
     token = settings.rollout.nomad_token
     token_file = (
         ManagedFile(
@@ -438,7 +447,7 @@ LEGACY_HIERARCHY = "systemd.unified_cgroup_hierarchy=0"
 UNIFIED_HIERARCHY = "systemd.unified_cgroup_hierarchy=1"
 
 
-def _cgroup_resources(settings, info):
+def _cgroup_resources(settings: FleetSettings, info: HostInfo):
     if settings.nomad.cgroup_version == "v1":
         wanted: tuple[str, ...] = (LEGACY_HIERARCHY,)
         if release_for(info).cgroup_v1_forced and settings.nomad.allow_deprecated_cgroup_v1:

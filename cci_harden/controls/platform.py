@@ -7,9 +7,15 @@ before anything is written, naming what it found and what is supported.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..model.control import Control, Source
 from ..model.kinds import SupportedOs
 from ..model.releases import release_of, supported_text
+
+if TYPE_CHECKING:
+    from ..config.settings import FleetSettings
+    from ..model.hostinfo import HostInfo
 
 
 def os_problem(info, settings=None) -> str | None:
@@ -37,7 +43,7 @@ def os_problem(info, settings=None) -> str | None:
     return None
 
 
-def _resources(settings, info):
+def _resources(settings: FleetSettings, info: HostInfo):
     return [SupportedOs(os_problem(info, settings), supported_text())]
 
 

@@ -17,8 +17,13 @@ import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from typing import TYPE_CHECKING
 
 from ..model.releases import release_for
+
+if TYPE_CHECKING:
+    from ..config.settings import FleetSettings
+    from ..model.hostinfo import HostInfo
 
 PROFILE_PATH = "/etc/docker/seccomp/circleci.json"
 
@@ -72,7 +77,7 @@ ENGINE_DEFAULTS = (
 )
 
 
-def engine_major(settings, info=None) -> int:
+def engine_major(settings: FleetSettings, info: HostInfo | None = None) -> int:
     """The Docker engine major version the settings install on the host (docker-ce pinned: its
     version; Debian's docker.io: the release's own, 20 on Debian 12 and 26 on 13, Debian 12's
     without a host; docker-ce unpinned: the newest line vendored)."""

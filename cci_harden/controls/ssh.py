@@ -10,6 +10,8 @@ asserted by the tests); everything else it flags on a stock host is gone.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..config.materials import PreflightError, load_host_ca
 from ..model.control import Control, Source
 from ..model.kinds import HostCertificate, ManagedFile, SshdEffective
@@ -17,6 +19,10 @@ from ..model.kinds.ssh import principals_for
 from ..model.releases import release_for
 from ..model.render import render
 from .sources import hardening_page
+
+if TYPE_CHECKING:
+    from ..config.settings import FleetSettings
+    from ..model.hostinfo import HostInfo
 
 DROPIN = "/etc/ssh/sshd_config.d/00-cci-harden.conf"
 HOST_KEY = "/etc/ssh/ssh_host_ed25519_key.pub"
@@ -50,14 +56,14 @@ BANNER = (
 )
 
 
-def permit_root_login(settings) -> str:
+def permit_root_login(settings: FleetSettings) -> str:
     if settings.ssh.permit_root_login:
         return settings.ssh.permit_root_login
     users = {settings.inventory.ssh_user} | {h.user for h in settings.inventory.hosts if h.user}
     return "prohibit-password" if "root" in users else "no"
 
 
-def sshd_dropin(settings, info=None) -> str:
+def sshd_dropin(settings: FleetSettings, info: HostInfo | None = None) -> str:
     ssh = settings.ssh
     host_keys = [f"/etc/ssh/ssh_host_{kind}_key" for kind in ssh.host_key_types]
     host_key_algorithms = []
@@ -91,7 +97,7 @@ def sshd_dropin(settings, info=None) -> str:
     )
 
 
-def _resources(settings, info):
+def _resources(settings: FleetSettings, info: HostInfo):
     return [
         ManagedFile(DROPIN, sshd_dropin(settings, info), mode=0o600, guard="sshd"),
         ManagedFile("/etc/issue", BANNER),
@@ -100,7 +106,7 @@ def _resources(settings, info):
     ]
 
 
-def effective(settings, info=None) -> dict[str, str]:
+def effective(settings: FleetSettings, info: HostInfo | None = None) -> dict[str, str]:
     """What ``sshd -T`` must print, whatever other files say."""
     root = permit_root_login(settings)
     return {
@@ -125,20 +131,20 @@ def effective(settings, info=None) -> dict[str, str]:
     } | _penalty_exemption(settings, info)
 
 
-def _penalty_exemption(settings, info) -> dict[str, str]:
+def _penalty_exemption(settings: FleetSettings, info: HostInfo | None) -> dict[str, str]:
     if not release_for(info).openssh_penalties:
         return {}
     return {"persourcepenaltyexemptlist": ",".join(str(c) for c in settings.network.admin_cidrs)}
 
 
-def host_principals(settings, info) -> tuple[str, ...]:
+def host_principals(settings: FleetSettings, info: HostInfo) -> tuple[str, ...]:
     """The names a client reaches this host by: its inventory name and address. Only the
     operator's data: a name the host reports (its hostname) could be any other host's, and the
     CA would certify it. A local run knows neither, and checks none."""
     return principals_for(info.name, info.address)
 
 
-def _certificate_resources(settings, info):
+def _certificate_resources(settings: FleetSettings, info: HostInfo):
     if "ed25519" not in settings.ssh.host_key_types:
         raise PreflightError(
             "ssh.host_ca_file: certificates are made for the ed25519 host key; add ed25519 to "

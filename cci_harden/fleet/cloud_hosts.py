@@ -10,6 +10,7 @@ public). Their host keys are checked as always: from the known_hosts file.
 from __future__ import annotations
 
 import time
+from typing import Any, Literal
 
 from ..config.cloud import CloudHosts
 from ..config.settings import HostEntry
@@ -62,7 +63,7 @@ def _aws_hosts(source: CloudHosts) -> list[HostEntry]:
     deadline = time.monotonic() + LISTING_SECONDS
     session = boto3.session.Session(region_name=source.region)
 
-    def client(service: str):
+    def client(service: Literal["autoscaling", "ec2"]) -> Any:
         made = session.client(service, endpoint_url=source.endpoint_url, config=config)
         _bound_bodies(made, deadline)
         return made

@@ -67,6 +67,8 @@ def runtime_dir(inventory) -> Path:
 def ca_line(inventory) -> str:
     """The ``@cert-authority`` line: the CA, trusted for the inventory's hosts only."""
     ca = load_host_ca(inventory.settings)
+    if ca is None:
+        raise InventoryError("ssh.host_ca_file: not set; @cert-authority lines need the CA")
     names = ",".join(sorted({lookup_name(h) for h in inventory.hosts}))
     return f"@cert-authority {names} {ca.public_line}\n"
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from .. import __version__
 from ..config.settings import FleetSettings, HostEntry
@@ -51,7 +52,11 @@ def host_plan(
     info = _facts(host)
     controls, files = [], {}
     for control in PROFILES[profile]:
-        row = {"id": control.id, "title": control.title, "frameworks": control.frameworks()}
+        row: dict[str, Any] = {
+            "id": control.id,
+            "title": control.title,
+            "frameworks": control.frameworks(),
+        }
         try:
             (plan,) = plan_host([control], settings, info, profile, lifecycle=False, stage=stage)
         except CciHardenError as exc:  # material the settings name is not here yet

@@ -43,7 +43,7 @@ def _type_name(annotation) -> str:
 def _default(field: FieldInfo) -> str:
     if field.is_required():
         return "required"
-    value = field.default_factory() if field.default_factory is not None else field.default
+    value = field.get_default(call_default_factory=True, validated_data={})
     if value is None:
         return ""
     if isinstance(value, BaseModel):

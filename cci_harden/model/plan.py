@@ -170,6 +170,8 @@ def settle(plans: Sequence[ControlPlan], snapshot: Snapshot) -> list[ControlPlan
         return list(plans)
     *others, lifecycle = plans
     (manifest,) = lifecycle.resources
+    if not isinstance(manifest, Manifest):
+        raise TypeError("the lifecycle control declares the manifest and nothing else")
     previous = snapshot.state(manifest)
     ours = set()
     if previous not in (None, NOT_GATHERED):
@@ -227,4 +229,4 @@ def waived_resources(waivers: Sequence[Any], control_id: str, host: str, today) 
 
 
 def is_waived(resource_id: str, accepted: set[str] | None) -> bool:
-    return bool(accepted) and any(fnmatch.fnmatch(resource_id, p) for p in accepted)
+    return any(fnmatch.fnmatch(resource_id, p) for p in accepted or ())

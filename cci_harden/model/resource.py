@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from .control import Finding
 from .hostinfo import HostInfo
@@ -73,19 +73,23 @@ class Resource:
 
     # The systemd units a change of this resource starts or restarts: the deploy acts on units
     # once, after every file, in the order of all the plan's units (the same on every host).
-    units: ClassVar[tuple[str, ...]] = ()
+    kind_units: ClassVar[tuple[str, ...]] = ()  # the same units for every resource of the kind
+
+    @property
+    def units(self) -> tuple[str, ...]:
+        return self.kind_units
 
     def describe(self) -> str:
         """What the resource should be, in a few words (docs, `cci-harden controls`)."""
         return self.id
 
     @classmethod
-    def gather(cls, resources: Sequence[Resource]) -> str:
+    def gather(cls, resources: Sequence[Self]) -> str:
         """A read-only shell command reporting every one of ``resources``."""
         raise NotImplementedError
 
     @classmethod
-    def parse(cls, output: str, resources: Sequence[Resource]) -> dict[str, Any]:
+    def parse(cls, output: str, resources: Sequence[Self]) -> dict[str, Any]:
         """``gather``'s output as state per key; every key of ``resources`` is present."""
         raise NotImplementedError
 

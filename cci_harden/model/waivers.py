@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -103,7 +104,7 @@ def _resources_meet(one: Waiver, other: Waiver) -> bool:
     )
 
 
-def overlaps(waivers: list[Waiver], hosts: list[str] = ()) -> list[str]:
+def overlaps(waivers: list[Waiver], hosts: Sequence[str] = ()) -> list[str]:
     """One line per pair of waivers that cover the same control on the same host (a host
     pattern they share, or an inventory host both match) and could accept the same resource:
     which would decide is a matter of order, so it is refused; renew a waiver by editing it."""
@@ -124,7 +125,7 @@ def overlaps(waivers: list[Waiver], hosts: list[str] = ()) -> list[str]:
     return found
 
 
-def load_waivers(path: Path, known_controls: set[str], hosts: list[str] = ()) -> list[Waiver]:
+def load_waivers(path: Path, known_controls: set[str], hosts: Sequence[str] = ()) -> list[Waiver]:
     """The waivers file beside an inventory, every problem in it named at once."""
     if not path.is_file():
         return []

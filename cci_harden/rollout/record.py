@@ -114,9 +114,9 @@ class RolloutRecord:
                     )
                 else:
                     extra = f": {h.note}" if h.note else ""
-                    eligible = {True: "; eligible again", False: "; LEFT INELIGIBLE"}.get(
-                        h.eligible_again, ""
-                    )
+                    eligible = {None: "", True: "; eligible again", False: "; LEFT INELIGIBLE"}[
+                        h.eligible_again
+                    ]
                     out.append(f"  {name}: {h.outcome}{eligible}{extra}")
         if self.stopped:
             out.append(self.stopped)

@@ -183,9 +183,9 @@ def up(
                 every,
             )
         )
-    for record, boot_state in zip(every, states, strict=True):
+    for member, boot_state in zip(every, states, strict=True):
         if boot_state != "running":
-            log(f"host {record.name} booted {boot_state}: some unit failed (systemctl --failed)")
+            log(f"host {member.name} booted {boot_state}: some unit failed (systemctl --failed)")
     return UpReport(
         hosts=records,
         image_seconds=image_seconds,

@@ -29,7 +29,9 @@ def spawn(cmd: Sequence[str], log_file: Path, env: dict[str, str] | None = None)
 
 def owns(pid: int | None, marker: str) -> bool:
     """True when ``pid`` is alive and its command line mentions ``marker`` (guards PID reuse)."""
-    return bool(pid) and pid_alive(pid) and any(marker in part for part in pid_cmdline(pid))
+    if not pid:
+        return False
+    return pid_alive(pid) and any(marker in part for part in pid_cmdline(pid))
 
 
 def stop(pid: int | None, marker: str, timeout: float = 15.0) -> None:

@@ -56,7 +56,8 @@ def render_settings(
 
     host_lines = ",\n".join([line(r) for r in records] + [line(v, VM_GROUP) for v in vms])
     subnet = _q(str(layout.subnet))
-    newer = sorted({r.release for r in [*records, *vms]} - {DEFAULT_RELEASE})
+    every: list[HostRecord | VmRecord] = [*records, *vms]
+    newer = sorted({r.release for r in every} - {DEFAULT_RELEASE})
     cgroup = (
         "# Debian 13's systemd boots cgroup v1 (the mode CircleCI documents for Docker) only when\n"
         "# forced, and is removing it: the test bed says so explicitly, as an operator must\n"
@@ -137,9 +138,10 @@ def write_inventory(
 
     write(path, INVENTORY_FILE)
     write(directory / f"{INVENTORY_NAME}.toml", render_settings(layout, records, vms, standin, tls))
+    every: list[HostRecord | VmRecord] = [*records, *vms]
     write(
         directory / f"{INVENTORY_NAME}.known_hosts",
-        "".join(hosts.known_hosts_line(layout, r) + "\n" for r in [*records, *vms]),
+        "".join(hosts.known_hosts_line(layout, r) + "\n" for r in every),
     )
     control_dir = layout.control_dir
     control_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -208,8 +208,8 @@ def render_html(run: VerifyRun, history: list[dict] | None = None) -> str:
             parts.append(f"<td class=unreachable colspan={len(controls) or 1}>unreachable</td>")
         else:
             for control in controls:
-                state = status.get((report.host, control))
-                css, label = _CLASS.get(state, ("na", "")) if state else ("na", "")
+                found = status.get((report.host, control))
+                css, label = _CLASS.get(found, ("na", "")) if found else ("na", "")
                 parts.append(f"<td class={css} title='{_e(control)}'>{_e(label)}</td>")
         parts.append("</tr>")
     parts.append("</table>")
@@ -222,11 +222,13 @@ def render_html(run: VerifyRun, history: list[dict] | None = None) -> str:
         )
         for cell in waived:
             waiver = cell.waiver
-            state = "expired" if waiver in run.expired_waivers else "current"
+            if waiver is None:
+                continue
+            standing = "expired" if waiver in run.expired_waivers else "current"
             parts.append(
                 f"<tr><td>{_e(cell.host)}</td><td>{_e(waiver.control)}</td>"
                 f"<td>{_e(waiver.owner)}</td><td>{_e(waiver.expires)}</td>"
-                f"<td>{_e(waiver.justification)}</td><td>{state}</td></tr>"
+                f"<td>{_e(waiver.justification)}</td><td>{standing}</td></tr>"
             )
         parts.append("</table>")
     # drift

@@ -34,7 +34,7 @@ from ..fleet.inventory import Inventory
 from ..fleet.sshconfig import write_ssh_config
 from ..model.control import Control, Finding, Outcome, Status
 from ..model.errors import CciHardenError, InventoryError
-from ..model.gather import HostState, first_gather, gather_host
+from ..model.gather import GatherPlan, HostState, first_gather, gather_host
 from ..model.plan import evaluate, planned_control_ids
 from ..model.profiles import PROFILE_NAMES
 from ..model.text import printable
@@ -130,7 +130,7 @@ class VerifySession:
         self._read = 0
         self._read_lock = threading.Lock()
         self._gathered: set[str] = set()
-        self._planned = None
+        self._planned: GatherPlan | None = None
         # an xdist worker reads only the hosts it is given (tests of one host go together)
         self.worker = hasattr(config, "workerinput")
         self.settings_file = settings_path(self.inventory.path).resolve()
@@ -316,7 +316,10 @@ class ControlItem(pytest.Item):
 
     @property
     def verify(self) -> VerifySession:
-        return self.parent.verify
+        parent = self.parent
+        if not isinstance(parent, InventoryFile):
+            raise TypeError("control items are collected from an inventory file")
+        return parent.verify
 
     def setup(self) -> None:
         if self.verify.worker:
@@ -331,6 +334,8 @@ class ControlItem(pytest.Item):
     def runtest(self) -> None:
         result = self.verify.results[self.host]
         state = result.state
+        if state is None:
+            raise HostUnreachable(f"{self.host}: not read")
         plan = next(p for p in state.plans if p.control.id == self.control_id)
         outcome = evaluate(plan, state.snapshot, state.info)
         result.outcomes[self.control_id] = outcome

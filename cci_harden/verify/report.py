@@ -127,6 +127,8 @@ def render_markdown(run: VerifyRun) -> str:
         ]
         for cell in waived:
             w = cell.waiver
+            if w is None:
+                continue
             lines.append(
                 f"| {cell.host} | {cell.outcome.control_id} | {w.owner} | {w.expires} | "
                 f"{w.justification} |"

@@ -192,7 +192,7 @@ class DockerRuntime(Resource):
     live_restore: bool = True
     cgroup: str = ""  # docker info's CgroupVersion ("1", "2"); "" when not checked
 
-    units = ("docker",)  # its settings are applied by restarting dockerd
+    kind_units = ("docker",)  # its settings are applied by restarting dockerd
 
     @property
     def key(self) -> str:
@@ -304,7 +304,7 @@ class NomadRelease(Resource):
     arch: str
     fingerprint: str
 
-    units = ("nomad",)  # a new binary runs once the agent restarts
+    kind_units = ("nomad",)  # a new binary runs once the agent restarts
 
     @property
     def key(self) -> str:

@@ -90,7 +90,7 @@ class HostCertificate(Resource):
     validity_days: int = 90
     signer: str = ""  # "" when the deploy only verifies (certificates come from elsewhere)
 
-    units = ("ssh",)  # sshd presents a new certificate once restarted
+    kind_units = ("ssh",)  # sshd presents a new certificate once restarted
 
     @property
     def key(self) -> str:

@@ -166,7 +166,10 @@ class Service(Resource):
         if self.needs_enable(state):
             findings.append(
                 self.finding(
-                    f"{self.unit} at boot", self.enabled, state.enabled + note, not unverifiable
+                    f"{self.unit} at boot",
+                    str(self.enabled),
+                    state.enabled + note,
+                    not unverifiable,
                 )
             )
         if self.needs_start(state):
