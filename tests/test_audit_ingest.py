@@ -342,8 +342,9 @@ def test_audit_data_never_reaches_a_terminal_raw(tmp_path, fmt):
     assert proc.returncode in (0, 1), proc.stderr
     assert "\x1b" not in proc.stdout and "\r" not in proc.stdout and "\u202e" not in proc.stdout
     assert "ev\\x1b[2Jil" in proc.stdout or "ev\\u001b[2Jil" in proc.stdout  # shown, spelled out
-    listed = run_cli("audit", "hunt", str(path), "--project", "gh/acme/api", "--format", fmt)
-    assert listed.returncode in (0, 1) and "Traceback" not in listed.stderr, listed.stderr
+    if fmt == "table":  # the filter is the same whatever the format
+        listed = run_cli("audit", "hunt", str(path), "--project", "gh/acme/api")
+        assert listed.returncode in (0, 1) and "Traceback" not in listed.stderr, listed.stderr
 
 
 def test_malformed_rows_are_counted_sampled_and_streamed_not_kept(tmp_path, monkeypatch):

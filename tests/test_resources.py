@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import subprocess
 
 import pytest
@@ -55,10 +54,9 @@ from cci_harden.model.resource import NOT_GATHERED, REGISTRY
 from cci_harden.model.snapshot import Snapshot, build_script, parse_output, split_probes
 
 from .conftest import REPO
+from .recorded import CONTAINER, RECORDED, VM
 
-RECORDED = json.loads((REPO / "tests/fixtures/gather-converged-tb1.json").read_text())
-HOST = HostInfo.parse(RECORDED["@hostinfo"].splitlines())
-VM = dataclasses.replace(HOST, container="none")
+HOST = CONTAINER
 
 
 def state_of(resource, output: str | None = None):

@@ -89,6 +89,11 @@ def converge(resource: Resource, state, run: Run) -> None:
     host.log(run.tag(f"{resource.id} cannot be repaired by the deploy: see the verify report"))
 
 
+def repairs(resource: Resource) -> bool:
+    """Whether the deploy has a way to make this kind so (else verify alone reports it)."""
+    return converge.dispatch(type(resource)) is not converge.dispatch(Resource)
+
+
 @converge.register
 def _host_certificate(resource: HostCertificate, state, run: Run) -> None:
     if not resource.signer or not state.host_key:
@@ -434,12 +439,14 @@ def units_of(plans) -> list[str]:
 
 def settle_services(
     services: list[tuple[str, Service, Any]], run: Run, universe: list[str]
-) -> None:
+) -> dict[str, str]:
     """Per unit, once, after every file: enable/start what should be, restart what changed.
 
     A restart is ``systemctl restart``, which also starts a unit that is down, so a daemon a
-    package started in this run with its default configuration picks up ours.
+    package started in this run with its default configuration picks up ours. Returns the
+    declared services left as they are, with why.
     """
+    left: dict[str, str] = {}
     declared: dict[str, tuple[str, Service | None, Any]] = {
         svc.unit: (control_id, svc, state) for control_id, svc, state in services
     }
@@ -450,12 +457,15 @@ def settle_services(
         control_id, service, state = declared.get(unit, ("", None, None))
         tag = f"[{control_id}] " if control_id else ""
         if service is not None and not service.container_ok and run.info.in_container:
-            continue  # it will not run in a container (ConditionVirtualization)
+            left[service.id] = "not run in a container (ConditionVirtualization)"
+            continue
         if service is not None and service.enabled == "masked":
             if service.needs_enable(state) or service.needs_start(state):
                 shell_quoted(
                     name=f"{tag}{unit} masked", command=["systemctl", "mask", "--now", unit]
                 )
+            else:
+                left[service.id] = "as desired"
             continue
         if service is not None and state.enabled == "masked":
             # someone masked it: unmask first, or neither enable nor start can work
@@ -466,6 +476,9 @@ def settle_services(
         start = service is not None and service.needs_start(state) and not restart
         if run.starts_nothing:  # an image: enabled units start at the instance's first boot
             restart = start = reload = False
+        unmask = service is not None and state.enabled == "masked"
+        if service is not None and not (enable or start or reload or restart or unmask):
+            left[service.id] = "as desired"
         # at first boot this deploy runs inside a unit ordered before Nomad: waiting for a job
         # of a later unit would wait for ourselves, so starts are queued (--no-block)
         queued = start and run.queues_starts and service is not None and service.running is True
@@ -505,3 +518,4 @@ def settle_services(
                 # daemon.json), so containers that can outlive the restart do
                 commands.insert(0, "systemctl reload docker 2>/dev/null || true")
             server.shell(name=f"[{cause}] restart {unit} ({why})", commands=commands)
+    return left

@@ -10,8 +10,10 @@ and only when something they read changed in this run.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pyinfra import host, logger
 
@@ -25,7 +27,7 @@ from ..model.kinds.recovery import DpkgState, PackageSystem
 from ..model.plan import IMAGE, STAGES, findings_of, is_waived, waived_resources
 from ..model.resource import NOT_GATHERED, Resource
 from ..model.waivers import Waiver, load_waivers, waivers_path
-from .converge import Run, converge, install_packages, settle_services, units_of
+from .converge import Run, converge, install_packages, repairs, settle_services, units_of
 from .facts import NomadWork, SnapshotText
 from .first_boot import install_first_boot_unit
 from .lock import DeployLock, holder_text
@@ -115,7 +117,23 @@ def apply_profile(profile: str) -> None:
         stage=stage(),
         local=is_local(),
     )
-    services: list[tuple[str, Service, object]] = []
+    converge_host(state, run, waivers, today)
+    if run.stage == IMAGE:
+        install_first_boot_unit(path, profile)
+
+
+NOT_REPAIRABLE = "differs; the deploy cannot repair it (verify names it)"
+
+
+def converge_host(
+    state: HostState, run: Run, waivers: Sequence[Waiver], today: dt.date
+) -> dict[str, str]:
+    """Every resource's verdict as operations on the current host, and nothing else: the
+    resources left as they are, with why (``as desired``, ``waived``, ``not gathered``; what
+    the host cannot show is ``as desired`` here, and verify says it is not verifiable; what no
+    deploy can repair, a stray listener, is left to verify's report)."""
+    left: dict[str, str] = {}
+    services: list[tuple[str, Service, Any]] = []
     done: set[str] = set()
     installing: set[str] = set()
     last: list[tuple[str, Resource, object, object]] = []
@@ -135,6 +153,7 @@ def apply_profile(profile: str) -> None:
             current = state.snapshot.state(resource)
             if current is NOT_GATHERED:  # nothing known: verify reports it; never act blind
                 logger.warning(f"{host.print_prefix}[{plan.control.id}] {resource.id} not gathered")
+                left[resource.id] = "not gathered"
                 continue
             if resource.converges_last:
                 last.append((plan.control.id, resource, current, accepted))
@@ -144,16 +163,20 @@ def apply_profile(profile: str) -> None:
                 logger.info(
                     f"{host.print_prefix}[{plan.control.id}] {resource.id} left as it is: waived"
                 )
+                left[resource.id] = "waived"
                 continue
             if isinstance(resource, Service):
                 services.append((plan.control.id, resource, current))
                 continue
             if not findings:
+                left[resource.id] = "as desired"
                 continue
             if isinstance(resource, Package) and resource.present:
                 missing_packages.append(resource)  # one apt transaction per control
                 installing.add(resource.name)
                 continue
+            if not repairs(resource):
+                left[resource.id] = NOT_REPAIRABLE  # converge() logs that verify reports it
             if missing_packages:
                 install_packages(missing_packages, run)
                 missing_packages = []
@@ -161,16 +184,17 @@ def apply_profile(profile: str) -> None:
         if missing_packages:
             install_packages(missing_packages, run)
     run.control_id = ""
-    settle_services(services, run, units_of(plans))
+    left.update(settle_services(services, run, units_of(plans)))
     for control_id, resource, current, accepted in host.loop(last):
         run.control_id = control_id
-        if _to_act_on(resource, current, state, run, installing) and not is_waived(
-            resource.id, accepted
-        ):
+        if not _to_act_on(resource, current, state, run, installing):
+            left[resource.id] = "as desired"
+        elif is_waived(resource.id, accepted):
+            left[resource.id] = "waived"
+        else:
             converge(resource, current, run)
     run.control_id = ""
-    if run.stage == IMAGE:
-        install_first_boot_unit(path, profile)
+    return left
 
 
 def _builds_in_the_way(state: HostState, settings: FleetSettings, waivers, today) -> str:
