@@ -12,6 +12,7 @@ small cases, exact commands, and the no-op reason when there is nothing to do.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -26,15 +27,18 @@ from cci_harden.apply import operations, release, sshd
 from cci_harden.apply.deploy import NOT_REPAIRABLE
 from cci_harden.config.settings import load_settings
 from cci_harden.model import kinds as k
+from cci_harden.model.disruption import host_disruptions
 from cci_harden.model.hostinfo import HostInfo
 from cci_harden.model.kinds.manifest import ManifestEntry
 from cci_harden.model.kinds.recovery import PackageSystem, StagedFiles
+from cci_harden.model.plan import ControlPlan
 from cci_harden.model.resource import REGISTRY, Resource
+from cci_harden.model.verdict import acting, evaluate, plan_verdicts
 from cci_harden.model.waivers import Waiver
 
 from .conftest import REPO
 from .recorded import CONTAINER, RECORDED, VM
-from .recorded_deploy import DeployResult, deploy_operations
+from .recorded_deploy import HOST_NAME, DeployResult, deploy_operations, snapshot_of
 
 SETTINGS = load_settings(REPO / "inventories" / "prod")
 STAMP = re.compile(r"\.[0-9]{10}\b")  # pyinfra's sed backup suffix is the time of the run
@@ -286,7 +290,7 @@ CASES = [
         "sysctl-a-container-cannot-set-is-left-to-verify",
         "CCI-OS-01",
         (k.Sysctl("kernel.kptr_restrict", "2", "/etc/sysctl.d/60-cci-harden.conf"),),
-        left={"sysctl:kernel.kptr_restrict": "as desired"},
+        left={"sysctl:kernel.kptr_restrict": "not verifiable here"},
     ),
     Case(
         "audit-rules-loaded-on-a-vm",
@@ -304,7 +308,7 @@ CASES = [
         "audit-rules-not-loaded-in-a-container",
         "CCI-OS-06",
         (),
-        left={"audit-rules:/etc/audit/rules.d/60-cci-harden.rules": "as desired"},
+        left={"audit-rules:/etc/audit/rules.d/60-cci-harden.rules": "not verifiable here"},
     ),
     Case(
         "kernel-command-line-dropin-and-update-grub-no-reboot",
@@ -332,10 +336,10 @@ CASES = [
         info=VM,
     ),
     Case(
-        "kernel-command-line-configured-waits-for-the-rollouts-reboot",
+        "kernel-command-line-of-a-container-is-not-the-deploys",
         "CCI-NMD-08",
         (),
-        left={"kernel-cmdline:/etc/default/grub.d/50-cci-harden-cgroup.cfg": "as desired"},
+        left={"kernel-cmdline:/etc/default/grub.d/50-cci-harden-cgroup.cfg": "not verifiable here"},
     ),
     # -- packages and services ------------------------------------------------------------------
     Case(
@@ -764,4 +768,31 @@ def test_a_converged_host_gets_no_operation_from_the_recorded_kinds():
         result = run_case(case)
         assert result.operations == [], case.id
         assert set(result.left) == {r.id for r in case.resources}
-        assert set(result.left.values()) <= {"as desired"}
+        assert set(result.left.values()) <= {"as desired", "not verifiable here"}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_the_deploy_the_rollout_and_verify_read_the_same_verdicts(case: Case):
+    """What the deploy acts on is what the verdicts say acts, what the rollout counts as a
+    change (with its interruption), and what verify fails on; what it leaves, it leaves for
+    the verdict's reason."""
+    resources = control_resources(case)
+    plans = [ControlPlan(catalogue.by_id(case.control), resources)]
+    snapshot = snapshot_of({**RECORDED, **case.outputs}, resources, case.info)
+    verdicts = plan_verdicts(plans, snapshot, case.info, case.waivers, host=HOST_NAME)
+    acts = {v.resource.id for v in acting(verdicts)}
+    result = run_case(case)
+    services = {r.id for r in resources if isinstance(r, k.Service)}
+    repaired = {r.id for r in resources} - set(result.left) - services
+    assert repaired <= acts
+    assert {r for r in acts if result.left.get(r) != NOT_REPAIRABLE} - services == repaired
+    named = dataclasses.replace(case.info, name=HOST_NAME)  # whose waivers apply
+    disruptions = host_disruptions(plans, snapshot, named, case.waivers)
+    assert {d.resource for d in disruptions} == acts
+    outcome = evaluate(plans[0], snapshot, case.info)
+    failing = {f.resource for f in outcome.findings if f.verifiable}
+    assert acts <= failing
+    for _, found in verdicts:
+        for verdict in found:
+            if verdict.resource.id in result.left and verdict.resource.id not in services:
+                assert result.left[verdict.resource.id] in (verdict.decision, NOT_REPAIRABLE)

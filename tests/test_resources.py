@@ -43,7 +43,6 @@ from cci_harden.model.kinds import (
 from cci_harden.model.kinds.manifest import ManifestEntry
 from cci_harden.model.plan import (
     ControlPlan,
-    evaluate,
     is_waived,
     plan_host,
     settle,
@@ -52,6 +51,7 @@ from cci_harden.model.plan import (
 )
 from cci_harden.model.resource import NOT_GATHERED, REGISTRY
 from cci_harden.model.snapshot import Snapshot, build_script, parse_output, split_probes
+from cci_harden.model.verdict import evaluate
 
 from .conftest import REPO
 from .recorded import CONTAINER, RECORDED, VM

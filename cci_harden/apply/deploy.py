@@ -24,8 +24,8 @@ from ..model.gather import GatherPlan, HostState, first_gather, gather_host
 from ..model.interruption import Interruption
 from ..model.kinds import Package, Service
 from ..model.kinds.recovery import DpkgState, PackageSystem
-from ..model.plan import IMAGE, STAGES, findings_of, is_waived, waived_resources
-from ..model.resource import NOT_GATHERED, Resource
+from ..model.plan import IMAGE, STAGES
+from ..model.verdict import Decision, Verdict, plan_verdicts
 from ..model.waivers import Waiver, load_waivers, waivers_path
 from .converge import Run, converge, install_packages, repairs, settle_services, units_of
 from .facts import NomadWork, SnapshotText
@@ -128,48 +128,45 @@ NOT_REPAIRABLE = "differs; the deploy cannot repair it (verify names it)"
 def converge_host(
     state: HostState, run: Run, waivers: Sequence[Waiver], today: dt.date
 ) -> dict[str, str]:
-    """Every resource's verdict as operations on the current host, and nothing else: the
-    resources left as they are, with why (``as desired``, ``waived``, ``not gathered``; what
-    the host cannot show is ``as desired`` here, and verify says it is not verifiable; what no
-    deploy can repair, a stray listener, is left to verify's report)."""
+    """The host's verdicts (``model.verdict``) as operations on the current host, and nothing
+    else; returns the resources left as they are, with why. Beyond the verdicts the deploy adds
+    only what the same run causes: a resource whose snapshot matched acts when something this
+    run changed makes it differ (``reacts_to``), unless it is waived."""
     left: dict[str, str] = {}
     services: list[tuple[str, Service, Any]] = []
-    done: set[str] = set()
     installing: set[str] = set()
-    last: list[tuple[str, Resource, object, object]] = []
-    plans = state.plans
-    for plan in host.loop(plans):
+    last: list[Verdict] = []
+    verdicts = plan_verdicts(state.plans, state.snapshot, state.info, waivers, today, host.name)
+    # host.loop: an operation's identity is its control's and resource's position, the same on
+    # every host, so hosts converging different resources never share an operation
+    for plan, found in host.loop(verdicts):
         if plan.off:
             continue
         run.control_id = plan.control.id
-        accepted = waived_resources(waivers, plan.control.id, host.name, today)
         missing_packages: list[Package] = []
-        # host.loop: an operation's identity is its control's and resource's position, the
-        # same on every host, so hosts converging different resources never share an operation
-        for resource in host.loop(plan.resources):
-            if resource.id in done:
-                continue  # declared by an earlier control too
-            done.add(resource.id)
-            current = state.snapshot.state(resource)
-            if current is NOT_GATHERED:  # nothing known: verify reports it; never act blind
+        for verdict in host.loop(found):
+            resource, current = verdict.resource, verdict.state
+            if verdict.decision is Decision.DECLARED_EARLIER:
+                continue
+            if verdict.decision is Decision.NOT_GATHERED:  # verify reports it; never act blind
                 logger.warning(f"{host.print_prefix}[{plan.control.id}] {resource.id} not gathered")
-                left[resource.id] = "not gathered"
+                left[resource.id] = verdict.decision.value
                 continue
             if resource.converges_last:
-                last.append((plan.control.id, resource, current, accepted))
+                last.append(verdict)
                 continue
-            findings = _to_act_on(resource, current, state, run, installing)
-            if findings and is_waived(resource.id, accepted):
+            acts = _acts(verdict, run, installing)
+            if acts and verdict.waived:
                 logger.info(
                     f"{host.print_prefix}[{plan.control.id}] {resource.id} left as it is: waived"
                 )
-                left[resource.id] = "waived"
+                left[resource.id] = Decision.WAIVED.value
                 continue
             if isinstance(resource, Service):
                 services.append((plan.control.id, resource, current))
                 continue
-            if not findings:
-                left[resource.id] = "as desired"
+            if not acts:
+                left[resource.id] = verdict.decision.value
                 continue
             if isinstance(resource, Package) and resource.present:
                 missing_packages.append(resource)  # one apt transaction per control
@@ -184,15 +181,16 @@ def converge_host(
         if missing_packages:
             install_packages(missing_packages, run)
     run.control_id = ""
-    left.update(settle_services(services, run, units_of(plans)))
-    for control_id, resource, current, accepted in host.loop(last):
-        run.control_id = control_id
-        if not _to_act_on(resource, current, state, run, installing):
-            left[resource.id] = "as desired"
-        elif is_waived(resource.id, accepted):
-            left[resource.id] = "waived"
+    left.update(settle_services(services, run, units_of(state.plans)))
+    for verdict in host.loop(last):
+        run.control_id = verdict.control_id
+        acts = _acts(verdict, run, installing)
+        if acts and verdict.waived:
+            left[verdict.resource.id] = Decision.WAIVED.value
+        elif not acts:
+            left[verdict.resource.id] = verdict.decision.value
         else:
-            converge(resource, current, run)
+            converge(verdict.resource, verdict.state, run)
     run.control_id = ""
     return left
 
@@ -223,14 +221,13 @@ def _builds_in_the_way(state: HostState, settings: FleetSettings, waivers, today
     )
 
 
-def _to_act_on(resource, current, state: HostState, run: Run, installing: set[str]) -> list:
-    """Why the resource must be converged on this host: its findings, or what this run changed
-    that it depends on. What the host cannot show (a container's kernel) is not acted on."""
-    findings = [f for f in findings_of(resource, state.snapshot, state.info) if f.verifiable]
-    if not findings:
-        reason = resource.reacts_to(current, run.changed_paths, installing)
-        findings = [reason] if reason else []
-    return findings
+def _acts(verdict: Verdict, run: Run, installing: set[str]) -> bool:
+    """The verdict acts, or what this run changed makes the resource differ (a waived one is
+    left as it is by the caller). What the host cannot show (a container's kernel) is never
+    acted on."""
+    if verdict.decision in (Decision.ACT, Decision.WAIVED):
+        return True
+    return bool(verdict.resource.reacts_to(verdict.state, run.changed_paths, installing))
 
 
 def _say_who_holds_dpkg(state: HostState, settings: FleetSettings) -> None:

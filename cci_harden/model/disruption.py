@@ -1,7 +1,7 @@
 """What a host's deploy would interrupt: each resource the deploy would act on, with its class.
 
-The same decision the deploy makes (a verifiable finding, not waived, on a control switched on),
-so the deploy's refusal on a busy host, ``cci-harden rollout`` and its ``--dry`` agree.
+The deploy's own verdicts (``model.verdict``): the deploy's refusal on a busy host,
+``cci-harden rollout``, its ``--dry`` and ``plan --diff`` agree with what the deploy does.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any
 
 from .hostinfo import HostInfo
 from .interruption import Disruption, Interruption
-from .plan import ControlPlan, findings_of, is_waived, waived_resources
-from .resource import NOT_GATHERED
+from .plan import ControlPlan
 from .snapshot import Snapshot
+from .verdict import acting, plan_verdicts
 
 
 def host_disruptions(
@@ -25,32 +25,7 @@ def host_disruptions(
     today: dt.date | None = None,
 ) -> list[Disruption]:
     """Every change the deploy would apply on this host, with what it interrupts."""
-    today = today or dt.datetime.now(dt.UTC).date()
-    found: list[Disruption] = []
-    seen: set[str] = set()
-    for plan in plans:
-        if plan.off:
-            continue
-        accepted = waived_resources(waivers, plan.control.id, info.name, today)
-        for resource in plan.resources:
-            if resource.id in seen:
-                continue
-            seen.add(resource.id)
-            state = snapshot.state(resource)
-            if state is NOT_GATHERED:
-                continue  # the deploy never acts blind
-            findings = [f for f in findings_of(resource, snapshot, info) if f.verifiable]
-            if not findings or is_waived(resource.id, accepted):
-                continue
-            found.append(
-                Disruption(
-                    resource.interruption(state),
-                    plan.control.id,
-                    resource.id,
-                    findings[0].what if len(findings) == 1 else f"{len(findings)} differences",
-                )
-            )
-    return found
+    return [v.disruption() for v in acting(plan_verdicts(plans, snapshot, info, waivers, today))]
 
 
 def needs(disruptions: Sequence[Disruption], at_least: Interruption) -> list[Disruption]:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .control import Control, Finding, Outcome, Source, Status
+from .control import Control, Finding, Source
 from .errors import CciHardenError
 from .hostinfo import HostInfo
 from .kinds import ManagedFile, Manifest, ManifestEntry, Package
@@ -204,18 +204,6 @@ def findings_of(resource: Resource, snapshot: Snapshot, info: HostInfo) -> list[
     if state is NOT_GATHERED:
         return [resource.finding(resource.id, "gathered", "not gathered (a defect of the gather)")]
     return resource.compare(state, info)
-
-
-def evaluate(plan: ControlPlan, snapshot: Snapshot, info: HostInfo) -> Outcome:
-    control = plan.control
-    if plan.off:
-        return Outcome(control.id, Status.NOT_APPLICABLE, note=plan.off)
-    findings: list[Finding] = []
-    for resource in plan.resources:
-        findings += findings_of(resource, snapshot, info)
-    if findings and all(not f.verifiable for f in findings):
-        return Outcome(control.id, Status.NOT_VERIFIABLE, tuple(findings))
-    return Outcome(control.id, Status.FAIL if findings else Status.PASS, tuple(findings))
 
 
 def waived_resources(waivers: Sequence[Any], control_id: str, host: str, today) -> set[str] | None:

@@ -35,9 +35,10 @@ from ..fleet.sshconfig import write_ssh_config
 from ..model.control import Control, Finding, Outcome, Status
 from ..model.errors import CciHardenError, InventoryError
 from ..model.gather import GatherPlan, HostState, first_gather, gather_host
-from ..model.plan import evaluate, planned_control_ids
+from ..model.plan import planned_control_ids
 from ..model.profiles import PROFILE_NAMES
 from ..model.text import printable
+from ..model.verdict import evaluate
 from ..model.waivers import Waiver, deciding_waiver, load_waivers, waivers_path
 from .hosts import HostReport, Unreachable, run_script, testinfra_host
 
