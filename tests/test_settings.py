@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import subprocess
 import textwrap
 import tomllib
 from pathlib import Path
@@ -235,14 +237,30 @@ def test_a_file_for_a_newer_layout_is_refused_with_the_way_out(tmp_path):
 
 
 def test_the_changelog_names_this_version_and_the_license_is_the_one_declared():
+    """The version comes from the newest release tag (vX.Y.Z) the checkout holds; the
+    changelog's newest release is that tag's."""
+    from packaging.version import Version
+
     from cci_harden import __version__
 
     from .conftest import REPO
 
     changelog = (REPO / "CHANGELOG.md").read_text()
-    assert f"\n## {__version__} - " in changelog
+    newest = re.search(
+        r"^## ([0-9]+\.[0-9]+\.[0-9]+) - [0-9]{4}-[0-9]{2}-[0-9]{2}$", changelog, re.M
+    )
+    assert newest, "CHANGELOG.md: no release heading"
+    described = subprocess.run(
+        ["git", "-C", str(REPO), "describe", "--tags", "--abbrev=0", "--match", "v[0-9]*"],
+        capture_output=True,
+        text=True,
+    )
+    if described.returncode == 0:
+        tag = described.stdout.strip()
+        assert tag == f"v{newest.group(1)}", "tag the release the changelog names, or name it"
+        assert Version(__version__).base_version == newest.group(1)
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
-    assert pyproject["project"]["version"] == __version__
+    assert pyproject["project"]["dynamic"] == ["version"]
     assert pyproject["project"]["license"] == {"text": "Apache-2.0"}
     assert (
         "Apache License\n                           Version 2.0" in (REPO / "LICENSE").read_text()
