@@ -126,6 +126,7 @@ def test_every_command_has_an_example_in_its_help():
 
 def test_quiet_and_colour_follow_the_conventions(capsys, monkeypatch):
     from cci_harden import cli
+    from cci_harden.model.outputs import colour
 
     cli._QUIET = True
     try:
@@ -135,9 +136,9 @@ def test_quiet_and_colour_follow_the_conventions(capsys, monkeypatch):
     assert capsys.readouterr().err == ""
     monkeypatch.setattr("sys.stdout.isatty", lambda: True, raising=False)
     monkeypatch.delenv("NO_COLOR", raising=False)
-    assert cli._colour("FAIL tb1") == "\x1b[31mFAIL\x1b[0m tb1"
+    assert colour("FAIL tb1") == "\x1b[31mFAIL\x1b[0m tb1"
     monkeypatch.setenv("NO_COLOR", "1")
-    assert cli._colour("FAIL tb1") == "FAIL tb1"
+    assert colour("FAIL tb1") == "FAIL tb1"
 
 
 def test_the_hunt_refuses_an_unwritable_output_before_reading_anything(tmp_path):

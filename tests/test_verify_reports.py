@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cci_harden.cli import parse_shard, shard_hosts
 from cci_harden.config.settings import HostEntry
 from cci_harden.model.control import Finding, Outcome, Status
 from cci_harden.model.errors import CciHardenError
 from cci_harden.model.waivers import WaiverError, load_waivers
+from cci_harden.verify.command import parse_shard, shard_hosts
 from cci_harden.verify.hosts import HostReport
 from cci_harden.verify.report import render_markdown, render_table
 from cci_harden.verify.results import apply_history, build_run, to_json

@@ -34,6 +34,21 @@ def emit(text: str, output: str | None, announce: bool = False) -> None:
         sys.stdout.write(text)
 
 
+def note(message: str, quiet: bool = False) -> None:
+    """A line for the operator on stderr (never mixed into a report on stdout)."""
+    if not quiet:
+        print(f"cci-harden: {message}", file=sys.stderr)
+
+
+def colour(text: str) -> str:
+    """FAIL and UNREACHABLE in red on a terminal; plain when piped or NO_COLOR is set."""
+    if os.environ.get("NO_COLOR") or not sys.stdout.isatty():
+        return text
+    for word in ("FAIL", "UNREACHABLE"):
+        text = text.replace(word, f"\x1b[31m{word}\x1b[0m")
+    return text
+
+
 def inventory_command(commands, name: str, help_text: str):
     """A subcommand whose first argument is an inventory (the shape most commands share)."""
     parser = commands.add_parser(name, help=help_text)
