@@ -18,6 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import hosts, image, limits, network, pki, process, proxy, servicenet, vm, vmimage
 from . import release as standin_release
@@ -346,42 +347,22 @@ class HostStatus:
 
 
 def status(layout: Layout | None = None) -> tuple[bool, list[HostStatus]]:
-    """Whether the proxy runs, and each recorded host's state and memory."""
+    """Whether the proxy runs, and each recorded host's state and memory (one loop for the
+    container hosts and the VMs: each module says whether its host runs and what it uses)."""
     layout = layout or Layout()
     state = TestbedState.load(layout.state_file)
+    members: list[tuple[HostRecord | VmRecord, Any, float]] = [
+        *((record, hosts, 2.0) for record in state.hosts.values()),
+        *((record, vm, 3.0) for record in state.vms.values()),
+    ]
     result = []
-    for record in state.hosts.values():
-        alive = hosts.running(record)
-        ssh_ok = False
-        if alive:
-            try:
-                hosts.wait_for_ssh(record, timeout=2)
-                ssh_ok = True
-            except Exception:
-                ssh_ok = False
+    for record, kind, wait in members:
+        alive = kind.running(record)
+        ssh_ok = alive and not process.wait_for_banner(record.address, lambda: True, wait, poll=0.2)
+        memory = kind.memory_bytes(record)
         result.append(
             HostStatus(
-                record.name, record.address, record.pid, alive, ssh_ok, hosts.memory_bytes(record)
-            )
-        )
-    for vm_record in state.vms.values():
-        alive = vm.running(vm_record)
-        ssh_ok = False
-        if alive:
-            try:
-                vm.wait_for_ssh(vm_record, timeout=3)
-                ssh_ok = True
-            except Exception:
-                ssh_ok = False
-        result.append(
-            HostStatus(
-                vm_record.name,
-                vm_record.address,
-                vm_record.pid,
-                alive,
-                ssh_ok,
-                vm.memory_bytes(vm_record),
-                vm=True,
+                record.name, record.address, record.pid, alive, ssh_ok, memory, vm=kind is vm
             )
         )
     return proxy.running(layout, state.proxy_pid), result

@@ -6,9 +6,7 @@ is written without ever trusting a key on first use.
 
 from __future__ import annotations
 
-import socket
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
@@ -116,22 +114,16 @@ def running(record: HostRecord) -> bool:
 
 def wait_for_ssh(record: HostRecord, timeout: float = 90.0) -> None:
     """Wait until sshd on the host answers with its protocol banner."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not running(record):
-            raise TestbedError(
-                f"host {record.name} stopped while booting; see its console.log under the state "
-                "directory"
-            )
-        try:
-            with socket.create_connection((record.address, 22), timeout=1) as conn:
-                conn.settimeout(2)
-                if conn.recv(64).startswith(b"SSH-2.0-"):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise TestbedError(f"host {record.name} ({record.address}) did not answer on SSH in {timeout}s")
+    outcome = process.wait_for_banner(record.address, lambda: running(record), timeout)
+    if outcome == "stopped":
+        raise TestbedError(
+            f"host {record.name} stopped while booting; see its console.log under the state "
+            "directory"
+        )
+    if outcome:
+        raise TestbedError(
+            f"host {record.name} ({record.address}) did not answer on SSH in {timeout}s"
+        )
 
 
 def stop(record: HostRecord) -> None:

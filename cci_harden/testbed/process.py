@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .system import pid_alive, pid_cmdline
@@ -104,3 +105,27 @@ def pss_bytes(pids: Sequence[int]) -> int:
         except OSError:
             continue
     return total
+
+
+def wait_for_banner(
+    address: str,
+    alive: Callable[[], bool],
+    timeout: float,
+    poll: float = 0.2,
+    read_timeout: float = 2.0,
+) -> str:
+    """Wait until sshd at ``address`` answers with its protocol banner: "" when it does,
+    "stopped" when ``alive()`` says the host's process ended first, "timeout" otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive():
+            return "stopped"
+        try:
+            with socket.create_connection((address, 22), timeout=1) as conn:
+                conn.settimeout(read_timeout)
+                if conn.recv(64).startswith(b"SSH-2.0-"):
+                    return ""
+        except OSError:
+            pass
+        time.sleep(poll)
+    return "timeout"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -166,20 +165,15 @@ def boot(layout: Layout, record: VmRecord, accel: str) -> int:
 
 def wait_for_ssh(record: VmRecord, timeout: float) -> None:
     """Wait until sshd on the VM answers with its protocol banner."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not running(record):
-            raise TestbedError(
-                f"VM {record.name} stopped while booting; qemu said: {_last_words(record)}"
-            )
-        try:
-            with socket.create_connection((record.address, 22), timeout=1) as conn:
-                conn.settimeout(5)
-                if conn.recv(64).startswith(b"SSH-2.0-"):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
+    outcome = process.wait_for_banner(
+        record.address, lambda: running(record), timeout, poll=0.5, read_timeout=5.0
+    )
+    if outcome == "stopped":
+        raise TestbedError(
+            f"VM {record.name} stopped while booting; qemu said: {_last_words(record)}"
+        )
+    if not outcome:
+        return
     raise TestbedError(
         f"VM {record.name} ({record.address}) did not answer on SSH in {timeout:.0f}s; "
         f"see {record.directory}/console.log"
