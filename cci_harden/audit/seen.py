@@ -135,32 +135,32 @@ class SortedRuns:
         """Take a run of keys that no run holds yet."""
         self._memory.append(run)
         if sum(map(len, self._memory)) >= self._file_keys:
-            merged = Run(
-                np.concatenate([r.hi for r in self._memory]),
-                np.concatenate([r.lo for r in self._memory]),
-                np.concatenate([r.digest for r in self._memory]),
-                ordered=None,  # a stable sort merges the runs in one pass
-            )
-            self._memory = []
-            self._to_file(merged)
+            runs, self._memory = self._memory, []
+            self._to_file(runs)
 
-    def _to_file(self, run: Run) -> None:
+    def _to_file(self, runs: list[Run]) -> None:
+        """Merge ``runs`` (each sorted) into one run written to a file, a column at a time: the
+        merge holds one sort order and one column beside the runs, never a second copy of all
+        three (the peak it adds is what the memory bound has to allow for)."""
         if self._tmp is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="cci-audit-ids-")
         path = Path(self._tmp.name) / f"run{len(self._files)}.keys"
+        hi = np.concatenate([r.hi for r in runs])
+        order = np.argsort(hi, kind="stable")  # the runs end to end: one merging pass
+        count = len(order)
         with open(path, "wb") as out:
-            out.write(run.hi.tobytes())
-            out.write(run.lo.tobytes())
-            out.write(run.digest.tobytes())
+            out.write(hi[order].tobytes())
+            del hi
+            for column in ("lo", "digest"):
+                out.write(np.concatenate([getattr(r, column) for r in runs])[order].tobytes())
+        del order, runs
         with open(path, "rb") as handle:
             mapped = mmap.mmap(handle.fileno(), 0, prot=mmap.PROT_READ)
-        count = len(run)
         hi, lo, digest = (
             np.frombuffer(mapped, dtype=_U64, count=count, offset=count * 8 * column)
             for column in range(3)
         )
-        mapped_run = Run(hi, lo, digest, ordered=True)
-        self._files.append((mapped, mapped_run))
+        self._files.append((mapped, Run(hi, lo, digest, ordered=True)))
 
     def holding(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(one bool per key: whether a run holds it, the digest stored with it). Newest runs
@@ -201,7 +201,7 @@ class SeenIds:
     """Which event ids were already delivered: the newest ``budget`` in a set, the rest in
     sorted runs behind a Bloom filter (see the module's docstring)."""
 
-    def __init__(self, budget: int = 2**17, file_keys: int = 2**19, filter_bits_log2: int = 27):
+    def __init__(self, budget: int = 2**16, file_keys: int = 2**19, filter_bits_log2: int = 27):
         self._newest: dict[bytes, bytes] = {}  # key -> content digest
         self._newest_keys = bytearray()  # the same keys end to end, for the spill
         self._newest_digests = bytearray()
