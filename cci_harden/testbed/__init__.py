@@ -220,7 +220,19 @@ def _wait_for_vm(layout, state, record, client_key, accel, timeout, log, bootloa
         record.bootloader = True
         record.pid = vm.boot(layout, record, accel)
         state.save(layout.state_file)
-    vm.wait_for_ssh(record, timeout)
+    try:
+        vm.wait_for_ssh(record, timeout)
+    except TestbedError as exc:
+        if vm.running(record):
+            raise
+        # seen once: the boot through GRUB right after the power-off ended at once, with
+        # nothing from qemu; the disk is whole (GRUB is on it), so boot it once more
+        log(f"{exc}; booting {record.name} through GRUB once more")
+        time.sleep(2)
+        with _STATE_LOCK:
+            record.pid = vm.boot(layout, record, accel)
+            state.save(layout.state_file)
+        vm.wait_for_ssh(record, timeout)
 
 
 def _boot_vm(layout, state, record, client_key, accel) -> None:
