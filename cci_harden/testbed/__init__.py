@@ -199,8 +199,30 @@ def up(
 
 
 def _wait_for_vm(layout, state, record, client_key, accel, timeout, log, bootloader) -> None:
-    """Wait for the VM's SSH; a VM that exits while booting is booted once more from a fresh
-    overlay (an emulated boot can die early), with what qemu said the first time."""
+    """Wait for the VM's SSH; a VM that exits while booting is booted once more (an emulated
+    boot can die early), with what qemu said the first time."""
+
+    def fresh_overlay() -> None:
+        _boot_vm(layout, state, record, client_key, accel)
+
+    def through_grub() -> None:
+        record.pid = vm.boot(layout, record, accel)
+        state.save(layout.state_file)
+
+    _wait_or_boot_again(record, timeout, log, fresh_overlay, "once more")
+    if record.bootloader or not bootloader:
+        return
+    # first boot done (direct kernel): GRUB on its own disk, then every boot goes through it
+    vm.install_bootloader(layout, record, client_key, timeout)
+    with _STATE_LOCK:
+        record.bootloader = True
+        through_grub()
+    # seen once: the boot through GRUB right after the power-off ended at once, with nothing
+    # from qemu; the disk is whole (GRUB is on it), so it is booted once more as it is
+    _wait_or_boot_again(record, timeout, log, through_grub, "through GRUB once more")
+
+
+def _wait_or_boot_again(record, timeout: float, log, boot_again, how: str) -> None:
     from ..model.errors import TestbedError
 
     try:
@@ -208,30 +230,10 @@ def _wait_for_vm(layout, state, record, client_key, accel, timeout, log, bootloa
     except TestbedError as exc:
         if vm.running(record):
             raise
-        log(f"{exc}; booting {record.name} once more")
-        with _STATE_LOCK:  # VMs are waited for side by side; the record is saved by one at a time
-            _boot_vm(layout, state, record, client_key, accel)
-        vm.wait_for_ssh(record, timeout)
-    if record.bootloader or not bootloader:
-        return
-    # first boot done (direct kernel): GRUB on its own disk, then every boot goes through it
-    vm.install_bootloader(layout, record, client_key, timeout)
-    with _STATE_LOCK:
-        record.bootloader = True
-        record.pid = vm.boot(layout, record, accel)
-        state.save(layout.state_file)
-    try:
-        vm.wait_for_ssh(record, timeout)
-    except TestbedError as exc:
-        if vm.running(record):
-            raise
-        # seen once: the boot through GRUB right after the power-off ended at once, with
-        # nothing from qemu; the disk is whole (GRUB is on it), so boot it once more
-        log(f"{exc}; booting {record.name} through GRUB once more")
+        log(f"{exc}; booting {record.name} {how}")
         time.sleep(2)
-        with _STATE_LOCK:
-            record.pid = vm.boot(layout, record, accel)
-            state.save(layout.state_file)
+        with _STATE_LOCK:  # VMs are waited for side by side; the record is saved by one at a time
+            boot_again()
         vm.wait_for_ssh(record, timeout)
 
 
