@@ -30,7 +30,7 @@ from cci_harden.model.gather import HostState
 from cci_harden.model.hostinfo import HostInfo
 from cci_harden.model.plan import ControlPlan
 from cci_harden.model.resource import Resource
-from cci_harden.model.snapshot import Snapshot, by_kind
+from cci_harden.model.snapshot import parse_output
 from cci_harden.model.waivers import Waiver
 
 HOST_NAME = "recorded-host"
@@ -101,11 +101,14 @@ def _shown(command) -> str:
 
 
 def snapshot_of(outputs: Mapping[str, str], resources: Sequence[Resource], info: HostInfo):
-    """A snapshot as the deploy reads it, from each kind's recorded gather output."""
-    snapshot = Snapshot(info=info)
-    for kind, group in by_kind(resources).items():
-        if kind in outputs:
-            snapshot.states[kind] = type(group[0]).parse(outputs[kind], group)
+    """A snapshot as the deploy reads it: each kind's recorded output framed the way the
+    snapshot script frames it, through the deploy's own parser; ``info`` as the host's facts."""
+    token = "0123abcd"
+    framed = f"@@cci-snapshot {token}\n" + "".join(
+        f"@@probe {kind} {token}\n{text}\n@@end 0 {token}\n" for kind, text in outputs.items()
+    )
+    snapshot = parse_output(framed, resources)
+    snapshot.info = info
     return snapshot
 
 

@@ -467,7 +467,8 @@ def settle_services(
             else:
                 left[service.id] = "as desired"
             continue
-        if service is not None and state.enabled == "masked":
+        unmask = service is not None and state.enabled == "masked"
+        if unmask:
             # someone masked it: unmask first, or neither enable nor start can work
             shell_quoted(name=f"{tag}{unit} unmasked", command=["systemctl", "unmask", unit])
         restart = unit in run.restarts and (service is None or service.running is not False)
@@ -476,7 +477,6 @@ def settle_services(
         start = service is not None and service.needs_start(state) and not restart
         if run.starts_nothing:  # an image: enabled units start at the instance's first boot
             restart = start = reload = False
-        unmask = service is not None and state.enabled == "masked"
         if service is not None and not (enable or start or reload or restart or unmask):
             left[service.id] = "as desired"
         # at first boot this deploy runs inside a unit ordered before Nomad: waiting for a job
