@@ -1,7 +1,7 @@
 """The one pyinfra fact the deploy reads: the host's snapshot script's output, as text.
 
-pyinfra caches facts per command, so the script (planned once per run) is one remote command per
-host whatever the number of resources.
+The script is planned once per run and asked for once per host (twice at most, when the host's
+real facts add resources), so a host costs one remote command whatever the number of resources.
 """
 
 from __future__ import annotations
