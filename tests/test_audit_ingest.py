@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import random
 import re
 from datetime import UTC, datetime
 
@@ -156,6 +157,14 @@ NASTY = {
     "offset form": {"occurred_at": "2022-12-22T03:04:05.678+00:00"},
     "hour 24": {"occurred_at": "2022-12-22T24:04:05.678Z"},
     "month 13": {"occurred_at": "2022-13-22T03:04:05.678Z"},
+    "month 00": {"occurred_at": "2022-00-22T03:04:05.678Z"},
+    "day 00": {"occurred_at": "2022-12-00T03:04:05.678Z"},
+    "day 32": {"occurred_at": "2022-12-32T03:04:05.678Z"},
+    "minute 60": {"occurred_at": "2022-12-22T03:60:05.678Z"},
+    "second 60": {"occurred_at": "2022-12-22T03:04:60.678Z"},
+    "slash for a digit": {"occurred_at": "2022-12-22T03:04:05.6/8Z"},
+    "colon for a digit": {"occurred_at": "2022-12-22T03:04:05.6:8Z"},
+    "slash for a dash": {"occurred_at": "2022/12-22T03:04:05.678Z"},
     "arabic digits": {"occurred_at": "2022-12-22T03:04:0\u0665.678Z"},
     "local time": {"occurred_at": "2022-12-22T03:04:05.678+01:00"},
     "blob with spaces around": {"actor": ' {"id": "u", "type": "user"} '},
@@ -216,6 +225,17 @@ def test_batches_accept_and_refuse_exactly_what_parse_row_does():
                 expected_problems.append((line, str(exc)))
         assert [_fields(e) for e in events] == expected_events, label
         assert problems == expected_problems, label
+
+
+def test_a_bad_blob_repeated_on_many_rows_fails_every_one_of_them():
+    """Columns that repeat a few values (actor, target, scope, metadata) are decoded once per
+    distinct text: each row that holds a bad one is still reported on its own line."""
+    bad = {"actor": '{"id": "u"}', "scope": "{", "metadata": '{"a": 1}', "target": "[]"}
+    for column, text in bad.items():
+        rows = [_row(n, **({column: text} if n % 7 == 3 else {})) for n in range(60)]
+        events, problems, _ = parse_batch(rows, range(2, 62), "f")
+        assert [line for line, _ in problems] == [n + 2 for n in range(60) if n % 7 == 3], column
+        assert len(events) == 60 - len(problems), column
 
 
 def test_adjacent_blobs_cannot_pair_up_across_rows():
@@ -289,6 +309,30 @@ def test_ids_past_the_memory_budget_are_still_deduplicated(tmp_path, small_range
         truth.unique,
         truth.duplicates + every_valid_row_again,
     )
+
+
+@pytest.mark.parametrize("limits", [{}, {"budget": 40, "file_keys": 120, "filter_bits_log2": 8}])
+def test_ids_are_checked_a_batch_at_a_time_as_one_at_a_time_would(limits):
+    """Batches drawn from few ids, many sharing their first 8 bytes, repeated within a batch
+    and across batches with the same or other content: what passes, and which are conflicts,
+    is what a dict of first digests gives."""
+    rng = random.Random(7)
+    pool = [bytes([n % 5]) * 8 + rng.randbytes(8) for n in range(150)]
+    seen, first = SeenIds(**limits), {}
+    for _ in range(60):
+        keys = [rng.choice(pool) for _ in range(rng.randrange(1, 50))]
+        digests = [rng.choice([b"A" * 8, b"B" * 8]) for _ in keys]
+        passed, conflicts = seen.fresh(list(range(len(keys))), b"".join(keys), b"".join(digests))
+        expected, clashing = [], []
+        for at, (key, digest) in enumerate(zip(keys, digests, strict=True)):
+            if key not in first:
+                first[key] = digest
+                expected.append(at)
+            elif first[key] != digest:
+                expected.append(at)
+                clashing.append(at)
+        assert (passed, conflicts) == (expected, clashing)
+    seen.close()
 
 
 def test_the_bloom_filter_never_rules_out_a_key_it_holds():

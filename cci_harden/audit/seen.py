@@ -1,12 +1,12 @@
 """Which event ids were already delivered, in memory that does not grow with the export.
 
 Duplicate deliveries share an id. Most are delivered close together, so the newest ids are a
-Python set, the fastest check per event. Past its budget the set is emptied into a sorted run of
-16-byte keys; runs stay in memory while they are few, then are merged into one written to a
-file. A fixed-size Bloom filter over the runs rules out almost every new id with a few
-vectorised operations per batch, so only the few it cannot rule out (true duplicates and about
-one id in several thousand) are searched for exactly. Nothing is forgotten: a key reported new
-was seen nowhere.
+small sorted run searched first. Past its budget that run goes behind a fixed-size Bloom filter,
+among the older runs of 16-byte keys; runs stay in memory while they are few, then are merged
+into one written to a file. The filter rules out almost every new id with a few vectorised
+operations per batch, so only the few it cannot rule out (true duplicates and about one id in
+several thousand) are searched for exactly. A batch is checked with array operations, never an
+id at a time. Nothing is forgotten: a key reported new was seen nowhere.
 
 Beside each id is the 8-byte digest of the row that first delivered it. A repeated id whose row
 differs is not a repeated delivery: it is passed on and reported as a conflict, so a harmless
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import mmap
 import tempfile
+from itertools import compress
 from pathlib import Path
 
 import numpy as np
@@ -197,14 +198,43 @@ def _take(run: Run, hi, lo, found: np.ndarray, digests: np.ndarray, index: np.nd
     digests[index[held]] = run.digest[where[held]]
 
 
-class SeenIds:
-    """Which event ids were already delivered: the newest ``budget`` in a set, the rest in
-    sorted runs behind a Bloom filter (see the module's docstring)."""
+def _first_of_each(hi: np.ndarray, lo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(for each key, the index of its first occurrence in the batch; the batch's order by first
+    half). Only keys that share a first half with another are compared in full."""
+    count = len(hi)
+    order = np.argsort(hi)
+    first = np.arange(count)
+    by_hi = hi[order]
+    same = np.flatnonzero(by_hi[1:] == by_hi[:-1])
+    if len(same):
+        earliest: dict[tuple[int, int], int] = {}
+        sharing = order[np.union1d(same, same + 1)].tolist()
+        for i in sorted(sharing):
+            earliest.setdefault((int(hi[i]), int(lo[i])), i)
+        for i in sharing:
+            first[i] = earliest[(int(hi[i]), int(lo[i]))]
+    return first, order
 
-    def __init__(self, budget: int = 2**16, file_keys: int = 2**19, filter_bits_log2: int = 27):
-        self._newest: dict[bytes, bytes] = {}  # key -> content digest
-        self._newest_keys = bytearray()  # the same keys end to end, for the spill
-        self._newest_digests = bytearray()
+
+def _merged(runs: list[Run]) -> Run:
+    """Sorted runs as one run."""
+    if len(runs) == 1:
+        return runs[0]
+    return Run(
+        np.concatenate([r.hi for r in runs]),
+        np.concatenate([r.lo for r in runs]),
+        np.concatenate([r.digest for r in runs]),
+        ordered=None,
+    )
+
+
+class SeenIds:
+    """Which event ids were already delivered: a Bloom filter over every id, the newest ids in
+    a few small sorted runs searched first, the rest in ``SortedRuns`` (see the module's
+    docstring). A batch is checked with array operations, never an id at a time."""
+
+    def __init__(self, budget: int = 2**15, file_keys: int = 2**19, filter_bits_log2: int = 27):
+        self._newest: list[Run] = []  # a run per batch, merged into one past ``budget`` keys
         self._budget = budget
         self._runs = SortedRuns(file_keys)
         self._filter = BloomFilter(filter_bits_log2)
@@ -215,59 +245,66 @@ class SeenIds:
         """(events to pass on, order kept; those of them whose id was seen with other content).
 
         An id seen before with the same digest is a repeated delivery and dropped; with another
-        digest it is a conflict, passed on. New ids are recorded now. ``keys``, if given, is the
-        events' keys end to end (workers send them so); ``digests`` their 8-byte content digests
-        end to end (none given: every delivery of an id counts as the same content).
+        digest it is a conflict, passed on. New ids are recorded now; an id's first digest is
+        the one kept. ``keys``, if given, is the events' keys end to end (workers send them so);
+        ``digests`` their 8-byte content digests end to end (none given: every delivery of an
+        id counts as the same content).
         """
+        count = len(events)
+        if not count:
+            return [], []
         if keys is None:
             keys = b"".join([e.key for e in events])
-        if len(digests) != 8 * len(events):
-            digests = bytes(8 * len(events))
-        newest = self._newest
-        stored: dict[bytes, bytes] = {}
-        if self._runs and events:
-            stored = self._stored(np.frombuffer(keys, dtype=KEY))
-        out: list[Event] = []
-        conflicts: list[Event] = []
-        added_keys, added_digests = self._newest_keys, self._newest_digests
-        for at, event in enumerate(events):
-            key = event.key
-            digest = digests[8 * at : 8 * at + 8]
-            earlier = newest.get(key)
-            if earlier is None:
-                earlier = stored.get(key)
-            if earlier is None:
-                newest[key] = digest
-                added_keys += key
-                added_digests += digest
-                out.append(event)
-            elif earlier != digest:
-                out.append(event)
-                conflicts.append(event)
-        if len(newest) >= self._budget:
-            self._spill()
+        if len(digests) != 8 * count:
+            digests = bytes(8 * count)
+        array = np.frombuffer(keys, dtype=KEY)
+        hi, lo = _halves(array)
+        digest = np.frombuffer(digests, dtype=_U64)
+        held, earlier = self._earlier(array)
+        first, order = _first_of_each(hi, lo)
+        new = ~held & (first == np.arange(count))
+        # a repeat within the batch compares with the batch's first delivery of its id
+        earlier = np.where(held, earlier, digest[first])
+        passed = new | (earlier != digest)
+        if new.any():
+            self._record(array[new], hi, lo, digest, order[new[order]])
+        out = list(events) if passed.all() else list(compress(events, passed.tolist()))
+        conflicted = passed & ~new
+        conflicts = list(compress(events, conflicted.tolist())) if conflicted.any() else []
         return out, conflicts
 
-    def _stored(self, keys: np.ndarray) -> dict[bytes, bytes]:
-        """Which of ``keys`` the runs hold, with the digest stored for each."""
-        maybe = self._filter.might_hold(keys)
-        if not maybe.any():
-            return {}
-        candidates = keys[maybe]
-        held, digests = self._runs.holding(candidates)
-        return {
-            bytes(key): digest.tobytes()
-            for key, digest in zip(candidates[held], digests[held], strict=True)
-        }
+    def _earlier(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(whether each key was recorded before, the digest recorded with it). The filter rules
+        out almost every new key; the rest are searched for in the runs, newest first."""
+        held = np.zeros(len(keys), dtype=bool)
+        earlier = np.zeros(len(keys), dtype=_U64)
+        maybe = np.flatnonzero(self._filter.might_hold(keys))
+        if not len(maybe):
+            return held, earlier
+        hi, lo = _halves(keys[maybe])
+        found = np.zeros(len(maybe), dtype=bool)
+        digests = np.zeros(len(maybe), dtype=_U64)
+        everywhere = np.arange(len(maybe))
+        for run in reversed(self._newest):
+            _take(run, hi, lo, found, digests, everywhere)
+        rest = np.flatnonzero(~found)
+        if len(rest) and self._runs:
+            in_runs, stored = self._runs.holding(keys[maybe[rest]])
+            found[rest] = in_runs
+            digests[rest[in_runs]] = stored[in_runs]
+        held[maybe] = found
+        earlier[maybe] = digests
+        return held, earlier
 
-    def _spill(self) -> None:
-        keys = np.frombuffer(bytes(self._newest_keys), dtype=KEY)
-        digests = np.frombuffer(bytes(self._newest_digests), dtype=_U64)
+    def _record(
+        self, keys: np.ndarray, hi: np.ndarray, lo: np.ndarray, digest: np.ndarray, order
+    ) -> None:
+        """Record a batch's new keys (``order``: their positions, sorted by first half)."""
         self._filter.add(keys)
-        self._runs.add(Run(*_halves(keys), digests))
-        self._newest = {}
-        self._newest_keys = bytearray()
-        self._newest_digests = bytearray()
+        self._newest.append(Run(hi[order], lo[order], digest[order], ordered=True))
+        if sum(map(len, self._newest)) >= self._budget:
+            runs, self._newest = self._newest, []
+            self._runs.add(_merged(runs))
 
     def close(self) -> None:
         self._runs.close()
