@@ -47,7 +47,7 @@ workers_mb = largest_worker * jobs if jobs > 1 else 0
 print(json.dumps({"seconds": elapsed, "rows": stats.rows, "events": stats.events,
                   "cpu": cpu.user + cpu.system + cpu.children_user + cpu.children_system,
                   "workers_mb": workers_mb,
-                  "duplicates": stats.duplicates, "malformed": len(stats.malformed),
+                  "duplicates": stats.duplicates, "malformed": stats.malformed_count,
                   "findings": len(findings),
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
