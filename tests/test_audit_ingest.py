@@ -335,6 +335,18 @@ def test_ids_are_checked_a_batch_at_a_time_as_one_at_a_time_would(limits):
     seen.close()
 
 
+def test_batches_of_one_event_leave_few_runs_to_search():
+    """A file whose batches each hold one valid row (the rest malformed) must not leave a run
+    per batch to search for every later repeat."""
+    seen = SeenIds(file_keys=2**19)
+    for n in range(3000):
+        key = n.to_bytes(16, "big")
+        assert seen.fresh([n], key, b"A" * 8) == ([n], [])
+        assert seen.fresh([n], key, b"A" * 8) == ([], [])
+    assert len(seen._newest) <= 8 and len(seen._runs._memory) <= 16
+    seen.close()
+
+
 def test_the_bloom_filter_never_rules_out_a_key_it_holds():
     keys = np.frombuffer(np.random.default_rng(3).bytes(16 * 50_000), dtype=KEY)
     held, other = keys[:25_000], keys[25_000:]

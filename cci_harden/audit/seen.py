@@ -25,6 +25,7 @@ import numpy as np
 from .events import Event
 
 KEY = np.dtype("V16")  # an id's 16 bytes, compared as bytes
+_MAX_RUNS = 8  # runs of the newest ids held apart before they are merged
 _U64 = np.uint64
 
 
@@ -138,6 +139,8 @@ class SortedRuns:
         if sum(map(len, self._memory)) >= self._file_keys:
             runs, self._memory = self._memory, []
             self._to_file(runs)
+        elif len(self._memory) >= 2 * _MAX_RUNS:  # many small runs: one to search, not many
+            self._memory = [_merged(self._memory)]
 
     def _to_file(self, runs: list[Run]) -> None:
         """Merge ``runs`` (each sorted) into one run written to a file, a column at a time: the
@@ -234,7 +237,7 @@ class SeenIds:
     docstring). A batch is checked with array operations, never an id at a time."""
 
     def __init__(self, budget: int = 2**15, file_keys: int = 2**19, filter_bits_log2: int = 27):
-        self._newest: list[Run] = []  # a run per batch, merged into one past ``budget`` keys
+        self._newest: list[Run] = []  # a run per batch, merged past ``budget`` keys or 8 runs
         self._budget = budget
         self._runs = SortedRuns(file_keys)
         self._filter = BloomFilter(filter_bits_log2)
@@ -302,7 +305,8 @@ class SeenIds:
         """Record a batch's new keys (``order``: their positions, sorted by first half)."""
         self._filter.add(keys)
         self._newest.append(Run(hi[order], lo[order], digest[order], ordered=True))
-        if sum(map(len, self._newest)) >= self._budget:
+        # few runs to search, however few events each batch held
+        if len(self._newest) >= _MAX_RUNS or sum(map(len, self._newest)) >= self._budget:
             runs, self._newest = self._newest, []
             self._runs.add(_merged(runs))
 
