@@ -343,7 +343,7 @@ def test_batches_of_one_event_leave_few_runs_to_search():
         key = n.to_bytes(16, "big")
         assert seen.fresh([n], key, b"A" * 8) == ([n], [])
         assert seen.fresh([n], key, b"A" * 8) == ([], [])
-    assert len(seen._newest) <= 8 and len(seen._runs._memory) <= 16
+    assert len(seen._newest) <= 8 and len(seen._runs._memory) <= 32
     seen.close()
 
 

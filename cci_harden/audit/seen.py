@@ -27,6 +27,8 @@ from .events import Event
 KEY = np.dtype("V16")  # an id's 16 bytes, compared as bytes
 _MAX_RUNS = 8  # runs of the newest ids held apart before they are merged
 _U64 = np.uint64
+_NOTHING = np.empty(0, dtype=_U64)
+_WRITE_SLICE = 2**16  # keys gathered at a time when a merged run is written
 
 
 def _mix(z: np.ndarray) -> np.ndarray:
@@ -139,24 +141,31 @@ class SortedRuns:
         if sum(map(len, self._memory)) >= self._file_keys:
             runs, self._memory = self._memory, []
             self._to_file(runs)
-        elif len(self._memory) >= 2 * _MAX_RUNS:  # many small runs: one to search, not many
+        elif len(self._memory) >= 4 * _MAX_RUNS:
+            # many small runs (batches of few events): one to search, not many. Runs of the
+            # usual size reach a file before they are this many, so are merged only once.
             self._memory = [_merged(self._memory)]
 
     def _to_file(self, runs: list[Run]) -> None:
-        """Merge ``runs`` (each sorted) into one run written to a file, a column at a time: the
-        merge holds one sort order and one column beside the runs, never a second copy of all
-        three (the peak it adds is what the memory bound has to allow for)."""
+        """Merge ``runs`` (each sorted) into one run written to a file, a column at a time and
+        a slice at a time: beside the runs it holds the sort order and one column, and each
+        column of the runs is let go once it is copied (the peak it adds is what the memory
+        bound has to allow for)."""
         if self._tmp is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="cci-audit-ids-")
         path = Path(self._tmp.name) / f"run{len(self._files)}.keys"
-        hi = np.concatenate([r.hi for r in runs])
-        order = np.argsort(hi, kind="stable")  # the runs end to end: one merging pass
+        column = np.concatenate([r.hi for r in runs])
+        order = np.argsort(column, kind="stable")  # the runs end to end: one merging pass
         count = len(order)
         with open(path, "wb") as out:
-            out.write(hi[order].tobytes())
-            del hi
-            for column in ("lo", "digest"):
-                out.write(np.concatenate([getattr(r, column) for r in runs])[order].tobytes())
+            for name in ("hi", "lo", "digest"):
+                if name != "hi":
+                    column = np.concatenate([getattr(r, name) for r in runs])
+                for run in runs:
+                    setattr(run, name, _NOTHING)
+                for at in range(0, count, _WRITE_SLICE):
+                    column[order[at : at + _WRITE_SLICE]].tofile(out)
+                del column
         del order, runs
         with open(path, "rb") as handle:
             mapped = mmap.mmap(handle.fileno(), 0, prot=mmap.PROT_READ)
