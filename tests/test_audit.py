@@ -419,3 +419,25 @@ def test_each_finding_names_what_was_touched_and_from_where(incident):
     assert any(
         t.startswith("project:") or t.startswith("context:") for f in findings for t in f["targets"]
     )
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "md"])
+def test_a_report_is_written_a_finding_at_a_time(fmt):
+    """A long export's findings hold over a million event ids: JSON lines, CSV and Markdown
+    spell out one finding's ids, write its line, and only then take the next finding."""
+    from cci_harden.audit.command import FINDING_COLUMNS
+    from cci_harden.audit.output import render, render_lines
+
+    taken = []
+
+    def findings():
+        for n in range(3):
+            taken.append(n)
+            yield {c: f"{c}-{n}" for c in FINDING_COLUMNS} | {"event_ids": [f"id-{n}"] * 1000}
+
+    lines = render_lines("finding", findings(), FINDING_COLUMNS, fmt, {"rows": 1})
+    head = [next(lines) for _ in range({"jsonl": 2, "csv": 2, "md": 4}[fmt])]
+    assert taken == [0] and "id-0" in head[-1]
+    assert "".join(head) + "".join(lines) == render(
+        "finding", list(findings()), FINDING_COLUMNS, fmt, {"rows": 1}
+    )

@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 from ..model.errors import EXIT_DRIFT, EXIT_OK, CciHardenError
-from ..model.outputs import emit, require_writable
+from ..model.outputs import emit, emit_lines, require_writable
 from ..model.text import printable
 from .limits import ROW_LIMIT, default_jobs
-from .output import FORMATS, render
+from .output import FORMATS, render, render_lines
 from .rules import SEVERITIES
 
 # The ingest (numpy, msgspec) is imported by the commands that read exports, not here: every
@@ -229,10 +229,8 @@ def cmd_hunt(args: argparse.Namespace) -> int:
         "findings": len(findings),
         "heuristics": "on" if options.since else "off (no --since)",
     }
-    emit(
-        render("finding", [f.as_dict() for f in findings], FINDING_COLUMNS, args.format, summary),
-        args.output,
-    )
+    spelled = (finding.as_dict() for finding in findings)  # one finding's ids at a time
+    emit_lines(render_lines("finding", spelled, FINDING_COLUMNS, args.format, summary), args.output)
     _close(sink)
     _report_problems(stats)
     if args.fail_on and at_or_above(findings, args.fail_on):

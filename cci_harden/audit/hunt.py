@@ -35,9 +35,16 @@ class Finding:
     count: int = 0
     first: str = ""
     last: str = ""
-    event_keys: list[bytes] = field(default_factory=list)  # ids as 16 bytes; as_dict spells them
+    # the first MAX_IDS event ids, 16 bytes each end to end (no object per id: a long export's
+    # findings hold over a million); as_dict spells them out, one finding at a time
+    event_keys: bytes | bytearray = b""
     targets: list[str] = field(default_factory=list)  # what they acted on (project, context...)
     addresses: list[str] = field(default_factory=list)  # where they came from
+
+    def keys(self) -> list[bytes]:
+        """The event ids kept, as 16-byte keys."""
+        ids = self.event_keys
+        return [bytes(ids[at : at + 16]) for at in range(0, len(ids), 16)]
 
     def as_dict(self) -> dict:
         return {
@@ -50,7 +57,7 @@ class Finding:
             "last": self.last,
             "targets": self.targets,
             "addresses": self.addresses,
-            "event_ids": sorted(map(key_to_id, self.event_keys)),
+            "event_ids": [key_to_id(key) for key in sorted(self.keys())],
         }
 
 
@@ -102,9 +109,8 @@ def _tally(table: dict, name, when: str, key: bytes, target: str = "", ip: str =
 
 def _finding(rule: str, severity: str, actor: str, why: str, tally: Tally) -> Finding:
     count, first, last, ids, targets, addresses = tally
-    keys = [bytes(ids[at : at + 16]) for at in range(0, len(ids), 16)]
     return Finding(
-        rule, severity, actor, why, count, first, last, keys, sorted(targets), sorted(addresses)
+        rule, severity, actor, why, count, first, last, ids, sorted(targets), sorted(addresses)
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from ..model.text import printable
 
@@ -13,40 +13,57 @@ FORMATS = ("table", "jsonl", "csv", "md")
 
 
 def render(
-    kind: str, rows: Sequence[dict], columns: Sequence[str], fmt: str, summary: dict | None = None
+    kind: str, rows: Iterable[dict], columns: Sequence[str], fmt: str, summary: dict | None = None
 ) -> str:
-    """``rows`` as ``fmt``; ``summary`` (ingest counts) leads JSON lines and Markdown."""
+    """``rows`` as ``fmt``, as one text (see render_lines)."""
+    return "".join(render_lines(kind, rows, columns, fmt, summary))
+
+
+def render_lines(
+    kind: str, rows: Iterable[dict], columns: Sequence[str], fmt: str, summary: dict | None = None
+) -> Iterator[str]:
+    """``rows`` as ``fmt``, a line at a time: JSON lines, CSV and Markdown take one row at a
+    time, so a report of findings holding a million event ids is never held whole; the table
+    keeps its cells, each cut to its column's width. ``summary`` (ingest counts) leads JSON
+    lines and Markdown."""
     if fmt == "jsonl":
         # JSON escapes every control character itself; ensure_ascii also escapes bidi overrides
-        lines = [json.dumps({"type": "summary", **summary})] if summary else []
-        lines += [json.dumps({"type": kind, **row}, sort_keys=True) for row in rows]
-        return "\n".join(lines) + "\n"
-    cells = [[_cell(row[c]) for c in columns] for row in rows]
+        if summary:
+            yield json.dumps({"type": "summary", **summary}) + "\n"
+        for row in rows:
+            yield json.dumps({"type": kind, **row}, sort_keys=True) + "\n"
+        return
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(columns)
-        writer.writerows(cells)
-        return out.getvalue()
+        yield out.getvalue()
+        for row in rows:
+            out.seek(0)
+            out.truncate()
+            writer.writerow([_cell(row[c]) for c in columns])
+            yield out.getvalue()
+        return
     if fmt == "md":
-        head = []
         if summary:
-            head = [", ".join(f"{k}: {_cell(v)}" for k, v in summary.items()), ""]
-        lines = ["| " + " | ".join(map(printable, columns)) + " |", "|" + "---|" * len(columns)]
-        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
-        return "\n".join(head + lines) + "\n"
+            yield ", ".join(f"{k}: {_cell(v)}" for k, v in summary.items()) + "\n\n"
+        yield "| " + " | ".join(map(printable, columns)) + " |\n"
+        yield "|" + "---|" * len(columns) + "\n"
+        for row in rows:
+            yield "| " + " | ".join(_cell(row[c]).replace("|", "\\|") for c in columns) + " |\n"
+        return
     # "why" names the address or action a responder acts on: never cut short like the rest
     caps = [240 if c == "why" else 60 for c in columns]
+    cells = [[_cell(line[c])[:cap] for c, cap in zip(columns, caps, strict=True)] for line in rows]
     widths = [
-        min(cap, max([len(c)] + [len(r[i]) for r in cells]))
+        max([min(cap, len(c))] + [len(r[i]) for r in cells])
         for i, (c, cap) in enumerate(zip(columns, caps, strict=True))
     ]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
-    for row in cells:
-        lines.append("  ".join(v[:w].ljust(w) for v, w in zip(row, widths, strict=True)))
+    yield "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)) + "\n"
+    for cut in cells:
+        yield "  ".join(v.ljust(w) for v, w in zip(cut, widths, strict=True)) + "\n"
     if not cells:
-        lines.append(f"(no {kind}s)")
-    return "\n".join(lines) + "\n"
+        yield f"(no {kind}s)\n"
 
 
 def _cell(value) -> str:

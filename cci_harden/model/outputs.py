@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from .errors import CciHardenError
@@ -32,6 +33,16 @@ def emit(text: str, output: str | None, announce: bool = False) -> None:
             print(f"wrote {output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
+
+
+def emit_lines(lines: Iterable[str], output: str | None) -> None:
+    """``lines`` written as they come, to the file ``output`` names or to standard output: a
+    long report is never held whole."""
+    if output:
+        with open(output, "w") as handle:
+            handle.writelines(lines)
+    else:
+        sys.stdout.writelines(lines)
 
 
 def note(message: str, quiet: bool = False) -> None:
