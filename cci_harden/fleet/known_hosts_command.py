@@ -18,11 +18,14 @@ import hashlib
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..model.errors import EXIT_DRIFT, EXIT_OK, CciHardenError
 from ..model.outputs import inventory_command
 from ..model.text import printable
-from .inventory import Inventory
+
+if TYPE_CHECKING:  # the inventory and its settings models load when the command runs
+    from .inventory import Inventory
 
 FINGERPRINT = re.compile(r"SHA256:([A-Za-z0-9+/]{43})")
 KEY_TYPES = {
@@ -90,6 +93,8 @@ def _read(option: str, path: str) -> str:
 
 
 def _cmd_known_hosts(args: argparse.Namespace) -> int:
+    from .inventory import Inventory
+
     inventory = Inventory.load(args.inventory)
     fingerprints = vouched(_read("--fingerprints", args.fingerprints))
     if not fingerprints:

@@ -8,23 +8,28 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import __version__
-from ..config.settings import HostEntry, load_settings
-from ..controls import known_control_ids
-from ..fleet.plan_view import fleet_plan, markdown, table, write_files
 from ..model.errors import EXIT_OK, EXIT_USAGE, CciHardenError
-from ..model.hostinfo import STAND_IN
 from ..model.outputs import inventory_command
 from ..model.profiles import DEFAULT_PROFILE, PROFILE_NAMES
 from ..model.text import printable
-from ..model.waivers import load_waivers, waivers_path
+
+if TYPE_CHECKING:
+    from ..config.settings import HostEntry
+
+# The settings models, the controls and the planner are imported when a plan is made, not
+# here: every cci-harden command builds this parser.
 
 EACH_INSTANCE = "each-listed-instance"
 EACH_HOST = "each-host"  # an inventory that lists no host yet
 
 
 def _hosts(settings, wanted: list[str] | None) -> list[HostEntry]:
+    from ..config.settings import HostEntry
+    from ..model.hostinfo import STAND_IN
+
     hosts = list(settings.inventory.hosts)
     if not hosts:
         # a cloud listing is not read offline, and a new inventory lists no host yet: one
@@ -43,7 +48,9 @@ def host_diffs(inventory_path: Path, names: list[str] | None, profile: str) -> d
     """Each reachable host's changes as its deploy would make them, read over SSH."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from ..controls import known_control_ids
     from ..fleet.inventory import Inventory
+    from ..model.waivers import load_waivers, waivers_path
     from .shell import FleetShell
     from .survey import Surveyor
 
@@ -115,6 +122,11 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         unreachable = any(h["error"] for h in diffs["hosts"])
         return EXIT_USAGE if unreachable else EXIT_OK
+    from ..config.settings import load_settings
+    from ..controls import known_control_ids
+    from ..fleet.plan_view import fleet_plan, markdown, table, write_files
+    from ..model.waivers import load_waivers, waivers_path
+
     inventory = Path(args.inventory)
     settings = load_settings(inventory)
     hosts = _hosts(settings, args.host)

@@ -12,11 +12,15 @@ from pathlib import Path
 
 from ..model.errors import EXIT_OK, CciHardenError
 from ..model.outputs import emit, require_writable
-from .report import render_run
-from .results import from_json, load_previous
+
+# The report's renderers (and the settings models they reach) load when a report is made, not
+# here: every cci-harden command builds this parser.
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import render_run
+    from .results import from_json, load_previous
+
     require_writable("--output", args.output)
     source = Path(args.report)
     if not source.is_file():

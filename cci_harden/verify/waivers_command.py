@@ -14,16 +14,17 @@ import json
 import sys
 from pathlib import Path
 
-from ..controls import known_control_ids
-from ..fleet.inventory import Inventory
 from ..model.errors import EXIT_DRIFT, EXIT_OK
 from ..model.text import printable
-from ..model.waivers import load_waivers, waivers_path
 
 SOON_DAYS = 14
 
 
 def _load(args: argparse.Namespace):
+    from ..controls import known_control_ids
+    from ..fleet.inventory import Inventory
+    from ..model.waivers import load_waivers, waivers_path
+
     inventory = Inventory.load(args.inventory)
     path = Path(args.waivers) if args.waivers else waivers_path(inventory.path)
     hosts = [h.name for h in inventory.hosts]
