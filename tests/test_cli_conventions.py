@@ -20,6 +20,21 @@ def test_version():
     assert proc.returncode == 0 and proc.stdout.strip() == f"cci-harden {__version__}"
 
 
+def test_building_the_parser_loads_no_settings_models_or_audit_engine():
+    """Every command builds the whole parser: what only some commands need (the settings
+    models, the controls, numpy and msgspec) must load when those commands run, so that
+    `cci-harden audit hunt` and `--version` start small."""
+    probe = (
+        "import sys; from cci_harden.cli import build_parser; build_parser(); "
+        "print(' '.join(sorted(m for m in ('cci_harden.config.settings', 'cci_harden.controls', "
+        "'pydantic', 'numpy', 'msgspec') if m in sys.modules)))"
+    )
+    loaded = subprocess.run(
+        [str(BIN / "python"), "-c", probe], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    assert loaded.stdout.split() == []
+
+
 def test_controls_are_listed_from_the_catalogue():
     from cci_harden.controls.listing import render
 
