@@ -353,7 +353,7 @@ def test_the_bloom_filter_never_rules_out_a_key_it_holds():
     bloom = BloomFilter(bits_log2=20)
     bloom.add(held)
     assert bloom.might_hold(held).all()
-    # 1 Mibit for 25,000 keys and 3 probes: about 1 in 2,000 wrongly "maybe"
+    # 1 Mibit for 25,000 keys, 3 bits a key in one word: about 1 in 800 wrongly "maybe"
     assert bloom.might_hold(other).sum() < 100
 
 
